@@ -1,0 +1,310 @@
+package twiliofake_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+)
+
+const (
+	account = "AC00000000000000000000000000000001"
+	token   = "token0000000000000000000000000001"
+	keySid  = "SK00000000000000000000000000000001"
+	secret  = "keysecret000000000000000000000001"
+	conv    = "CH00000000000000000000000000000001"
+	flow    = "FW00000000000000000000000000000001"
+)
+
+type env struct {
+	fake   *twiliofake.Server
+	srv    *httptest.Server
+	defSvc string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	f := twiliofake.New()
+	svc := f.AddAccount(account, token)
+	f.AddAPIKey(account, keySid, secret)
+	f.AddConversation(account, conv)
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return &env{fake: f, srv: srv, defSvc: svc}
+}
+
+type answer struct {
+	Status int
+	Code   int                    `json:"code"`
+	Body   map[string]interface{} `json:"-"`
+}
+
+func (e *env) do(t *testing.T, method, path string, form url.Values, user, pass string) answer {
+	t.Helper()
+	var body *strings.Reader
+	target := e.srv.URL + path
+	if method == http.MethodGet || method == http.MethodDelete {
+		if len(form) > 0 {
+			target += "?" + form.Encode()
+		}
+		body = strings.NewReader("")
+	} else {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, target, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	a := answer{Status: resp.StatusCode}
+	if resp.StatusCode != http.StatusNoContent {
+		var m map[string]interface{}
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %v", method, path, err)
+		}
+		a.Body = m
+		if c, ok := m["code"].(float64); ok {
+			a.Code = int(c)
+		}
+	}
+	return a
+}
+
+func webhookForm(mods ...func(url.Values)) url.Values {
+	f := url.Values{
+		"Target":                {"webhook"},
+		"Configuration.Url":     {"https://example.com/hook"},
+		"Configuration.Method":  {"POST"},
+		"Configuration.Filters": {"onMessageAdded", "onParticipantAdded"},
+	}
+	for _, m := range mods {
+		m(f)
+	}
+	return f
+}
+
+func set(k string, v ...string) func(url.Values) { return func(f url.Values) { f[k] = v } }
+func del(k string) func(url.Values)              { return func(f url.Values) { f.Del(k) } }
+
+func TestCreateValidation(t *testing.T) {
+	path := "/v1/Conversations/" + conv + "/Webhooks"
+	long := "https://example.com/" + strings.Repeat("a", 512)
+	cases := []struct {
+		name       string
+		path       string
+		form       url.Values
+		user, pass string
+		status     int
+		code       int
+	}{
+		{"valid webhook", path, webhookForm(), account, token, 201, 0},
+		{"valid with API key", path, webhookForm(), keySid, secret, 201, 0},
+		{"method in lower case", path, webhookForm(set("Configuration.Method", "get")), account, token, 201, 0},
+		{"valid trigger", path, url.Values{"Target": {"trigger"}, "Configuration.Url": {"https://e.com"}, "Configuration.Triggers": {"help", "stop"}}, account, token, 201, 0},
+		{"valid studio", path, url.Values{"Target": {"studio"}, "Configuration.FlowSid": {flow}}, account, token, 201, 0},
+		{"wrong auth token", path, webhookForm(), account, "nope", 401, 20003},
+		{"unknown API key", path, webhookForm(), "SK00000000000000000000000000000009", secret, 401, 20003},
+		{"no credentials", path, webhookForm(), "", "", 401, 20003},
+		{"unknown conversation", "/v1/Conversations/CH0000000000000000000000000000000f/Webhooks", webhookForm(), account, token, 404, 50350},
+		{"conversation under another service", "/v1/Services/IS0000000000000000000000000000000f/Conversations/" + conv + "/Webhooks", webhookForm(), account, token, 404, 50350},
+		{"no target", path, webhookForm(del("Target")), account, token, 400, 50368},
+		{"bad target", path, webhookForm(set("Target", "email")), account, token, 400, 50364},
+		{"no url", path, webhookForm(del("Configuration.Url")), account, token, 400, 50369},
+		{"url too long", path, webhookForm(set("Configuration.Url", long)), account, token, 400, 50372},
+		{"bad filter", path, webhookForm(set("Configuration.Filters", "onMessageSent")), account, token, 400, 50365},
+		{"no filters", path, webhookForm(del("Configuration.Filters")), account, token, 400, 50370},
+		{"bad method", path, webhookForm(set("Configuration.Method", "PUT")), account, token, 400, 20422},
+		{"trigger without triggers", path, url.Values{"Target": {"trigger"}, "Configuration.Url": {"https://e.com"}}, account, token, 400, 50371},
+		{"six triggers", path, url.Values{"Target": {"trigger"}, "Configuration.Url": {"https://e.com"}, "Configuration.Triggers": {"a", "b", "c", "d", "e", "f"}}, account, token, 400, 50362},
+		{"empty trigger", path, url.Values{"Target": {"trigger"}, "Configuration.Url": {"https://e.com"}, "Configuration.Triggers": {""}}, account, token, 400, 50366},
+		{"trigger of 249 characters", path, url.Values{"Target": {"trigger"}, "Configuration.Url": {"https://e.com"}, "Configuration.Triggers": {strings.Repeat("k", 249)}}, account, token, 400, 50366},
+		{"studio without flow", path, url.Values{"Target": {"studio"}}, account, token, 400, 50367},
+		{"studio with bad flow", path, url.Values{"Target": {"studio"}, "Configuration.FlowSid": {"FW123"}}, account, token, 400, 50367},
+		{"bad replay after", path, webhookForm(set("Configuration.ReplayAfter", "x")), account, token, 400, 20422},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			got := e.do(t, http.MethodPost, tc.path, tc.form, tc.user, tc.pass)
+			if got.Status != tc.status || got.Code != tc.code {
+				t.Fatalf("got %d/%d, want %d/%d (%v)", got.Status, got.Code, tc.status, tc.code, got.Body)
+			}
+			stored := len(e.fake.Webhooks())
+			if (tc.status == 201) != (stored == 1) {
+				t.Fatalf("stored %d webhooks after a %d", stored, got.Status)
+			}
+			if tc.status == 201 {
+				if sid, _ := got.Body["sid"].(string); !strings.HasPrefix(sid, "WH") || len(sid) != 34 {
+					t.Fatalf("sid %q is not WH + 32 hex", sid)
+				}
+			} else if got.Body["more_info"] == nil || got.Body["status"] == nil || got.Body["message"] == nil {
+				t.Fatalf("error body lacks Twilio's fields: %v", got.Body)
+			}
+		})
+	}
+}
+
+func TestLowerCaseMethodStored(t *testing.T) {
+	e := newEnv(t)
+	got := e.do(t, http.MethodPost, "/v1/Conversations/"+conv+"/Webhooks", webhookForm(set("Configuration.Method", "GET")), account, token)
+	cfg := got.Body["configuration"].(map[string]interface{})
+	if cfg["method"] != "get" {
+		t.Fatalf("method %v, want get", cfg["method"])
+	}
+}
+
+func TestFiveWebhooksPerConversation(t *testing.T) {
+	e := newEnv(t)
+	path := "/v1/Conversations/" + conv + "/Webhooks"
+	for i := range 5 {
+		if got := e.do(t, http.MethodPost, path, webhookForm(), account, token); got.Status != 201 {
+			t.Fatalf("create %d: %d", i, got.Status)
+		}
+	}
+	got := e.do(t, http.MethodPost, path, webhookForm(), account, token)
+	if got.Status != 400 || got.Code != 50361 {
+		t.Fatalf("sixth create: %d/%d, want 400/50361", got.Status, got.Code)
+	}
+	if n := len(e.fake.Webhooks()); n != 5 {
+		t.Fatalf("%d stored, want 5", n)
+	}
+}
+
+func TestFetchUpdateDeleteAndNotFound(t *testing.T) {
+	e := newEnv(t)
+	base := "/v1/Services/" + e.defSvc + "/Conversations/" + conv + "/Webhooks"
+	created := e.do(t, http.MethodPost, base, webhookForm(), account, token)
+	sid := created.Body["sid"].(string)
+	if created.Body["chat_service_sid"] != e.defSvc {
+		t.Fatalf("service path answer lacks chat_service_sid: %v", created.Body)
+	}
+	if got := e.do(t, http.MethodGet, base+"/"+sid, nil, account, token); got.Status != 200 || got.Body["sid"] != sid {
+		t.Fatalf("fetch: %d %v", got.Status, got.Body)
+	}
+	got := e.do(t, http.MethodPost, base+"/"+sid, url.Values{"Configuration.Url": {"https://example.com/new"}}, account, token)
+	if got.Status != 200 || got.Body["configuration"].(map[string]interface{})["url"] != "https://example.com/new" {
+		t.Fatalf("update: %d %v", got.Status, got.Body)
+	}
+	if got := e.do(t, http.MethodPost, base+"/"+sid, url.Values{"Configuration.Filters": {"bogus"}}, account, token); got.Code != 50365 {
+		t.Fatalf("bad update: %v", got)
+	}
+	if got := e.do(t, http.MethodDelete, base+"/"+sid, nil, account, token); got.Status != 204 {
+		t.Fatalf("delete: %d", got.Status)
+	}
+	for _, m := range []string{http.MethodGet, http.MethodDelete} {
+		if got := e.do(t, m, base+"/"+sid, nil, account, token); got.Status != 404 || got.Code != 20404 {
+			t.Fatalf("%s after delete: %d/%d", m, got.Status, got.Code)
+		}
+	}
+}
+
+func TestListPaging(t *testing.T) {
+	e := newEnv(t)
+	for range 7 { // more than the per-conversation limit, made outside the API
+		e.fake.CreateWebhook(twiliofake.Webhook{ConversationSid: conv, Target: "studio", FlowSid: flow})
+	}
+	path := "/v1/Conversations/" + conv + "/Webhooks"
+	first := e.do(t, http.MethodGet, path, url.Values{"PageSize": {"5"}}, account, token)
+	meta := first.Body["meta"].(map[string]interface{})
+	if n := len(first.Body["webhooks"].([]interface{})); n != 5 || meta["next_page_url"] == nil || meta["key"] != "webhooks" {
+		t.Fatalf("first page: %d items, meta %v", n, meta)
+	}
+	next, _ := url.Parse(meta["next_page_url"].(string))
+	second := e.do(t, http.MethodGet, next.Path, next.Query(), account, token)
+	if n := len(second.Body["webhooks"].([]interface{})); n != 2 || second.Body["meta"].(map[string]interface{})["next_page_url"] != nil {
+		t.Fatalf("second page: %d items, %v", n, second.Body["meta"])
+	}
+	if got := e.do(t, http.MethodGet, path, url.Values{"PageSize": {"6"}}, account, token); got.Status != 400 || got.Code != 20422 {
+		t.Fatalf("PageSize 6: %d/%d", got.Status, got.Code)
+	}
+}
+
+func TestConcurrencyLimitAnswers429(t *testing.T) {
+	e := newEnv(t)
+	e.fake.SetLatency(200 * time.Millisecond)
+	e.fake.SetMaxInFlight(2)
+	var wg sync.WaitGroup
+	statuses := make(chan int, 6)
+	for range 6 {
+		wg.Go(func() {
+			statuses <- e.do(t, http.MethodGet, "/v1/Conversations/"+conv+"/Webhooks", nil, account, token).Status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[200] > 2 || count[429] < 4 {
+		t.Fatalf("statuses %v: want at most 2 served and the rest 429", count)
+	}
+	if e.fake.FaultCounts()[twiliofake.FaultConcurrencyLimit] != count[429] {
+		t.Fatalf("fault counts %v", e.fake.FaultCounts())
+	}
+}
+
+func TestAccountRateAnswers429WithCode(t *testing.T) {
+	e := newEnv(t)
+	e.fake.SetAccountRate(1, 2, 3*time.Second)
+	var got []answer
+	for range 4 {
+		got = append(got, e.do(t, http.MethodGet, "/v1/Conversations/"+conv+"/Webhooks", nil, account, token))
+	}
+	if got[0].Status != 200 || got[1].Status != 200 || got[2].Status != 429 || got[2].Code != 20429 {
+		t.Fatalf("statuses %+v", got)
+	}
+}
+
+func TestLostResponseStoresTheWebhook(t *testing.T) {
+	e := newEnv(t)
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.srv.URL+"/v1/Conversations/"+conv+"/Webhooks", strings.NewReader(webhookForm().Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(account, token)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("got an answer (%d), want a dropped connection", resp.StatusCode)
+	}
+	if n := len(e.fake.Webhooks()); n != 1 {
+		t.Fatalf("%d webhooks stored, want 1", n)
+	}
+}
+
+func TestControlAPI(t *testing.T) {
+	e := newEnv(t)
+	other := "CH0000000000000000000000000000000a"
+	body := strings.NewReader(`{"accountSid":"` + account + `","conversationSid":"` + other + `"}`)
+	resp, err := http.Post(e.srv.URL+"/_fake/conversations", "application/json", body) //nolint:noctx // test
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("register conversation: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if got := e.do(t, http.MethodPost, "/v1/Conversations/"+other+"/Webhooks", webhookForm(), account, token); got.Status != 201 {
+		t.Fatalf("create in registered conversation: %d", got.Status)
+	}
+	r, err := http.Get(e.srv.URL + "/_fake/webhooks") //nolint:noctx // test
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var hooks []twiliofake.Webhook
+	if err := json.NewDecoder(r.Body).Decode(&hooks); err != nil || len(hooks) != 1 || hooks[0].ConversationSid != other {
+		t.Fatalf("webhooks: %v %v", err, hooks)
+	}
+}

@@ -1,0 +1,124 @@
+package twiliofake
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// FaultKind is a failure the fake can inject.
+type FaultKind string
+
+// Fault kinds.
+const (
+	// FaultNone is no fault.
+	FaultNone FaultKind = ""
+	// FaultRateLimited answers 429 with Twilio code 20429 without processing.
+	FaultRateLimited FaultKind = "429"
+	// FaultServerError answers 500 with Twilio code 20500 without processing.
+	FaultServerError FaultKind = "500"
+	// FaultTimeout never answers: the request hangs until the client gives up.
+	FaultTimeout FaultKind = "timeout"
+	// FaultLoseResponse processes the request, then drops the connection unanswered
+	// ("the create succeeded but the response was lost").
+	FaultLoseResponse FaultKind = "lost-response"
+	// FaultConcurrencyLimit is a 429 answered because too many requests were in flight.
+	FaultConcurrencyLimit FaultKind = "concurrency-429"
+	// FaultAccountRate is a 429 answered because the account's rate was exceeded.
+	FaultAccountRate FaultKind = "rate-429"
+)
+
+// Fault is one scripted failure, applied to the next request of Operation ("" any).
+type Fault struct {
+	Kind      FaultKind
+	Operation string
+	// RetryAfter, for FaultRateLimited, is sent as a Retry-After header when positive.
+	RetryAfter time.Duration
+}
+
+type randomFaults struct {
+	rate  float64
+	kinds []FaultKind
+	rng   *rand.Rand
+}
+
+// InjectFaults queues scripted faults; each applies once, in order, to the next
+// request of its operation.
+func (s *Server) InjectFaults(faults ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = append(s.script, faults...)
+}
+
+// SetRandomFaults injects one of kinds at random into a fraction of requests
+// (0 ≤ fraction ≤ 1), reproducibly for a given seed. A fraction of 0 turns it off.
+func (s *Server) SetRandomFaults(fraction float64, seed uint64, kinds ...FaultKind) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fraction <= 0 || len(kinds) == 0 {
+		s.random = nil
+		return
+	}
+	s.random = &randomFaults{rate: fraction, kinds: kinds, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))} //nolint:gosec // reproducible faults
+}
+
+// SetLatency delays every answer.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// SetMaxInFlight answers 429/20429 to a request that arrives while n are in flight
+// (0 turns it off), as Twilio's concurrency limit does.
+func (s *Server) SetMaxInFlight(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxInFlight = n
+}
+
+// SetAccountRate answers 429/20429 past rps requests per second per account, with
+// a token bucket of the given burst (rps 0 turns it off). retryAfter, when
+// positive, is sent as a Retry-After header on those answers.
+func (s *Server) SetAccountRate(rps float64, burst int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rps, s.burst, s.retryAfter429 = rps, burst, retryAfter
+	s.applyRateLocked()
+}
+
+func (s *Server) applyRateLocked() {
+	for _, a := range s.accounts {
+		if s.rps <= 0 {
+			a.limiter = nil
+			continue
+		}
+		a.limiter = rate.NewLimiter(rate.Limit(s.rps), max(s.burst, 1))
+	}
+}
+
+// FaultCounts returns how many faults of each kind were injected.
+func (s *Server) FaultCounts() map[FaultKind]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[FaultKind]int, len(s.injected))
+	for k, v := range s.injected {
+		out[k] = v
+	}
+	return out
+}
+
+// pickFaultLocked decides the fault for a request, scripted faults first.
+func (s *Server) pickFaultLocked(op string) Fault {
+	for i, f := range s.script {
+		if f.Operation == "" || f.Operation == op {
+			s.script = append(s.script[:i], s.script[i+1:]...)
+			return f
+		}
+	}
+	if s.random != nil && s.random.rng.Float64() < s.random.rate {
+		return Fault{Kind: s.random.kinds[s.random.rng.IntN(len(s.random.kinds))]}
+	}
+	return Fault{}
+}
