@@ -1,0 +1,378 @@
+// Package twilio is the operator's only way to Twilio's Conversations API: a small,
+// typed client for conversation-scoped webhooks built on the official twilio-go
+// library, with one shared transport, a per-account rate limiter, bounded retries
+// and Prometheus metrics. It knows no Kubernetes types.
+package twilio
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	twclient "github.com/twilio/twilio-go/client"
+	conversations "github.com/twilio/twilio-go/rest/conversations/v1"
+	"golang.org/x/time/rate"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// DefaultBaseURL is Twilio's Conversations API.
+const DefaultBaseURL = "https://conversations.twilio.com"
+
+// Operation names, used in errors, logs and metric labels.
+const (
+	OpCreate = "create"
+	OpFetch  = "fetch"
+	OpUpdate = "update"
+	OpDelete = "delete"
+	OpList   = "list"
+)
+
+var (
+	accountSidPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	apiKeySidPattern  = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
+)
+
+// Credentials authenticate to one Twilio account: an API key (preferred) or the
+// account's auth token. String never shows a secret.
+type Credentials struct {
+	// AccountSid is the account (AC…) the webhooks belong to.
+	AccountSid string
+	// AuthToken is the account's auth token; used when no API key is given.
+	AuthToken string
+	// APIKeySid is an API key (SK…) of the account.
+	APIKeySid string
+	// APIKeySecret is the API key's secret.
+	APIKeySecret string
+}
+
+// String names the account and the kind of credential, never a secret.
+func (c Credentials) String() string {
+	if c.APIKeySid != "" {
+		return fmt.Sprintf("account %s, API key %s", c.AccountSid, c.APIKeySid)
+	}
+	return fmt.Sprintf("account %s, auth token", c.AccountSid)
+}
+
+// Validate checks the credentials' shape. Its errors name keys, never values.
+func (c Credentials) Validate() error {
+	switch {
+	case c.AccountSid == "":
+		return errors.New("accountSid is missing")
+	case !accountSidPattern.MatchString(c.AccountSid):
+		return errors.New("accountSid is not an AC… SID")
+	case c.APIKeySid != "" || c.APIKeySecret != "":
+		if !apiKeySidPattern.MatchString(c.APIKeySid) {
+			return errors.New("apiKeySid is missing or not an SK… SID")
+		}
+		if c.APIKeySecret == "" {
+			return errors.New("apiKeySecret is missing")
+		}
+	case c.AuthToken == "":
+		return errors.New("neither apiKeySid + apiKeySecret nor authToken is set")
+	}
+	return nil
+}
+
+func (c Credentials) basicAuth() (string, string) {
+	if c.APIKeySid != "" {
+		return c.APIKeySid, c.APIKeySecret
+	}
+	return c.AccountSid, c.AuthToken
+}
+
+// fingerprint identifies a set of credentials without revealing them.
+func (c Credentials) fingerprint() string {
+	sum := sha256.Sum256([]byte(c.AccountSid + "\x00" + c.AuthToken + "\x00" + c.APIKeySid + "\x00" + c.APIKeySecret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Options configure a Factory.
+type Options struct {
+	// BaseURL replaces scheme, host and path prefix of every Twilio request
+	// (regional hosts, local fakes). Default DefaultBaseURL.
+	BaseURL string
+	// RequestsPerSecond per Twilio account, shared by every caller. Default 25.
+	RequestsPerSecond float64
+	// Burst of the per-account token bucket. Default 1.
+	Burst int
+	// Timeout of one HTTP request. Default 10s.
+	Timeout time.Duration
+	// MaxAttempts of one operation, the first included. Default 4.
+	MaxAttempts int
+	// BackoffBase is the first retry's wait before jitter; it doubles per attempt. Default 250ms.
+	BackoffBase time.Duration
+	// BackoffMax caps a wait between attempts, Retry-After included: a longer
+	// Retry-After ends the retries and is reported on the error. Default 10s.
+	BackoffMax time.Duration
+	// Transport is the base RoundTripper. Default: a tuned *http.Transport.
+	Transport http.RoundTripper
+	// Metrics records every request. Optional.
+	Metrics *Metrics
+}
+
+func (o *Options) setDefaults() {
+	if o.BaseURL == "" {
+		o.BaseURL = DefaultBaseURL
+	}
+	if o.RequestsPerSecond <= 0 {
+		o.RequestsPerSecond = 25
+	}
+	if o.Burst <= 0 {
+		o.Burst = 1
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 4
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = 250 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 10 * time.Second
+	}
+	if o.Transport == nil {
+		o.Transport = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   100,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: o.Timeout,
+		}
+	}
+}
+
+// Factory hands out one client per Twilio account, cached and rebuilt when the
+// account's credentials change. All clients share one transport; clients of the
+// same account share one rate limiter.
+type Factory struct {
+	opts      Options
+	transport http.RoundTripper
+
+	mu       sync.Mutex
+	clients  map[string]*Client
+	limiters map[string]*rate.Limiter
+}
+
+// NewFactory checks the options and builds the shared transport.
+func NewFactory(opts Options) (*Factory, error) {
+	opts.setDefaults()
+	base, err := url.Parse(opts.BaseURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("twilio API URL %q must be an absolute http or https URL", opts.BaseURL)
+	}
+	if base.User != nil {
+		return nil, errors.New("twilio API URL must not carry credentials")
+	}
+	return &Factory{
+		opts:      opts,
+		transport: &rewriteTransport{base: base, next: opts.Transport},
+		clients:   map[string]*Client{},
+		limiters:  map[string]*rate.Limiter{},
+	}, nil
+}
+
+// For returns the client of the credentials' account, building it on first use or
+// when the credentials differ from the cached client's.
+func (f *Factory) For(creds Credentials) (*Client, error) {
+	if err := creds.Validate(); err != nil {
+		return nil, err
+	}
+	fp := creds.fingerprint()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.clients[creds.AccountSid]; ok && c.fingerprint == fp {
+		return c, nil
+	}
+	lim, ok := f.limiters[creds.AccountSid]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(f.opts.RequestsPerSecond), f.opts.Burst)
+		f.limiters[creds.AccountSid] = lim
+	}
+	c := &Client{factory: f, creds: creds, fingerprint: fp, limiter: lim}
+	f.clients[creds.AccountSid] = c
+	return c, nil
+}
+
+// Client calls Twilio for one account. It is safe for concurrent use.
+type Client struct {
+	factory     *Factory
+	creds       Credentials
+	fingerprint string
+	limiter     *rate.Limiter
+}
+
+// AccountSid is the account this client acts for.
+func (c *Client) AccountSid() string { return c.creds.AccountSid }
+
+// service builds twilio-go's API service for one attempt. twilio-go creates its
+// requests without a context and drops response headers on errors, so each attempt
+// gets a small http.Client value whose RoundTripper attaches the attempt's context
+// (which carries the timeout) and records the answer. Connections are pooled in
+// the one shared transport.
+func (c *Client) service(ctx context.Context, op string, info *answer) *conversations.ApiService {
+	hc := &http.Client{
+		Transport: &callTransport{ctx: ctx, op: op, info: info, next: c.factory.transport, metrics: c.factory.opts.Metrics},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	user, pass := c.creds.basicAuth()
+	tc := &twclient.Client{Credentials: twclient.NewCredentials(user, pass), HTTPClient: hc}
+	tc.SetAccountSid(c.creds.AccountSid)
+	return conversations.NewApiServiceWithClient(tc)
+}
+
+// do runs one operation: it waits for the account's rate limiter before every
+// attempt and retries what is safe to retry. A 429 is retried for every operation
+// (Twilio never processed it); 5xx and network errors are retried for every
+// operation but create, whose outcome is then unknown. Nothing retries another 4xx.
+func (c *Client) do(ctx context.Context, op string, call func(*conversations.ApiService) error) error {
+	logger := log.FromContext(ctx).WithValues("operation", op, "account", c.creds.AccountSid)
+	opts := c.factory.opts
+	for attempt := 1; ; attempt++ {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return &APIError{Operation: op, Message: "waiting for the rate limiter: " + err.Error(), Err: err}
+		}
+		info := &answer{}
+		// twilio-go reads and closes the body inside call, so the attempt's
+		// context can end as soon as call returns.
+		attemptCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
+		err := call(c.service(attemptCtx, op, info))
+		cancel()
+		if err == nil {
+			return nil
+		}
+		apiErr := toAPIError(op, err, info)
+		retry := IsRateLimited(apiErr) || (op != OpCreate && IsRetryable(apiErr))
+		if !retry || attempt >= opts.MaxAttempts || ctx.Err() != nil {
+			logger.V(1).Info("Twilio request failed", "status", apiErr.Status, "code", apiErr.Code, "error", apiErr.Error(), "attempts", attempt)
+			return apiErr
+		}
+		wait := backoff(opts.BackoffBase, opts.BackoffMax, attempt)
+		if apiErr.RetryAfter > 0 {
+			if apiErr.RetryAfter > opts.BackoffMax {
+				return apiErr
+			}
+			wait = apiErr.RetryAfter
+		}
+		logger.V(1).Info("Retrying Twilio request", "status", apiErr.Status, "code", apiErr.Code, "attempt", attempt, "wait", wait.String())
+		select {
+		case <-ctx.Done():
+			return &APIError{Operation: op, Message: ctx.Err().Error(), Err: ctx.Err()}
+		case <-time.After(wait):
+		}
+	}
+}
+
+// backoff is the jittered exponential wait before attempt+1: base·2^(attempt-1),
+// capped, then drawn uniformly from [wait/2, wait].
+func backoff(base, maxWait time.Duration, attempt int) time.Duration {
+	wait := base << min(attempt-1, 20)
+	if wait > maxWait || wait <= 0 {
+		wait = maxWait
+	}
+	half := wait / 2
+	return half + rand.N(half+1) //nolint:gosec // jitter, not security
+}
+
+// toAPIError turns twilio-go's error and the recorded answer into an *APIError.
+func toAPIError(op string, err error, info *answer) *APIError {
+	var restErr *twclient.TwilioRestError
+	switch {
+	case errors.As(err, &restErr) && info.status != 0:
+		return &APIError{
+			Operation: op, Status: info.status, Code: restErr.Code,
+			Message: restErr.Message, MoreInfo: restErr.MoreInfo, RetryAfter: info.retryAfter,
+		}
+	case info.status >= 400:
+		// An error status whose body was not Twilio's JSON: a proxy or load balancer answered.
+		return &APIError{
+			Operation: op, Status: info.status, RetryAfter: info.retryAfter,
+			Message: fmt.Sprintf("answer is not a Twilio error (%s)", http.StatusText(info.status)),
+			Err:     fmt.Errorf("%s: %w", errorClassUndecodableResponse, err),
+		}
+	case info.status != 0:
+		// A success status whose body could not be decoded.
+		return &APIError{
+			Operation: op, Status: http.StatusBadGateway,
+			Message: "undecodable answer: " + err.Error(),
+			Err:     fmt.Errorf("%s: %w", errorClassUndecodableResponse, err),
+		}
+	default:
+		return &APIError{Operation: op, Message: describeNetworkError(err), Err: fmt.Errorf("%s: %w", errorClassNetwork, err)}
+	}
+}
+
+// describeNetworkError keeps the cause of a failed request without its URL's query.
+func describeNetworkError(err error) string {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		msg := urlErr.Err.Error()
+		if urlErr.Timeout() {
+			msg = "timeout: " + msg
+		}
+		return msg
+	}
+	return err.Error()
+}
+
+// answer records what the server said to one attempt.
+type answer struct {
+	status     int
+	retryAfter time.Duration
+}
+
+// rewriteTransport sends every request to the configured base URL.
+type rewriteTransport struct {
+	base *url.URL
+	next http.RoundTripper
+}
+
+func (t *rewriteTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.URL.Scheme = t.base.Scheme
+	r.URL.Host = t.base.Host
+	r.Host = t.base.Host
+	if prefix := strings.TrimSuffix(t.base.Path, "/"); prefix != "" {
+		r.URL.Path = prefix + r.URL.Path
+		r.URL.RawPath = ""
+	}
+	return t.next.RoundTrip(r)
+}
+
+// callTransport attaches a call's context, records the answer and observes metrics.
+type callTransport struct {
+	ctx     context.Context
+	op      string
+	info    *answer
+	next    http.RoundTripper
+	metrics *Metrics
+}
+
+func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(req.WithContext(t.ctx))
+	code := "error"
+	if err == nil {
+		t.info.status = resp.StatusCode
+		t.info.retryAfter = parseRetryAfter(resp.Header.Get(retryAfterHeader), time.Now())
+		code = fmt.Sprint(resp.StatusCode)
+	}
+	t.metrics.observe(t.op, code, time.Since(start))
+	return resp, err
+}

@@ -1,0 +1,364 @@
+package twilio
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	conversations "github.com/twilio/twilio-go/rest/conversations/v1"
+)
+
+// PageSize is the largest page Twilio serves for conversation-scoped webhooks.
+const PageSize = 5
+
+// WebhookAPI is what the controller needs from Twilio: the conversation-scoped
+// webhook operations. Every method is a single logical operation (retried inside
+// when safe) and returns an *APIError on failure.
+type WebhookAPI interface {
+	// AccountSid is the account the client acts for.
+	AccountSid() string
+	// CreateWebhook creates a webhook and returns it as Twilio stored it.
+	CreateWebhook(ctx context.Context, scope Scope, in CreateWebhookInput) (*Webhook, error)
+	// FetchWebhook returns one webhook.
+	FetchWebhook(ctx context.Context, scope Scope, sid string) (*Webhook, error)
+	// UpdateWebhook changes a webhook's url, method, filters, triggers or flow SID.
+	UpdateWebhook(ctx context.Context, scope Scope, sid string, cfg Configuration) (*Webhook, error)
+	// DeleteWebhook deletes a webhook.
+	DeleteWebhook(ctx context.Context, scope Scope, sid string) error
+	// ListWebhooks returns every webhook of the conversation, following pages.
+	ListWebhooks(ctx context.Context, scope Scope) ([]Webhook, error)
+}
+
+var _ WebhookAPI = (*Client)(nil)
+
+// Scope is the conversation a webhook belongs to, optionally in a named service.
+type Scope struct {
+	// ServiceSid (IS…) selects /v1/Services/{ServiceSid}/Conversations/…; empty selects /v1/Conversations/….
+	ServiceSid string
+	// ConversationSid (CH…) of the conversation.
+	ConversationSid string
+}
+
+// String is the scope's path-like name, "[IS…/]CH…".
+func (s Scope) String() string {
+	if s.ServiceSid != "" {
+		return s.ServiceSid + "/" + s.ConversationSid
+	}
+	return s.ConversationSid
+}
+
+// Configuration is a webhook's configuration. Empty fields are not sent.
+type Configuration struct {
+	URL      string
+	Method   string
+	Filters  []string
+	Triggers []string
+	FlowSid  string
+	// ReplayAfter is sent on create only; nil is not sent, 0 is.
+	ReplayAfter *int32
+}
+
+// CreateWebhookInput is a webhook to create.
+type CreateWebhookInput struct {
+	// Target is webhook, trigger or studio.
+	Target        string
+	Configuration Configuration
+}
+
+// Webhook is a webhook as Twilio returned it.
+type Webhook struct {
+	Sid             string
+	AccountSid      string
+	ServiceSid      string
+	ConversationSid string
+	Target          string
+	// URL is the API address of the webhook resource.
+	URL           string
+	Configuration Configuration
+	DateCreated   time.Time
+	DateUpdated   time.Time
+}
+
+// CreateWebhook creates a webhook. A failed create is never retried except on 429:
+// after a 5xx or a network error Twilio may have created it all the same.
+func (c *Client) CreateWebhook(ctx context.Context, scope Scope, in CreateWebhookInput) (*Webhook, error) {
+	var out *Webhook
+	cfg := in.Configuration
+	err := c.do(ctx, OpCreate, func(api *conversations.ApiService) error {
+		if scope.ServiceSid != "" {
+			p := &conversations.CreateServiceConversationScopedWebhookParams{Target: &in.Target}
+			p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
+			p.ConfigurationFilters, p.ConfigurationTriggers, p.ConfigurationReplayAfter = optSlice(cfg.Filters), optSlice(cfg.Triggers), optInt(cfg.ReplayAfter)
+			r, err := api.CreateServiceConversationScopedWebhook(scope.ServiceSid, scope.ConversationSid, p)
+			out = fromServiceModel(r, err)
+			return err
+		}
+		p := &conversations.CreateConversationScopedWebhookParams{Target: &in.Target}
+		p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
+		p.ConfigurationFilters, p.ConfigurationTriggers, p.ConfigurationReplayAfter = optSlice(cfg.Filters), optSlice(cfg.Triggers), optInt(cfg.ReplayAfter)
+		r, err := api.CreateConversationScopedWebhook(scope.ConversationSid, p)
+		out = fromModel(r, err)
+		return err
+	})
+	return out, err
+}
+
+// FetchWebhook returns one webhook.
+func (c *Client) FetchWebhook(ctx context.Context, scope Scope, sid string) (*Webhook, error) {
+	var out *Webhook
+	err := c.do(ctx, OpFetch, func(api *conversations.ApiService) error {
+		if scope.ServiceSid != "" {
+			r, err := api.FetchServiceConversationScopedWebhook(scope.ServiceSid, scope.ConversationSid, sid)
+			out = fromServiceModel(r, err)
+			return err
+		}
+		r, err := api.FetchConversationScopedWebhook(scope.ConversationSid, sid)
+		out = fromModel(r, err)
+		return err
+	})
+	return out, err
+}
+
+// UpdateWebhook changes a webhook in place. ReplayAfter is not sent: Twilio
+// takes it on create only.
+func (c *Client) UpdateWebhook(ctx context.Context, scope Scope, sid string, cfg Configuration) (*Webhook, error) {
+	var out *Webhook
+	err := c.do(ctx, OpUpdate, func(api *conversations.ApiService) error {
+		if scope.ServiceSid != "" {
+			p := &conversations.UpdateServiceConversationScopedWebhookParams{}
+			p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
+			p.ConfigurationFilters, p.ConfigurationTriggers = optSlice(cfg.Filters), optSlice(cfg.Triggers)
+			r, err := api.UpdateServiceConversationScopedWebhook(scope.ServiceSid, scope.ConversationSid, sid, p)
+			out = fromServiceModel(r, err)
+			return err
+		}
+		p := &conversations.UpdateConversationScopedWebhookParams{}
+		p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
+		p.ConfigurationFilters, p.ConfigurationTriggers = optSlice(cfg.Filters), optSlice(cfg.Triggers)
+		r, err := api.UpdateConversationScopedWebhook(scope.ConversationSid, sid, p)
+		out = fromModel(r, err)
+		return err
+	})
+	return out, err
+}
+
+// DeleteWebhook deletes a webhook. A 404 is returned as an error: callers that
+// count it as done check IsNotFound.
+func (c *Client) DeleteWebhook(ctx context.Context, scope Scope, sid string) error {
+	return c.do(ctx, OpDelete, func(api *conversations.ApiService) error {
+		if scope.ServiceSid != "" {
+			return api.DeleteServiceConversationScopedWebhook(scope.ServiceSid, scope.ConversationSid, sid)
+		}
+		return api.DeleteConversationScopedWebhook(scope.ConversationSid, sid)
+	})
+}
+
+// ListWebhooks returns all webhooks of the conversation. It asks for pages of
+// PageSize and follows meta.next_page_url; each page is one rate-limited request.
+func (c *Client) ListWebhooks(ctx context.Context, scope Scope) ([]Webhook, error) {
+	var all []Webhook
+	next := ""
+	for page := 0; ; page++ {
+		var nextURL string
+		err := c.do(ctx, OpList, func(api *conversations.ApiService) error {
+			var err error
+			var items []Webhook
+			items, nextURL, err = listPage(api, scope, next)
+			if err == nil {
+				all = append(all, items...)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if nextURL == "" {
+			return all, nil
+		}
+		if page > 100 {
+			return nil, &APIError{Operation: OpList, Status: 502, Message: "more than 100 pages of webhooks: paging does not end"}
+		}
+		next = nextURL
+	}
+}
+
+func listPage(api *conversations.ApiService, scope Scope, next string) ([]Webhook, string, error) {
+	if next != "" {
+		resp, err := api.RequestHandler().Get(next, nil, nil, "")
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close() //nolint:errcheck // read-only body
+		if scope.ServiceSid != "" {
+			var r conversations.ListServiceConversationScopedWebhookResponse
+			if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+				return nil, "", err
+			}
+			return serviceItems(r.Webhooks), deref(r.Meta.NextPageUrl), nil
+		}
+		var r conversations.ListConversationScopedWebhookResponse
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			return nil, "", err
+		}
+		return items(r.Webhooks), deref(r.Meta.NextPageUrl), nil
+	}
+	size := PageSize
+	if scope.ServiceSid != "" {
+		r, err := api.PageServiceConversationScopedWebhook(scope.ServiceSid, scope.ConversationSid,
+			&conversations.ListServiceConversationScopedWebhookParams{PageSize: &size}, "", "")
+		if err != nil {
+			return nil, "", err
+		}
+		return serviceItems(r.Webhooks), deref(r.Meta.NextPageUrl), nil
+	}
+	r, err := api.PageConversationScopedWebhook(scope.ConversationSid,
+		&conversations.ListConversationScopedWebhookParams{PageSize: &size}, "", "")
+	if err != nil {
+		return nil, "", err
+	}
+	return items(r.Webhooks), deref(r.Meta.NextPageUrl), nil
+}
+
+func items(in []conversations.ConversationsV1ConversationScopedWebhook) []Webhook {
+	out := make([]Webhook, 0, len(in))
+	for i := range in {
+		out = append(out, *fromModel(&in[i], nil))
+	}
+	return out
+}
+
+func serviceItems(in []conversations.ConversationsV1ServiceConversationScopedWebhook) []Webhook {
+	out := make([]Webhook, 0, len(in))
+	for i := range in {
+		out = append(out, *fromServiceModel(&in[i], nil))
+	}
+	return out
+}
+
+func fromModel(m *conversations.ConversationsV1ConversationScopedWebhook, err error) *Webhook {
+	if err != nil || m == nil {
+		return nil
+	}
+	return &Webhook{
+		Sid: deref(m.Sid), AccountSid: deref(m.AccountSid), ConversationSid: deref(m.ConversationSid),
+		Target: deref(m.Target), URL: deref(m.Url), Configuration: DecodeConfiguration(m.Configuration),
+		DateCreated: derefTime(m.DateCreated), DateUpdated: derefTime(m.DateUpdated),
+	}
+}
+
+func fromServiceModel(m *conversations.ConversationsV1ServiceConversationScopedWebhook, err error) *Webhook {
+	if err != nil || m == nil {
+		return nil
+	}
+	return &Webhook{
+		Sid: deref(m.Sid), AccountSid: deref(m.AccountSid), ServiceSid: deref(m.ChatServiceSid),
+		ConversationSid: deref(m.ConversationSid), Target: deref(m.Target), URL: deref(m.Url),
+		Configuration: DecodeConfiguration(m.Configuration),
+		DateCreated:   derefTime(m.DateCreated), DateUpdated: derefTime(m.DateUpdated),
+	}
+}
+
+// DecodeConfiguration reads the free-form configuration object of a Twilio webhook
+// answer. Twilio names fields in snake_case (flow_sid, replay_after); camelCase is
+// accepted too. Unknown fields and values of the wrong type are ignored.
+func DecodeConfiguration(raw *interface{}) Configuration {
+	var cfg Configuration
+	if raw == nil {
+		return cfg
+	}
+	m, ok := (*raw).(map[string]interface{})
+	if !ok {
+		return cfg
+	}
+	pick := func(keys ...string) interface{} {
+		for _, k := range keys {
+			if v, ok := m[k]; ok && v != nil {
+				return v
+			}
+		}
+		return nil
+	}
+	cfg.URL, _ = pick("url").(string)
+	cfg.Method, _ = pick("method").(string)
+	cfg.FlowSid, _ = pick("flow_sid", "flowSid", "flow_id").(string)
+	cfg.Filters = stringList(pick("filters"))
+	cfg.Triggers = stringList(pick("triggers"))
+	cfg.ReplayAfter = intValue(pick("replay_after", "replayAfter"))
+	return cfg
+}
+
+func stringList(v interface{}) []string {
+	list, ok := v.([]interface{})
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, item := range list {
+		if s, ok := item.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func intValue(v interface{}) *int32 {
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case string:
+		parsed, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			return nil
+		}
+		f = parsed
+	default:
+		return nil
+	}
+	if f < 0 || f > math.MaxInt32 || f != math.Trunc(f) {
+		return nil
+	}
+	i := int32(f)
+	return &i
+}
+
+func lowerMethod(m string) string { return strings.ToLower(m) }
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func optSlice(s []string) *[]string {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s
+}
+
+func optInt(i *int32) *int {
+	if i == nil {
+		return nil
+	}
+	v := int(*i)
+	return &v
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
