@@ -188,7 +188,7 @@ func NewFactory(opts Options) (*Factory, error) {
 
 // For returns the client of the credentials' account, building it on first use or
 // when the credentials differ from the cached client's.
-func (f *Factory) For(creds Credentials) (*Client, error) {
+func (f *Factory) For(creds Credentials) (WebhookAPI, error) {
 	if err := creds.Validate(); err != nil {
 		return nil, err
 	}

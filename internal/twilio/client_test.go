@@ -35,7 +35,7 @@ type env struct {
 	srv     *httptest.Server
 	service string
 	factory *twilio.Factory
-	client  *twilio.Client
+	client  twilio.WebhookAPI
 	reg     *prometheus.Registry
 }
 
@@ -190,29 +190,29 @@ func TestErrorClasses(t *testing.T) {
 	scope := twilio.Scope{ConversationSid: conv}
 	cases := []struct {
 		name   string
-		setup  func(e *env) (*twilio.Client, func() error)
+		setup  func(e *env) (twilio.WebhookAPI, func() error)
 		status int
 		code   int
 		check  func(error) bool
 		calls  int
 	}{
-		{"webhook not found", func(e *env) (*twilio.Client, func() error) {
+		{"webhook not found", func(e *env) (twilio.WebhookAPI, func() error) {
 			return e.client, func() error {
 				_, err := e.client.FetchWebhook(context.Background(), scope, "WH0000000000000000000000000000000f")
 				return err
 			}
 		}, 404, 20404, twilio.IsNotFound, 1},
-		{"conversation not found", func(e *env) (*twilio.Client, func() error) {
+		{"conversation not found", func(e *env) (twilio.WebhookAPI, func() error) {
 			return e.client, func() error {
 				_, err := e.client.CreateWebhook(context.Background(), twilio.Scope{ConversationSid: "CH0000000000000000000000000000000f"}, webhookInput())
 				return err
 			}
 		}, 404, 50350, twilio.IsConversationNotFound, 1},
-		{"unauthorized", func(e *env) (*twilio.Client, func() error) {
+		{"unauthorized", func(e *env) (twilio.WebhookAPI, func() error) {
 			c, _ := e.factory.For(twilio.Credentials{AccountSid: account, AuthToken: "wrongSECRET"})
 			return c, func() error { _, err := c.ListWebhooks(context.Background(), scope); return err }
 		}, 401, 20003, twilio.IsUnauthorized, 1},
-		{"terminal 4xx", func(e *env) (*twilio.Client, func() error) {
+		{"terminal 4xx", func(e *env) (twilio.WebhookAPI, func() error) {
 			return e.client, func() error {
 				in := webhookInput()
 				in.Configuration.Filters = []string{"onNothing"}
@@ -220,7 +220,7 @@ func TestErrorClasses(t *testing.T) {
 				return err
 			}
 		}, 400, 50365, twilio.IsTerminal, 1},
-		{"limit reached", func(e *env) (*twilio.Client, func() error) {
+		{"limit reached", func(e *env) (twilio.WebhookAPI, func() error) {
 			for range 5 {
 				e.fake.CreateWebhook(twiliofake.Webhook{ConversationSid: conv, Target: "studio", FlowSid: flow})
 			}
@@ -229,13 +229,13 @@ func TestErrorClasses(t *testing.T) {
 				return err
 			}
 		}, 400, 50361, func(err error) bool { return twilio.IsLimitReached(err) && twilio.IsTerminal(err) }, 1},
-		{"rate limited past the attempts", func(e *env) (*twilio.Client, func() error) {
+		{"rate limited past the attempts", func(e *env) (twilio.WebhookAPI, func() error) {
 			for range 4 {
 				e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited})
 			}
 			return e.client, func() error { _, err := e.client.ListWebhooks(context.Background(), scope); return err }
 		}, 429, 20429, func(err error) bool { return twilio.IsRateLimited(err) && twilio.IsRetryable(err) }, 4},
-		{"5xx on fetch is retried", func(e *env) (*twilio.Client, func() error) {
+		{"5xx on fetch is retried", func(e *env) (twilio.WebhookAPI, func() error) {
 			for range 4 {
 				e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError})
 			}
@@ -244,21 +244,21 @@ func TestErrorClasses(t *testing.T) {
 				return err
 			}
 		}, 500, 20500, twilio.IsRetryable, 4},
-		{"5xx on create is not retried", func(e *env) (*twilio.Client, func() error) {
+		{"5xx on create is not retried", func(e *env) (twilio.WebhookAPI, func() error) {
 			e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError})
 			return e.client, func() error {
 				_, err := e.client.CreateWebhook(context.Background(), scope, webhookInput())
 				return err
 			}
 		}, 500, 20500, twilio.IsRetryable, 1},
-		{"lost create response is not retried", func(e *env) (*twilio.Client, func() error) {
+		{"lost create response is not retried", func(e *env) (twilio.WebhookAPI, func() error) {
 			e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultLoseResponse})
 			return e.client, func() error {
 				_, err := e.client.CreateWebhook(context.Background(), scope, webhookInput())
 				return err
 			}
 		}, 0, 0, func(err error) bool { return twilio.IsRetryable(err) && !twilio.IsTerminal(err) }, 1},
-		{"timeout on delete is retried", func(e *env) (*twilio.Client, func() error) {
+		{"timeout on delete is retried", func(e *env) (twilio.WebhookAPI, func() error) {
 			e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultTimeout}, twiliofake.Fault{Kind: twiliofake.FaultTimeout})
 			return e.client, func() error {
 				return e.client.DeleteWebhook(context.Background(), scope, "WH0000000000000000000000000000000f")

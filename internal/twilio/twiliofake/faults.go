@@ -23,6 +23,9 @@ const (
 	// FaultLoseResponse processes the request, then drops the connection unanswered
 	// ("the create succeeded but the response was lost").
 	FaultLoseResponse FaultKind = "lost-response"
+	// FaultError answers Fault.Status with Twilio code Fault.Code without processing
+	// (for codes a client's own validation would never let through).
+	FaultError FaultKind = "error"
 	// FaultConcurrencyLimit is a 429 answered because too many requests were in flight.
 	FaultConcurrencyLimit FaultKind = "concurrency-429"
 	// FaultAccountRate is a 429 answered because the account's rate was exceeded.
@@ -35,6 +38,9 @@ type Fault struct {
 	Operation string
 	// RetryAfter, for FaultRateLimited, is sent as a Retry-After header when positive.
 	RetryAfter time.Duration
+	// Status and Code, for FaultError, are the answer's HTTP status and Twilio code.
+	Status int
+	Code   int
 }
 
 type randomFaults struct {

@@ -23,6 +23,17 @@ var (
 	}
 )
 
+// errorMessages are Twilio's messages for the codes the fake answers.
+var errorMessages = map[int]string{
+	20003: "Authenticate", 20404: "Not Found", 20422: "Invalid Parameter", 20429: "Too Many Requests",
+	20500: "Internal Server Error", 50350: "Conversation not found", 50361: "Too many conversation webhooks",
+	50362: "Too many conversation webhook triggers", 50364: "Invalid conversation webhook type",
+	50365: "Invalid conversation webhook filter", 50366: "Invalid conversation webhook trigger",
+	50367: "Invalid conversation webhook flow SID", 50368: "Conversation webhook type not provided",
+	50369: "Conversation webhook URL not provided", 50370: "Conversation webhook filter not provided",
+	50371: "Conversation webhook trigger not provided", 50372: "Conversation webhook URL is too long",
+}
+
 // apiError is Twilio's error body.
 type apiError struct {
 	Code     int    `json:"code"`
@@ -116,6 +127,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, out = http.StatusTooManyRequests, twErr(429, 20429, "Too Many Requests")
 	case FaultServerError:
 		status, out = http.StatusInternalServerError, twErr(500, 20500, "Internal Server Error")
+	case FaultError:
+		status, out = fault.Status, twErr(fault.Status, fault.Code, errorMessages[fault.Code])
 	default:
 		if !ok {
 			status, out = http.StatusNotFound, twErr(404, 20404, "The requested resource "+r.URL.Path+" was not found")
