@@ -1,0 +1,152 @@
+// Command manager runs the conversation-webhook-operator.
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/controller"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+)
+
+func main() {
+	var (
+		metricsAddr, probeAddr, twilioURL, defaultSecret string
+		secureMetrics, enableHTTP2, leaderElect           bool
+		leaderElectionNamespace                           string
+		syncPeriod                                        time.Duration
+		maxConcurrent                                     int
+		twilioRPS                                         float64
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to disable.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one manager reconciles at a time.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the manager's own).")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server.")
+	flag.StringVar(&twilioURL, "twilio-api-url", twilio.DefaultBaseURL, "Twilio Conversations API base URL (regional hosts, local fakes).")
+	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Minute, "How often each webhook is checked for drift (jittered ±10%).")
+	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 10, "Objects reconciled in parallel.")
+	flag.Float64Var(&twilioRPS, "twilio-rps", 25, "Twilio requests per second per account, shared by all workers.")
+	flag.StringVar(&defaultSecret, "default-credentials-secret", "", "namespace/name of the Secret used by objects without spec.credentialsSecretRef.")
+	opts := zap.Options{Development: false}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	if err := run(config{
+		metricsAddr: metricsAddr, probeAddr: probeAddr, twilioURL: twilioURL, defaultSecret: defaultSecret,
+		secureMetrics: secureMetrics, enableHTTP2: enableHTTP2, leaderElect: leaderElect,
+		leaderElectionNamespace: leaderElectionNamespace, syncPeriod: syncPeriod, maxConcurrent: maxConcurrent, twilioRPS: twilioRPS,
+	}); err != nil {
+		setupLog.Error(err, "Manager failed")
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	metricsAddr, probeAddr, twilioURL, defaultSecret string
+	secureMetrics, enableHTTP2, leaderElect           bool
+	leaderElectionNamespace                           string
+	syncPeriod                                        time.Duration
+	maxConcurrent                                     int
+	twilioRPS                                         float64
+}
+
+func parseSecretRef(v string) (*types.NamespacedName, error) {
+	if v == "" {
+		return nil, nil
+	}
+	ns, name, ok := strings.Cut(v, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("--default-credentials-secret %q must be namespace/name", v)
+	}
+	return &types.NamespacedName{Namespace: ns, Name: name}, nil
+}
+
+func run(cfg config) error {
+	if cfg.syncPeriod < controller.MinPollInterval {
+		return fmt.Errorf("--sync-period %s is below the %s floor", cfg.syncPeriod, controller.MinPollInterval)
+	}
+	if cfg.maxConcurrent < 1 || cfg.twilioRPS <= 0 {
+		return errors.New("--max-concurrent-reconciles and --twilio-rps must be positive")
+	}
+	defaultSecret, err := parseSecretRef(cfg.defaultSecret)
+	if err != nil {
+		return err
+	}
+	factory, err := twilio.NewFactory(twilio.Options{
+		BaseURL: cfg.twilioURL, RequestsPerSecond: cfg.twilioRPS, Metrics: twilio.NewMetrics(metrics.Registry),
+	})
+	if err != nil {
+		return err
+	}
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+
+	var tlsOpts []func(*tls.Config)
+	if !cfg.enableHTTP2 {
+		// HTTP/2 Stream Cancellation and Rapid Reset CVEs: serve HTTP/1.1 only.
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: cfg.metricsAddr, SecureServing: cfg.secureMetrics, TLSOpts: tlsOpts}
+	if cfg.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        cfg.probeAddr,
+		LeaderElection:                cfg.leaderElect,
+		LeaderElectionID:              "conversation-webhook-operator.conversations.twilio-operator.io",
+		LeaderElectionNamespace:       cfg.leaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	r := &controller.ConversationWebhookReconciler{
+		Client:             mgr.GetClient(),
+		APIReader:          mgr.GetAPIReader(),
+		Recorder:           mgr.GetEventRecorder("conversation-webhook-operator"),
+		Twilio:             factory,
+		DefaultCredentials: defaultSecret,
+		SyncPeriod:         cfg.syncPeriod,
+		Clock:              clock.RealClock{},
+		Metrics:            controller.NewMetrics(metrics.Registry),
+	}
+	if err := r.SetupWithManager(ctx, mgr, cfg.maxConcurrent); err != nil {
+		return fmt.Errorf("setting up controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("Starting manager", "twilioAPI", cfg.twilioURL, "syncPeriod", cfg.syncPeriod.String(),
+		"maxConcurrentReconciles", cfg.maxConcurrent, "twilioRPS", cfg.twilioRPS)
+	return mgr.Start(ctx)
+}

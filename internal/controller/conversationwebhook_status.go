@@ -1,0 +1,132 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+)
+
+// setReady records a converged object: Ready=True/Available, Reconciling and
+// Stalled removed, lastSyncTime now.
+func setReady(st *v1alpha1.ConversationWebhookStatus, generation int64, now metav1.Time) {
+	st.ObservedGeneration = generation
+	st.LastSyncTime = &now
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonAvailable,
+		Message: fmt.Sprintf("Webhook %s matches the spec", st.Sid), ObservedGeneration: generation,
+	})
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionReconciling)
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionStalled)
+}
+
+// setProgressing records work still under way or a transient failure that will
+// be retried: Ready=False and Reconciling=True with the phase as reason.
+func setProgressing(st *v1alpha1.ConversationWebhookStatus, generation int64, phase, message string) {
+	st.ObservedGeneration = generation
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: phase,
+		Message: message, ObservedGeneration: generation,
+	})
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: phase,
+		Message: message, ObservedGeneration: generation,
+	})
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionStalled)
+}
+
+// setStalled records a failure only a person can fix: Ready=False and
+// Stalled=True with the same reason, Reconciling removed.
+func setStalled(st *v1alpha1.ConversationWebhookStatus, generation int64, reason, message string) {
+	st.ObservedGeneration = generation
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
+		Message: message, ObservedGeneration: generation,
+	})
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: reason,
+		Message: message, ObservedGeneration: generation,
+	})
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionReconciling)
+}
+
+// setPaused records that the paused annotation stops all calls to Twilio.
+func setPaused(st *v1alpha1.ConversationWebhookStatus, generation int64) {
+	st.ObservedGeneration = generation
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonPaused,
+		Message: "Reconciliation is paused by the " + v1alpha1.AnnotationPaused + " annotation; Twilio is not called",
+		ObservedGeneration: generation,
+	})
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionReconciling)
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionStalled)
+}
+
+// recordWebhook copies what Twilio returned into status. Twilio may leave
+// replay_after out of its answers: then the value the webhook was created with
+// (sent, or already recorded for this SID) is kept.
+func recordWebhook(st *v1alpha1.ConversationWebhookStatus, wh *twilio.Webhook, sentReplayAfter *int32) {
+	replay := wh.Configuration.ReplayAfter
+	if replay == nil {
+		replay = sentReplayAfter
+	}
+	if replay == nil && st.Sid == wh.Sid && st.Configuration != nil {
+		replay = st.Configuration.ReplayAfter
+	}
+	st.Sid = wh.Sid
+	st.AccountSid = wh.AccountSid
+	st.ConversationSid = wh.ConversationSid
+	st.ServiceSid = wh.ServiceSid
+	st.Target = wh.Target
+	st.ResourceURL = wh.URL
+	st.Configuration = &v1alpha1.WebhookConfiguration{
+		URL: wh.Configuration.URL, Method: wh.Configuration.Method, Filters: wh.Configuration.Filters,
+		Triggers: wh.Configuration.Triggers, FlowSid: wh.Configuration.FlowSid, ReplayAfter: replay,
+	}
+	st.DateCreated = timeOrNil(wh.DateCreated)
+	st.DateUpdated = timeOrNil(wh.DateUpdated)
+}
+
+func timeOrNil(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	tt := metav1.NewTime(t.UTC())
+	return &tt
+}
+
+// stalledError is a failure only a person can fix, with its condition reason.
+type stalledError struct {
+	reason string
+	err    error
+}
+
+func (e *stalledError) Error() string { return e.err.Error() }
+func (e *stalledError) Unwrap() error { return e.err }
+
+func stalled(reason string, err error) error { return &stalledError{reason: reason, err: err} }
+
+// classify maps a failure to its condition: terminal failures get a Stalled
+// reason; everything else is transient and retried.
+func classify(err error) (reason string, terminal bool) {
+	var se *stalledError
+	switch {
+	case errors.As(err, &se):
+		return se.reason, true
+	case twilio.IsUnauthorized(err):
+		return v1alpha1.ReasonCredentialsInvalid, true
+	case twilio.IsConversationNotFound(err):
+		return v1alpha1.ReasonConversationNotFound, true
+	case twilio.IsLimitReached(err):
+		return v1alpha1.ReasonWebhookLimitReached, true
+	case twilio.IsTerminal(err):
+		return v1alpha1.ReasonConfigurationRejected, true
+	default:
+		return "", false
+	}
+}

@@ -1,0 +1,158 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+)
+
+// Field indexes on ConversationWebhook objects.
+const (
+	// credentialsIndex holds "namespace/name" of the Secret an object uses.
+	credentialsIndex = "conversations.twilio-operator.io/credentials-secret"
+	// sidIndex holds the webhook SID an object manages.
+	sidIndex = "conversations.twilio-operator.io/webhook-sid"
+)
+
+// Secret keys.
+const (
+	keyAccountSid   = "accountSid"
+	keyAuthToken    = "authToken"
+	keyAPIKeySid    = "apiKeySid"
+	keyAPIKeySecret = "apiKeySecret"
+)
+
+// credentialsSecret is the Secret an object's credentials come from: its own
+// credentialsSecretRef (always in its namespace), else the default; nil if neither.
+func (r *ConversationWebhookReconciler) credentialsSecret(obj *v1alpha1.ConversationWebhook) *types.NamespacedName {
+	if ref := obj.Spec.CredentialsSecretRef; ref != nil {
+		return &types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}
+	}
+	return r.DefaultCredentials
+}
+
+// twilioFor returns the Twilio client for the object's credentials, reading the
+// Secret from the API server (no Secret data is cached).
+func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1alpha1.ConversationWebhook) (twilio.WebhookAPI, error) {
+	ref := r.credentialsSecret(obj)
+	if ref == nil {
+		return nil, stalled(v1alpha1.ReasonCredentialsMissing,
+			errors.New("no spec.credentialsSecretRef, and the operator has no --default-credentials-secret"))
+	}
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, *ref, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s not found", ref))
+		}
+		return nil, fmt.Errorf("reading credentials Secret %s: %w", ref, err)
+	}
+	creds := twilio.Credentials{
+		AccountSid:   string(secret.Data[keyAccountSid]),
+		AuthToken:    string(secret.Data[keyAuthToken]),
+		APIKeySid:    string(secret.Data[keyAPIKeySid]),
+		APIKeySecret: string(secret.Data[keyAPIKeySecret]),
+	}
+	api, err := r.Twilio.For(creds)
+	if err != nil {
+		return nil, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s: %w", ref, err))
+	}
+	return api, nil
+}
+
+// managedSid is the SID the object manages: the webhook-sid annotation, which
+// survives backup/restore and GitOps re-creation, else status.sid. While a create
+// is pending there is none: the pending create's outcome must be found first.
+func managedSid(obj *v1alpha1.ConversationWebhook) string {
+	if sid := obj.Annotations[v1alpha1.AnnotationWebhookSid]; sid != "" {
+		return sid
+	}
+	if _, pending := obj.Annotations[v1alpha1.AnnotationCreatePending]; pending {
+		return ""
+	}
+	return obj.Status.Sid
+}
+
+func (r *ConversationWebhookReconciler) setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &v1alpha1.ConversationWebhook{}, credentialsIndex, func(o client.Object) []string {
+		if ref := r.credentialsSecret(o.(*v1alpha1.ConversationWebhook)); ref != nil {
+			return []string{ref.String()}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
+		if sid := managedSid(o.(*v1alpha1.ConversationWebhook)); sid != "" {
+			return []string{sid}
+		}
+		return nil
+	})
+}
+
+// objectsForSecret maps a Secret to the objects whose credentials it holds.
+func (r *ConversationWebhookReconciler) objectsForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	var list v1alpha1.ConversationWebhookList
+	key := types.NamespacedName{Namespace: secret.GetNamespace(), Name: secret.GetName()}.String()
+	if err := r.List(ctx, &list, client.MatchingFields{credentialsIndex: key}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing objects that use a Secret", "secret", key)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// owners returns the other objects that claim a SID.
+func (r *ConversationWebhookReconciler) owners(ctx context.Context, obj *v1alpha1.ConversationWebhook, sid string) ([]v1alpha1.ConversationWebhook, error) {
+	var list v1alpha1.ConversationWebhookList
+	if err := r.List(ctx, &list, client.MatchingFields{sidIndex: sid}); err != nil {
+		return nil, err
+	}
+	var others []v1alpha1.ConversationWebhook
+	for _, o := range list.Items {
+		if o.UID != obj.UID {
+			others = append(others, o)
+		}
+	}
+	return others, nil
+}
+
+// checkOwnership stalls an object whose SID another object claimed first (by
+// creation time, then namespace/name): two objects never manage one webhook.
+func (r *ConversationWebhookReconciler) checkOwnership(ctx context.Context, obj *v1alpha1.ConversationWebhook) error {
+	sid := managedSid(obj)
+	if sid == "" {
+		return nil
+	}
+	others, err := r.owners(ctx, obj, sid)
+	if err != nil {
+		return err
+	}
+	for _, o := range others {
+		if claimedFirst(&o, obj) {
+			return stalled(v1alpha1.ReasonSidConflict, fmt.Errorf("webhook %s is already managed by ConversationWebhook %s/%s; remove the %s annotation or delete one of the two",
+				sid, o.Namespace, o.Name, v1alpha1.AnnotationWebhookSid))
+		}
+	}
+	return nil
+}
+
+func claimedFirst(a, b *v1alpha1.ConversationWebhook) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return client.ObjectKeyFromObject(a).String() < client.ObjectKeyFromObject(b).String()
+}
