@@ -61,7 +61,7 @@ envtest-assets: setup-envtest ## Provision kube-apiserver and etcd for envtest (
 	@SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh
 
 .PHONY: test
-test: manifests generate vet setup-envtest ## Run all tests (unit, client, fake, envtest).
+test: manifests generate fmt vet setup-envtest ## Run all tests (unit, client, fake, envtest).
 	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
 		go test ./... -coverprofile cover.out
 

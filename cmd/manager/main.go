@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/controller"
@@ -30,11 +30,11 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr, twilioURL, defaultSecret string
-		secureMetrics, enableHTTP2, leaderElect           bool
-		leaderElectionNamespace                           string
-		syncPeriod                                        time.Duration
-		maxConcurrent                                     int
-		twilioRPS                                         float64
+		secureMetrics, enableHTTP2, leaderElect          bool
+		leaderElectionNamespace                          string
+		syncPeriod                                       time.Duration
+		maxConcurrent                                    int
+		twilioRPS                                        float64
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to disable.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -65,11 +65,11 @@ func main() {
 
 type config struct {
 	metricsAddr, probeAddr, twilioURL, defaultSecret string
-	secureMetrics, enableHTTP2, leaderElect           bool
-	leaderElectionNamespace                           string
-	syncPeriod                                        time.Duration
-	maxConcurrent                                     int
-	twilioRPS                                         float64
+	secureMetrics, enableHTTP2, leaderElect          bool
+	leaderElectionNamespace                          string
+	syncPeriod                                       time.Duration
+	maxConcurrent                                    int
+	twilioRPS                                        float64
 }
 
 func parseSecretRef(v string) (*types.NamespacedName, error) {

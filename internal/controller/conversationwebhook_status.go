@@ -60,7 +60,7 @@ func setPaused(st *v1alpha1.ConversationWebhookStatus, generation int64) {
 	st.ObservedGeneration = generation
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonPaused,
-		Message: "Reconciliation is paused by the " + v1alpha1.AnnotationPaused + " annotation; Twilio is not called",
+		Message:            "Reconciliation is paused by the " + v1alpha1.AnnotationPaused + " annotation; Twilio is not called",
 		ObservedGeneration: generation,
 	})
 	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionReconciling)

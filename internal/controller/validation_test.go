@@ -73,7 +73,9 @@ var _ = Describe("CRD validation", func() {
 		Entry("url without host", v1alpha1.TargetWebhook, "spec.url", "url must be an absolute http or https URL",
 			func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://" }),
 		Entry("url over 512 characters", v1alpha1.TargetWebhook, "spec.url", "Too long",
-			func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/" + strings.Repeat("a", 490) }),
+			func(o *v1alpha1.ConversationWebhook) {
+				o.Spec.URL = "https://hooks.example.com/" + strings.Repeat("a", 490)
+			}),
 		Entry("method unknown", v1alpha1.TargetWebhook, "spec.method", "Unsupported value",
 			func(o *v1alpha1.ConversationWebhook) { o.Spec.Method = "PUT" }),
 		Entry("method set for studio", v1alpha1.TargetStudio, "spec.method", "method must not be set when target is studio",
