@@ -163,11 +163,17 @@ func TestReplaceNeeded(t *testing.T) {
 		needed bool
 	}{
 		{"nothing changed", func(*v1alpha1.ConversationWebhook, *twilio.Webhook, *twilio.Scope) {}, false},
-		{"conversation", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) { o.Spec.ConversationSid = "CH2" }, true},
-		{"conversation SID case only", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) { o.Spec.ConversationSid = "ch1" }, false},
+		{"conversation", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) {
+			o.Spec.ConversationSid = "CH2"
+		}, true},
+		{"conversation SID case only", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) {
+			o.Spec.ConversationSid = "ch1"
+		}, false},
 		{"service", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) { o.Spec.ServiceSid = "IS1" }, true},
 		{"target", func(_ *v1alpha1.ConversationWebhook, w *twilio.Webhook, _ *twilio.Scope) { w.Target = "trigger" }, true},
-		{"replayAfter", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) { o.Spec.ReplayAfter = ptr.To[int32](2) }, true},
+		{"replayAfter", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) {
+			o.Spec.ReplayAfter = ptr.To[int32](2)
+		}, true},
 		{"replayAfter removed", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) { o.Spec.ReplayAfter = nil }, true},
 		{"replayAfter unknown for an adopted webhook", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) {
 			o.Status.Sid = ""

@@ -1,0 +1,229 @@
+// Command demo is make demo: a local control plane, the Twilio fake, the real
+// manager binary and the samples of config/samples, all on this machine. It
+// prints what a user would look at and a KUBECONFIG line, then runs until
+// Ctrl-C. With DEMO_ONESHOT=1 it exits 0 once every sample is Ready, or 1
+// after DEMO_TIMEOUT (default 3m).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+	"github.com/twilio-operator/conversation-webhook-operator/test/localenv"
+)
+
+// The samples' account and conversations, served by the fake.
+const (
+	demoNamespace = "demo"
+	demoAccount   = "AC00000000000000000000000000000000"
+	demoKeySid    = "SK00000000000000000000000000000000"
+	demoKeySecret = "demoApiKeySecret"
+)
+
+var demoConversations = []string{"CH00000000000000000000000000000001", "CH00000000000000000000000000000002"}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	timeout := 3 * time.Minute
+	if v := os.Getenv("DEMO_TIMEOUT"); v != "" {
+		if timeout, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("DEMO_TIMEOUT: %w", err)
+		}
+	}
+	oneshot := os.Getenv("DEMO_ONESHOT") == "1"
+
+	fake := twiliofake.New()
+	fake.AddAccount(demoAccount, "demoAuthToken")
+	fake.AddAPIKey(demoAccount, demoKeySid, demoKeySecret)
+	for _, c := range demoConversations {
+		fake.AddConversation(demoAccount, c)
+	}
+	logPath := filepath.Join(root, "bin", "demo-manager.log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() //nolint:errcheck // log file
+
+	step("Starting a local control plane (kube-apiserver + etcd) with the CRD")
+	env, err := localenv.Start(localenv.Options{RepoRoot: root, Fake: fake, ManagerOutput: logFile})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("Stopping the manager, the Twilio fake and the control plane")
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: stopping:", err)
+		}
+	}()
+	step("Twilio fake serving " + env.FakeURL + " (account " + demoAccount + ", conversations " + strings.Join(demoConversations, ", ") + ")")
+	step("Starting the manager: bin/manager --twilio-api-url " + env.FakeURL + " (logs: " + logPath + ")")
+	if err := env.StartManager("--sync-period=30s"); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	step("Applying config/samples/ into namespace " + demoNamespace)
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace}}); err != nil {
+		return err
+	}
+	names, err := applySamples(ctx, env.Client, filepath.Join(root, "config", "samples"))
+	if err != nil {
+		return err
+	}
+
+	step(fmt.Sprintf("Waiting for %d ConversationWebhooks to be Ready", len(names)))
+	if err := waitReady(ctx, env, len(names), timeout); err != nil {
+		show(env)
+		return err
+	}
+	show(env)
+	if oneshot {
+		step("DEMO_ONESHOT=1: every sample is Ready")
+		return nil
+	}
+	fmt.Printf(`
+The operator is running. In another shell:
+
+  export KUBECONFIG=%s
+  kubectl get cwh -n %s -o wide
+  kubectl describe cwh -n %s support-events
+  curl -s %s/_fake/webhooks            # what Twilio (the fake) holds
+  curl -s -X DELETE %s/_fake/webhooks/<WH SID>   # delete one behind the operator's back:
+                                        # it is recreated within the 30s sync period
+
+Press Ctrl-C to stop.
+`, env.Kubeconfig, demoNamespace, demoNamespace, env.FakeURL, env.FakeURL)
+	select {
+	case <-ctx.Done():
+	case err := <-env.ManagerExited():
+		return fmt.Errorf("the manager exited: %v (see %s)", err, logPath)
+	}
+	return nil
+}
+
+func step(msg string) { fmt.Printf("==> %s\n", msg) }
+
+// applySamples creates every object of the samples directory in the demo namespace.
+func applySamples(ctx context.Context, c client.Client, dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	// Secrets first, so that no sample waits for its credentials.
+	sort.SliceStable(files, func(i, j int) bool {
+		si, sj := strings.Contains(files[i], "secret"), strings.Contains(files[j], "secret")
+		return si && !sj || si == sj && files[i] < files[j]
+	})
+	var names []string
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		obj := &unstructured.Unstructured{}
+		if err := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096).Decode(&obj.Object); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		obj.SetNamespace(demoNamespace)
+		if err := c.Create(ctx, obj); err != nil {
+			return nil, fmt.Errorf("applying %s: %w", f, err)
+		}
+		fmt.Printf("    %s/%s created\n", strings.ToLower(obj.GetKind()), obj.GetName())
+		if obj.GetKind() == "ConversationWebhook" {
+			names = append(names, obj.GetName())
+		}
+	}
+	return names, nil
+}
+
+func waitReady(ctx context.Context, env *localenv.Env, want int, timeout time.Duration) error {
+	deadline := time.After(timeout)
+	last := ""
+	for {
+		var list v1alpha1.ConversationWebhookList
+		if err := env.Client.List(ctx, &list, client.InNamespace(demoNamespace)); err != nil {
+			return err
+		}
+		ready := 0
+		var states []string
+		for _, o := range list.Items {
+			c := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionReady)
+			state := "Pending"
+			if c != nil {
+				state = string(c.Status) + "/" + c.Reason
+			}
+			if c != nil && c.Status == metav1.ConditionTrue && o.Status.ObservedGeneration == o.Generation {
+				ready++
+			}
+			states = append(states, o.Name+"="+state)
+		}
+		if s := strings.Join(states, " "); s != last {
+			fmt.Printf("    %d/%d Ready: %s\n", ready, want, s)
+			last = s
+		}
+		if ready == want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-env.ManagerExited():
+			return fmt.Errorf("the manager exited: %v", err)
+		case <-deadline:
+			return fmt.Errorf("not every sample was Ready after %s", timeout)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// show prints what a user would look at: kubectl's view and Twilio's.
+func show(env *localenv.Env) {
+	step("kubectl get cwh -n " + demoNamespace + " -o wide")
+	cmd := exec.Command("kubectl", "get", "cwh", "-n", demoNamespace, "-o", "wide") //nolint:noctx // short, local
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Println("    (kubectl unavailable:", err, ")")
+	}
+	step("Webhooks in Twilio (the fake), GET " + env.FakeURL + "/_fake/webhooks")
+	out, _ := json.MarshalIndent(env.Fake.Webhooks(), "    ", "  ")
+	fmt.Println("    " + string(out))
+	step("export KUBECONFIG=" + env.Kubeconfig)
+}
