@@ -238,7 +238,3 @@ type ConversationWebhookList struct {
 	// items are the ConversationWebhook objects.
 	Items []ConversationWebhook `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&ConversationWebhook{}, &ConversationWebhookList{})
-}

@@ -26,12 +26,14 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:8089", "Address to serve on (keep it on loopback: the control API has no authentication).")
+	listen := flag.String("listen", "127.0.0.1:8089",
+		"Address to serve on (keep it on loopback: the control API has no authentication).")
 	account := flag.String("account-sid", "AC00000000000000000000000000000000", "Account SID the fake accepts.")
 	token := flag.String("auth-token", "demoAuthToken", "Auth token of the account.")
 	keySid := flag.String("api-key-sid", "SK00000000000000000000000000000000", "API key SID of the account.")
 	keySecret := flag.String("api-key-secret", "demoApiKeySecret", "API key secret.")
-	convs := flag.String("conversations", "CH00000000000000000000000000000001,CH00000000000000000000000000000002", "Comma-separated conversation SIDs in the default service.")
+	convs := flag.String("conversations", "CH00000000000000000000000000000001,CH00000000000000000000000000000002",
+		"Comma-separated conversation SIDs in the default service.")
 	anyConv := flag.Bool("any-conversation", false, "Treat every well-formed CH SID as an existing conversation.")
 	latency := flag.Duration("latency", 0, "Delay of every answer.")
 	flag.Parse()
@@ -47,14 +49,14 @@ func main() {
 	fake.SetAnyConversation(*anyConv)
 	fake.SetLatency(*latency)
 
-	ln, err := net.Listen("tcp", *listen)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *listen)
 	if err != nil {
-		log.Fatal(err)
+		log.Fatal(err) //nolint:gocritic // nothing to clean up yet
 	}
 	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 5 * time.Second}
 	fmt.Fprintf(os.Stderr, "twilio-fake: serving http://%s (account %s)\n", ln.Addr(), *account)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

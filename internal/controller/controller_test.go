@@ -280,7 +280,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			})
 			Expect(k8sClient.Create(ctx, second)).To(Succeed())
 			got := waitStalled(second, v1alpha1.ReasonSidConflict)
-			msg := condMessage(got, v1alpha1.ConditionStalled)
+			msg := stalledMessage(got)
 			Expect(msg).To(ContainSubstring(t.ns + "/first"))
 			w, _ := fake.Webhook(sid)
 			Expect(w.URL).To(Equal(first.Spec.URL), "the second object changed nothing")
@@ -374,7 +374,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			})
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			got := waitStalled(o, v1alpha1.ReasonCredentialsMissing)
-			Expect(condMessage(got, v1alpha1.ConditionStalled)).To(ContainSubstring(t.ns + "/later"))
+			Expect(stalledMessage(got)).To(ContainSubstring(t.ns + "/later"))
 			Expect(kstatus(got)).To(Equal(status.FailedStatus))
 			Expect(k8sClient.Create(ctx, credentialsSecret(t.ns, "later", testKeySecret))).To(Succeed())
 			waitReady(o)
@@ -388,7 +388,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			})
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			got := waitStalled(o, v1alpha1.ReasonCredentialsInvalid)
-			Expect(condMessage(got, v1alpha1.ConditionStalled)).To(ContainSubstring("20003"))
+			Expect(stalledMessage(got)).To(ContainSubstring("20003"))
 			fake.ResetLog()
 			Consistently(func() int { return countInConversation(t.convs[0], "") }).WithTimeout(3*time.Second).
 				Should(BeZero(), "a terminal failure is not retried until something changes")
@@ -435,7 +435,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			o := t.object("noconv", func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = twiliofake.NewSid("CH") })
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			got := waitStalled(o, v1alpha1.ReasonConversationNotFound)
-			Expect(condMessage(got, v1alpha1.ConditionStalled)).To(ContainSubstring("50350"))
+			Expect(stalledMessage(got)).To(ContainSubstring("50350"))
 			Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
 		})
 
@@ -446,7 +446,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			o := t.object("sixth", func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			got := waitStalled(o, v1alpha1.ReasonWebhookLimitReached)
-			Expect(condMessage(got, v1alpha1.ConditionStalled)).To(ContainSubstring("50361"))
+			Expect(stalledMessage(got)).To(ContainSubstring("50361"))
 			Expect(fakeHooks(t.convs[1])).To(HaveLen(5))
 		})
 
@@ -456,7 +456,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				o := t.object(fmt.Sprintf("code-%d", code))
 				Expect(k8sClient.Create(ctx, o)).To(Succeed())
 				got := waitStalled(o, reason)
-				Expect(condMessage(got, v1alpha1.ConditionStalled)).To(ContainSubstring(fmt.Sprint(code)))
+				Expect(stalledMessage(got)).To(ContainSubstring(fmt.Sprint(code)))
 				Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
 				Expect(fakeHooks(t.convs[0])).To(BeEmpty())
 				Expect(kstatus(got)).To(Equal(status.FailedStatus))
@@ -579,9 +579,9 @@ func pause(o *v1alpha1.ConversationWebhook, on bool) {
 	}
 }
 
-func condMessage(o *v1alpha1.ConversationWebhook, t string) string {
+func stalledMessage(o *v1alpha1.ConversationWebhook) string {
 	for _, c := range o.Status.Conditions {
-		if c.Type == t {
+		if c.Type == v1alpha1.ConditionStalled {
 			return c.Message
 		}
 	}

@@ -162,11 +162,12 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 // patchMeta applies mutate to the object's metadata and patches it, keeping the
 // in-memory status (the patch answer carries the stored one). With lock, the
 // patch fails on a stale object: a create is never decided on an old view.
-func (r *ConversationWebhookReconciler) patchMeta(ctx context.Context, obj *v1alpha1.ConversationWebhook, lock bool, mutate func(*v1alpha1.ConversationWebhook)) error {
+func (r *ConversationWebhookReconciler) patchMeta(ctx context.Context, obj *v1alpha1.ConversationWebhook, lock bool,
+	mutate func(*v1alpha1.ConversationWebhook)) error {
 	status := obj.Status.DeepCopy()
 	before := obj.DeepCopy()
 	mutate(obj)
-	var patch client.Patch = client.MergeFrom(before)
+	patch := client.MergeFrom(before)
 	if lock {
 		patch = client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
 	}

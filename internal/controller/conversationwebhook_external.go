@@ -217,7 +217,8 @@ func (r *ConversationWebhookReconciler) createOrRecover(ctx context.Context, obj
 
 // findCreated lists the conversation's webhooks for one that matches the spec and
 // that no other object manages (and that is not the webhook being replaced).
-func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI, want desired) (*twilio.Webhook, error) {
+func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
+	want desired) (*twilio.Webhook, error) {
 	list, err := api.ListWebhooks(ctx, want.scope)
 	switch {
 	case twilio.IsConversationNotFound(err) || twilio.IsNotFound(err):

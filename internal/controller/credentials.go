@@ -143,7 +143,8 @@ func (r *ConversationWebhookReconciler) checkOwnership(ctx context.Context, obj 
 	}
 	for _, o := range others {
 		if claimedFirst(&o, obj) {
-			return stalled(v1alpha1.ReasonSidConflict, fmt.Errorf("webhook %s is already managed by ConversationWebhook %s/%s; remove the %s annotation or delete one of the two",
+			return stalled(v1alpha1.ReasonSidConflict, fmt.Errorf(
+				"webhook %s is already managed by ConversationWebhook %s/%s; remove the %s annotation or delete one of the two",
 				sid, o.Namespace, o.Name, v1alpha1.AnnotationWebhookSid))
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -422,7 +421,7 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 		defer mu.Unlock()
 		lines = append(lines, prefix+" "+args)
 	}, funcr.Options{Verbosity: 10})
-	ctx := log.IntoContext(t.Context(), logr.Logger(logger))
+	ctx := log.IntoContext(t.Context(), logger)
 	bad, _ := e.factory.For(twilio.Credentials{AccountSid: account, AuthToken: "wrongTOKENsecret123"})
 	scope := twilio.Scope{ConversationSid: conv}
 	e.fake.InjectFaults(

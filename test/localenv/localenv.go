@@ -92,7 +92,7 @@ func Start(opts Options) (*Env, error) {
 	if err := os.WriteFile(e.Kubeconfig, e.testEnv.KubeConfig, 0o600); err != nil {
 		return nil, errors.Join(err, e.Stop())
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, errors.Join(err, e.Stop())
 	}

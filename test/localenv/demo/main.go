@@ -130,7 +130,7 @@ Press Ctrl-C to stop.
 	select {
 	case <-ctx.Done():
 	case err := <-env.ManagerExited():
-		return fmt.Errorf("the manager exited: %v (see %s)", err, logPath)
+		return fmt.Errorf("the manager exited (see %s): %w", logPath, err)
 	}
 	return nil
 }
@@ -205,7 +205,7 @@ func waitReady(ctx context.Context, env *localenv.Env, want int, timeout time.Du
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-env.ManagerExited():
-			return fmt.Errorf("the manager exited: %v", err)
+			return fmt.Errorf("the manager exited: %w", err)
 		case <-deadline:
 			return fmt.Errorf("not every sample was Ready after %s", timeout)
 		case <-time.After(500 * time.Millisecond):
