@@ -12,7 +12,7 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 SETUP_ENVTEST_VERSION ?= v0.25.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
-KUSTOMIZE_VERSION ?= v5.8.3
+KUSTOMIZE_VERSION ?= v5.8.2
 
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
@@ -31,6 +31,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and the ClusterRole from the markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
@@ -82,6 +83,27 @@ run: manifests generate ## Run the manager against the current kubeconfig and th
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: build-installer
+build-installer: manifests kustomize ## Write dist/install.yaml: namespace, CRD, RBAC and Deployment in one file.
+	mkdir -p dist
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default > dist/install.yaml
+	cd config/manager && $(KUSTOMIZE) edit set image controller=ghcr.io/twilio-operator/conversation-webhook-operator:latest
+
+.PHONY: helm
+helm: manifests ## Lint the Helm chart (defaults and every option) and render it to dist/chart-rendered.yaml, with Helm's Go SDK.
+	go run ./test/install/helmtool
+
+.PHONY: install
+install: manifests ## Apply the CRD to the current kubeconfig's cluster.
+	kubectl apply --server-side -f config/crd/bases
+
+.PHONY: deploy
+deploy: build-installer ## Apply dist/install.yaml to the current kubeconfig's cluster.
+	kubectl apply --server-side -f dist/install.yaml
 
 ##@ Tools
 

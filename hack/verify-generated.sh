@@ -5,9 +5,9 @@
 set -euo pipefail
 before="$(mktemp -d)"
 trap 'rm -rf "$before"' EXIT
-cp -r api config "$before/"
+cp -r api config charts "$before/"
 make --no-print-directory manifests generate >/dev/null
-if ! diff -ru "$before/api" api || ! diff -ru "$before/config" config; then
+if ! diff -ru "$before/api" api || ! diff -ru "$before/config" config || ! diff -ru "$before/charts" charts; then
   echo "verify: generated files differ from their sources (diff above, old → regenerated)." >&2
   echo "verify: never hand-edit generated files; run 'make manifests generate' and commit." >&2
   exit 1

@@ -1,0 +1,344 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+var (
+	crdPath      = filepath.Join(RepoRoot(), "config", "crd", "bases", "conversations.twilio-operator.io_conversationwebhooks.yaml")
+	rolePath     = filepath.Join(RepoRoot(), "config", "rbac", "role.yaml")
+	installPath  = filepath.Join(RepoRoot(), "dist", "install.yaml")
+	chartPath    = filepath.Join(RepoRoot(), ChartDir)
+	valuesAll    = filepath.Join("testdata", "values-all.yaml")
+	k8sClient    client.Client
+)
+
+// TestMain starts one envtest API server (no CRDs: the tests install them).
+func TestMain(m *testing.M) {
+	env := &envtest.Environment{}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting envtest (is KUBEBUILDER_ASSETS set? make test sets it): %v\n", err)
+		os.Exit(1)
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = apiextensionsv1.AddToScheme(scheme)
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	code := 1
+	if err == nil {
+		code = m.Run()
+	} else {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := DecodeYAML(data)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return objs
+}
+
+func find(objs []*unstructured.Unstructured, kind, nameSuffix string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && strings.HasSuffix(o.GetName(), nameSuffix) {
+			return o
+		}
+	}
+	return nil
+}
+
+// applyAll server-side applies the objects as kubectl apply --server-side would:
+// namespaces and CRDs first (waiting for the CRDs to be established), then the rest.
+func applyAll(t *testing.T, c client.Client, objs []*unstructured.Unstructured) {
+	t.Helper()
+	ctx := context.Background()
+	first := func(o *unstructured.Unstructured) bool {
+		return o.GetKind() == "Namespace" || o.GetKind() == "CustomResourceDefinition"
+	}
+	for _, pass := range []bool{true, false} {
+		for _, o := range objs {
+			if first(o) != pass {
+				continue
+			}
+			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.DeepCopy()),
+				client.FieldOwner("install-test"), client.ForceOwnership); err != nil {
+				t.Fatalf("server-side apply of %s %s: %v", o.GetKind(), o.GetName(), err)
+			}
+			if o.GetKind() == "CustomResourceDefinition" {
+				waitEstablished(t, c, o.GetName())
+			}
+		}
+	}
+	for _, o := range objs {
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(o.GroupVersionKind())
+		if err := c.Get(ctx, client.ObjectKeyFromObject(o), got); err != nil {
+			t.Fatalf("%s %s not found after apply: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+}
+
+func waitEstablished(t *testing.T, c client.Client, name string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
+			return false, nil //nolint:nilerr // not there yet
+		}
+		for _, cond := range crd.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("CRD %s not established: %v", name, err)
+	}
+}
+
+func ensureNamespace(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	u := &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]interface{}{"name": ns}}}
+	if err := c.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("install-test")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInstallYAMLIsOneCompleteFile(t *testing.T) {
+	objs := readObjects(t, installPath)
+	for _, want := range []string{"Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"} {
+		if !slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == want }) {
+			t.Errorf("dist/install.yaml has no %s", want)
+		}
+	}
+	generated := readObjects(t, crdPath)[0]
+	if crd := find(objs, "CustomResourceDefinition", ""); crd == nil || !equality.Semantic.DeepEqual(crd.Object["spec"], generated.Object["spec"]) {
+		t.Error("dist/install.yaml's CRD differs from config/crd/bases: run make build-installer")
+	}
+	role := find(objs, "ClusterRole", "manager-role")
+	if role == nil || !equality.Semantic.DeepEqual(role.Object["rules"], readObjects(t, rolePath)[0].Object["rules"]) {
+		t.Error("dist/install.yaml's manager ClusterRole differs from config/rbac/role.yaml: run make build-installer")
+	}
+	dep := find(objs, "Deployment", "controller-manager")
+	if dep == nil {
+		t.Fatal("no manager Deployment")
+	}
+	assertHardened(t, dep)
+}
+
+func TestInstallYAMLAppliesServerSide(t *testing.T) {
+	applyAll(t, k8sClient, readObjects(t, installPath))
+}
+
+func TestChartLints(t *testing.T) {
+	for _, vf := range []string{"", valuesAll} {
+		errs, err := LintChart(chartPath, vf, "cwh-system")
+		if err != nil || len(errs) > 0 {
+			t.Fatalf("lint with %q: %v %v", vf, err, errs)
+		}
+	}
+}
+
+func TestChartCRDAndRBACEqualTheGenerated(t *testing.T) {
+	objs, err := RenderChart(chartPath, "", "cwh", "cwh-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := find(objs, "CustomResourceDefinition", "")
+	generated := readObjects(t, crdPath)[0]
+	if crd == nil || !equality.Semantic.DeepEqual(crd.Object["spec"], generated.Object["spec"]) {
+		t.Fatal("the chart's CRD differs from config/crd/bases: run make manifests")
+	}
+	if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+		t.Fatalf("the chart's CRD lacks helm.sh/resource-policy: keep by default: %v", crd.GetAnnotations())
+	}
+	role := find(objs, "ClusterRole", "-manager")
+	if role == nil || !equality.Semantic.DeepEqual(role.Object["rules"], readObjects(t, rolePath)[0].Object["rules"]) {
+		t.Fatal("the chart's manager ClusterRole differs from config/rbac/role.yaml: run make manifests")
+	}
+}
+
+func TestChartAppliesServerSide(t *testing.T) {
+	c := k8sClient
+	applyAll(t, c, readObjects(t, filepath.Join("testdata", "servicemonitor-crd.yaml")))
+	for i, vf := range []string{"", valuesAll} {
+		ns := fmt.Sprintf("chart-%d", i)
+		objs, err := RenderChart(chartPath, vf, "cwh", ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ensureNamespace(t, c, ns)
+		applyAll(t, c, objs)
+		dep := find(objs, "Deployment", "")
+		assertHardened(t, dep)
+		args := fmt.Sprint(dep.Object["spec"].(map[string]interface{})["template"])
+		if vf == valuesAll {
+			for _, want := range []string{"--leader-elect", "--twilio-rps=50", "--default-credentials-secret=" + ns + "/twilio-default-credentials", "--sync-period=5m"} {
+				if !strings.Contains(args, want) {
+					t.Errorf("all-options Deployment lacks %s", want)
+				}
+			}
+			if find(objs, "ServiceMonitor", "") == nil {
+				t.Error("all-options render has no ServiceMonitor")
+			}
+		} else if strings.Contains(args, "--leader-elect") {
+			t.Error("one replica with default values should not elect a leader")
+		}
+	}
+	// Without crds.keep the CRD carries no keep policy.
+	objs, err := renderWith(t, "crds:\n  keep: false\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := find(objs, "CustomResourceDefinition", "").GetAnnotations()["helm.sh/resource-policy"]; ok {
+		t.Error("crds.keep=false still keeps the CRD")
+	}
+}
+
+func renderWith(t *testing.T, values string) ([]*unstructured.Unstructured, error) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return RenderChart(chartPath, f, "cwh", "cwh-system")
+}
+
+// assertHardened checks the manager's pod: non-root, read-only root filesystem,
+// no capabilities, seccomp RuntimeDefault, requests, limits and probes.
+func assertHardened(t *testing.T, dep *unstructured.Unstructured) {
+	t.Helper()
+	var d struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					SecurityContext struct {
+						RunAsNonRoot   *bool `json:"runAsNonRoot"`
+						SeccompProfile struct {
+							Type string `json:"type"`
+						} `json:"seccompProfile"`
+					} `json:"securityContext"`
+					Containers []struct {
+						SecurityContext struct {
+							ReadOnlyRootFilesystem   *bool `json:"readOnlyRootFilesystem"`
+							AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
+							Capabilities             struct {
+								Drop []string `json:"drop"`
+							} `json:"capabilities"`
+						} `json:"securityContext"`
+						Resources struct {
+							Requests map[string]string `json:"requests"`
+							Limits   map[string]string `json:"limits"`
+						} `json:"resources"`
+						LivenessProbe  map[string]interface{} `json:"livenessProbe"`
+						ReadinessProbe map[string]interface{} `json:"readinessProbe"`
+					} `json:"containers"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	data, _ := sigsyaml.Marshal(dep.Object)
+	if err := sigsyaml.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	pod := d.Spec.Template.Spec
+	if pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.SeccompProfile.Type != "RuntimeDefault" {
+		t.Errorf("pod security context not hardened: %+v", pod.SecurityContext)
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem ||
+		c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation ||
+		!slices.Equal(c.SecurityContext.Capabilities.Drop, []string{"ALL"}) {
+		t.Errorf("container security context not hardened: %+v", c.SecurityContext)
+	}
+	if len(c.Resources.Requests) == 0 || len(c.Resources.Limits) == 0 || c.LivenessProbe == nil || c.ReadinessProbe == nil {
+		t.Errorf("container lacks requests, limits or probes")
+	}
+}
+
+// rbacMarker matches a +kubebuilder:rbac marker.
+var rbacMarker = regexp.MustCompile(`\+kubebuilder:rbac:groups=([^,]*),resources=([^,]*),verbs=(\S+)`)
+
+// TestRoleGrantsOnlyWhatTheMarkersSay reads the controller's RBAC markers
+// directly and fails if config/rbac/role.yaml grants any verb on any resource
+// they do not.
+func TestRoleGrantsOnlyWhatTheMarkersSay(t *testing.T) {
+	allowed := map[string]bool{}
+	files, _ := filepath.Glob(filepath.Join(RepoRoot(), "internal", "controller", "*.go"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range rbacMarker.FindAllStringSubmatch(string(data), -1) {
+			group := strings.Trim(m[1], `"`)
+			for _, g := range strings.Split(group, ";") {
+				for _, r := range strings.Split(m[2], ";") {
+					for _, v := range strings.Split(m[3], ";") {
+						allowed[g+"/"+r+"/"+v] = true
+					}
+				}
+			}
+		}
+	}
+	if len(allowed) == 0 {
+		t.Fatal("no RBAC markers found: the check would prove nothing")
+	}
+	var role struct {
+		Rules []struct {
+			APIGroups []string `json:"apiGroups"`
+			Resources []string `json:"resources"`
+			Verbs     []string `json:"verbs"`
+		} `json:"rules"`
+	}
+	data, err := os.ReadFile(rolePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sigsyaml.Unmarshal(data, &role); err != nil {
+		t.Fatal(err)
+	}
+	for _, rule := range role.Rules {
+		for _, g := range rule.APIGroups {
+			for _, r := range rule.Resources {
+				for _, v := range rule.Verbs {
+					if !allowed[g+"/"+r+"/"+v] {
+						t.Errorf("role.yaml grants %q on %s in group %q, which no marker asks for", v, r, g)
+					}
+				}
+			}
+		}
+	}
+}
