@@ -141,3 +141,13 @@ endef
 kustomize: $(KUSTOMIZE) ## Install kustomize into ./bin.
 $(KUSTOMIZE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+##@ Scale and faults
+
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s); the checked-in corpus also runs in make test.
+	go test ./internal/twilio/ -run '^$$' -fuzz '^FuzzDecodeConfiguration$$' -fuzztime $(FUZZTIME)
+	go test ./internal/twilio/ -run '^$$' -fuzz '^FuzzWebhookAnswer$$' -fuzztime $(FUZZTIME)
+	go test ./internal/controller/ -run '^$$' -fuzz '^FuzzConfigMatches$$' -fuzztime $(FUZZTIME)

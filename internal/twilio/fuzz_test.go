@@ -1,0 +1,104 @@
+package twilio
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzDecodeConfiguration feeds arbitrary JSON to the configuration decoder: it
+// must never panic, and what it returns must survive a round trip through
+// Twilio's own answer shape unchanged.
+func FuzzDecodeConfiguration(f *testing.F) {
+	for _, seed := range []string{
+		`{"url":"https://e.com","method":"get","filters":["onMessageAdded"]}`,
+		`{"url":"https://e.com","method":"POST","triggers":["a","b"]}`,
+		`{"flow_sid":"FW00000000000000000000000000000001","replay_after":0}`,
+		`{"flowSid":"FW1","replayAfter":"12"}`,
+		`{"replay_after":1e300}`, `{"replay_after":-0}`, `{"filters":[null,1,"x"]}`,
+		`[]`, `null`, `"configuration"`, `{}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		var raw interface{}
+		if json.Unmarshal([]byte(doc), &raw) != nil {
+			return
+		}
+		cfg := DecodeConfiguration(&raw)
+		if cfg.ReplayAfter != nil && *cfg.ReplayAfter < 0 {
+			t.Fatalf("negative replayAfter %d from %s", *cfg.ReplayAfter, doc)
+		}
+		again := map[string]interface{}{"url": cfg.URL, "method": cfg.Method, "flow_sid": cfg.FlowSid}
+		if cfg.Filters != nil {
+			again["filters"] = toAny(cfg.Filters)
+		}
+		if cfg.Triggers != nil {
+			again["triggers"] = toAny(cfg.Triggers)
+		}
+		if cfg.ReplayAfter != nil {
+			again["replay_after"] = float64(*cfg.ReplayAfter)
+		}
+		var round interface{} = again
+		got := DecodeConfiguration(&round)
+		a, _ := json.Marshal(cfg)
+		b, _ := json.Marshal(got)
+		if string(a) != string(b) {
+			t.Fatalf("round trip changed %s into %s", a, b)
+		}
+	})
+}
+
+func toAny(s []string) []interface{} {
+	out := make([]interface{}, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// FuzzWebhookAnswer serves arbitrary bodies and statuses as Twilio's answer to a
+// fetch: the client must never panic, and must either return a webhook (2xx with
+// a JSON object) or an *APIError whose class is consistent with the status.
+func FuzzWebhookAnswer(f *testing.F) {
+	f.Add(200, `{"sid":"WH1","account_sid":"AC1","target":"webhook","configuration":{"url":"https://e.com"},"date_created":"2016-03-24T21:05:50Z"}`)
+	f.Add(404, `{"code":20404,"message":"Not Found","more_info":"https://www.twilio.com/docs/errors/20404","status":404}`)
+	f.Add(429, `{"code":20429,"message":"Too Many Requests","status":429}`)
+	f.Add(400, `{"code":50365,"message":"Invalid conversation webhook filter","status":400}`)
+	f.Add(502, `<html>bad gateway</html>`)
+	f.Add(200, `not json`)
+	f.Add(200, `{"date_created":"yesterday"}`)
+	f.Add(401, ``)
+	f.Fuzz(func(t *testing.T, status int, body string) {
+		if status < 200 || status > 599 || (status >= 300 && status < 400) {
+			return
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(body))
+		}))
+		defer srv.Close()
+		fac, err := NewFactory(Options{BaseURL: srv.URL, MaxAttempts: 1, Timeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := fac.For(Credentials{AccountSid: "AC00000000000000000000000000000001", AuthToken: "tokenSECRET"})
+		wh, err := c.FetchWebhook(t.Context(), Scope{ConversationSid: "CH1"}, "WH1")
+		switch {
+		case err == nil && (status >= 300 || wh == nil):
+			t.Fatalf("status %d: no error, webhook %v", status, wh)
+		case err != nil && AsAPIError(err) == nil:
+			t.Fatalf("status %d: error %T is not an *APIError", status, err)
+		case err != nil && strings.Contains(err.Error(), "tokenSECRET"):
+			t.Fatalf("secret in error %q", err)
+		case err != nil && status >= 500 && !IsRetryable(err):
+			t.Fatalf("status %d not retryable: %v", status, err)
+		case err != nil && status == 429 && !IsRateLimited(err):
+			t.Fatalf("429 not rate limited: %v", err)
+		}
+	})
+}
