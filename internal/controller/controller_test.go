@@ -333,20 +333,23 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(eventReasons(o)).To(ContainElement(EventOrphaned))
 		})
 
-		It("deletes the result of a create whose answer was lost", func() {
+		It("deletes the result of a create whose answer was lost, even after a spec edit", func() {
 			fake.InjectFaults(
 				twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
-				// Keep the object pending: the recovery's listing fails until it is deleted.
-				twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList},
-				twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList},
-				twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList},
-				twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList},
+				// The recovery cannot list until the faults are cleared.
+				twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
 			)
+			DeferCleanup(fake.ClearFaults)
 			o := t.object("pending")
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).Should(HaveLen(1))
 			Eventually(func() map[string]string { return get(o).Annotations }).Should(HaveKey(v1alpha1.AnnotationCreatePending))
+			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/edited" })
+			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).Should(Equal(get(o).Generation))
 			Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+			Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).WithTimeout(10*time.Second).
+				Should(Equal("False/Deleting"), "deletion waits while Twilio cannot be listed")
+			fake.ClearFaults()
 			waitGone(o)
 			Expect(fakeHooks(t.convs[0])).To(BeEmpty())
 		})
@@ -499,6 +502,42 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(got.Annotations[v1alpha1.AnnotationWebhookSid]).To(Equal(hooks[0].Sid))
 			Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(1))
 			waitEvent(o, EventAdopted)
+		})
+
+		It("recovers a lost create's webhook after the spec changed, and updates it instead of creating another", func() {
+			fake.InjectFaults(
+				twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
+				twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
+			)
+			DeferCleanup(fake.ClearFaults)
+			o := t.object("edited-while-pending")
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+			Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).Should(HaveLen(1))
+			Eventually(func() map[string]string { return get(o).Annotations }).Should(HaveKey(v1alpha1.AnnotationCreatePendingSpec))
+			patchSpec(o, func(o *v1alpha1.ConversationWebhook) {
+				o.Spec.URL = "https://hooks.example.com/edited"
+				o.Spec.Filters = []v1alpha1.Filter{"onMessageRemoved"}
+			})
+			// The operator has seen the edit (and still cannot list) before Twilio recovers.
+			Eventually(func(g Gomega) {
+				got := get(o)
+				g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+				g.Expect(condition(got, v1alpha1.ConditionReconciling)).To(Equal("True/Creating"))
+			}).WithTimeout(10 * time.Second).Should(Succeed())
+			fake.ClearFaults()
+			var got *v1alpha1.ConversationWebhook
+			Eventually(func(g Gomega) {
+				got = get(o)
+				g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("True/Available"))
+				g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			}).WithTimeout(20 * time.Second).Should(Succeed())
+			hooks := fakeHooks(t.convs[0])
+			Expect(hooks).To(HaveLen(1), "the webhook of the lost create is reused, not orphaned")
+			Expect(hooks[0].Sid).To(Equal(got.Status.Sid))
+			Expect(hooks[0].URL).To(Equal("https://hooks.example.com/edited"))
+			Expect(hooks[0].Filters).To(ConsistOf("onMessageRemoved"))
+			Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(1))
+			Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePendingSpec))
 		})
 
 		It("converges with exactly one webhook when the manager stops right after a create", func() {

@@ -202,14 +202,22 @@ func jitter(d time.Duration) time.Duration {
 
 // bookkeepingAnnotations are written by the operator during a reconcile; their
 // changes must not trigger another one (a terminal create failure would loop).
-var bookkeepingAnnotations = []string{v1alpha1.AnnotationCreatePending, v1alpha1.AnnotationReplacedWebhook}
+var bookkeepingAnnotations = []string{
+	v1alpha1.AnnotationCreatePending, v1alpha1.AnnotationCreatePendingSpec, v1alpha1.AnnotationReplacedWebhook,
+}
 
-// userAnnotationsChanged compares annotations, leaving out the bookkeeping ones.
+// userAnnotationsChanged compares annotations, leaving out the bookkeeping ones,
+// and the webhook-sid the operator records when it completes a create (the same
+// patch removes create-pending): that reconcile already saw the webhook. A user
+// setting webhook-sid to adopt a webhook still counts.
 func userAnnotationsChanged(old, updated map[string]string) bool {
+	_, wasPending := old[v1alpha1.AnnotationCreatePending]
+	_, isPending := updated[v1alpha1.AnnotationCreatePending]
+	completed := wasPending && !isPending
 	strip := func(m map[string]string) map[string]string {
 		out := make(map[string]string, len(m))
 		for k, v := range m {
-			if !slices.Contains(bookkeepingAnnotations, k) {
+			if !slices.Contains(bookkeepingAnnotations, k) && (k != v1alpha1.AnnotationWebhookSid || !completed) {
 				out[k] = v
 			}
 		}

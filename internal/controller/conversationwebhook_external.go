@@ -2,6 +2,9 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -70,6 +73,27 @@ func matchesSpec(want desired, wh *twilio.Webhook) bool {
 	replayOK := wh.Configuration.ReplayAfter == nil || want.cfg.ReplayAfter == nil ||
 		*wh.Configuration.ReplayAfter == *want.cfg.ReplayAfter
 	return strings.EqualFold(wh.Target, want.target) && replayOK && configMatches(want.cfg, wh.Configuration)
+}
+
+// fingerprint identifies a webhook's target and configuration as Twilio returns
+// them (method in lower case, filters and triggers sorted; replayAfter left out,
+// since Twilio may not return it), so a created webhook can be recognised later.
+func fingerprint(target string, cfg twilio.Configuration) string {
+	norm := func(s []string) []string {
+		out := slices.Clone(s)
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	method, url := strings.ToLower(cfg.Method), cfg.URL
+	if method == "" {
+		method = "post"
+	}
+	if strings.EqualFold(target, string(v1alpha1.TargetStudio)) {
+		method, url = "", ""
+	}
+	data, _ := json.Marshal([]interface{}{strings.ToLower(target), url, method, norm(cfg.Filters), norm(cfg.Triggers), cfg.FlowSid})
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:12])
 }
 
 func sameSet(a, b []string) bool {
@@ -199,13 +223,14 @@ func (r *ConversationWebhookReconciler) createOrRecover(ctx context.Context, obj
 		if wh != nil {
 			if err := r.patchMeta(ctx, obj, false, func(o *v1alpha1.ConversationWebhook) {
 				setAnnotation(o, v1alpha1.AnnotationWebhookSid, wh.Sid)
-				delete(o.Annotations, v1alpha1.AnnotationCreatePending)
+				clearPending(o)
 			}); err != nil {
 				return inPhase(v1alpha1.ReasonCreating, err)
 			}
-			recordWebhook(&obj.Status, wh, want.cfg.ReplayAfter)
+			recordWebhook(&obj.Status, wh, nil)
 			r.event(obj, EventAdopted, "Adopt", "Recovered webhook %s, created by an earlier attempt whose answer was lost", wh.Sid)
-			return r.finishReplacement(ctx, obj, api, wh.Sid)
+			// The spec may have changed since that create: bring the webhook to it.
+			return r.sync(ctx, obj, api)
 		}
 	}
 	if err := r.create(ctx, obj, api, want, EventCreated, "", nil); err != nil {
@@ -215,17 +240,16 @@ func (r *ConversationWebhookReconciler) createOrRecover(ctx context.Context, obj
 	return inPhase(v1alpha1.ReasonReplacing, r.finishReplacement(ctx, obj, api, obj.Status.Sid))
 }
 
-// findCreated lists the conversation's webhooks for one that matches the spec and
-// that no other object manages (and that is not the webhook being replaced).
+// findCreated lists the conversation's webhooks for the one a pending create made:
+// it matches the configuration that create sent (create-pending-spec) or the
+// current spec, no other object manages it, and it is not being replaced.
 func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
 	want desired) (*twilio.Webhook, error) {
 	list, err := api.ListWebhooks(ctx, want.scope)
 	switch {
 	case twilio.IsConversationNotFound(err) || twilio.IsNotFound(err):
 		// No conversation, so no webhook was created: drop the marker.
-		if perr := r.patchMeta(ctx, obj, false, func(o *v1alpha1.ConversationWebhook) {
-			delete(o.Annotations, v1alpha1.AnnotationCreatePending)
-		}); perr != nil {
+		if perr := r.patchMeta(ctx, obj, false, clearPending); perr != nil {
 			return nil, perr
 		}
 		return nil, stalled(v1alpha1.ReasonConversationNotFound, err)
@@ -236,9 +260,11 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		return nil, err
 	}
 	_, replacedSid := parseRef(obj.Annotations[v1alpha1.AnnotationReplacedWebhook])
+	sent := obj.Annotations[v1alpha1.AnnotationCreatePendingSpec]
 	for i := range list {
 		wh := &list[i]
-		if wh.Sid == replacedSid || !matchesSpec(want, wh) {
+		made := sent != "" && fingerprint(wh.Target, wh.Configuration) == sent
+		if wh.Sid == replacedSid || (!made && !matchesSpec(want, wh)) {
 			continue
 		}
 		others, err := r.owners(ctx, obj, wh.Sid)
@@ -261,6 +287,7 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, obj *v1alpha
 	stamp := r.Clock.Now().UTC().Format(time.RFC3339)
 	if err := r.patchMeta(ctx, obj, true, func(o *v1alpha1.ConversationWebhook) {
 		setAnnotation(o, v1alpha1.AnnotationCreatePending, stamp)
+		setAnnotation(o, v1alpha1.AnnotationCreatePendingSpec, fingerprint(want.target, want.cfg))
 		delete(o.Annotations, v1alpha1.AnnotationWebhookSid)
 		if prepare != nil {
 			prepare(o)
@@ -271,9 +298,7 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, obj *v1alpha
 	wh, err := api.CreateWebhook(ctx, want.scope, twilio.CreateWebhookInput{Target: want.target, Configuration: want.cfg})
 	if err != nil {
 		if twilio.IsRateLimited(err) || twilio.IsTerminal(err) {
-			if perr := r.patchMeta(ctx, obj, false, func(o *v1alpha1.ConversationWebhook) {
-				delete(o.Annotations, v1alpha1.AnnotationCreatePending)
-			}); perr != nil {
+			if perr := r.patchMeta(ctx, obj, false, clearPending); perr != nil {
 				err = errors.Join(err, perr)
 			}
 		}
@@ -284,7 +309,7 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, obj *v1alpha
 	}
 	if err := r.patchMeta(ctx, obj, false, func(o *v1alpha1.ConversationWebhook) {
 		setAnnotation(o, v1alpha1.AnnotationWebhookSid, wh.Sid)
-		delete(o.Annotations, v1alpha1.AnnotationCreatePending)
+		clearPending(o)
 	}); err != nil {
 		return inPhase(v1alpha1.ReasonCreating, fmt.Errorf("recording created webhook %s: %w", wh.Sid, err))
 	}
@@ -386,6 +411,12 @@ func gone(err error) bool {
 
 func (r *ConversationWebhookReconciler) event(obj *v1alpha1.ConversationWebhook, reason, action, note string, args ...interface{}) {
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, reason, action, note, args...)
+}
+
+// clearPending removes the create-pending marker and its fingerprint.
+func clearPending(o *v1alpha1.ConversationWebhook) {
+	delete(o.Annotations, v1alpha1.AnnotationCreatePending)
+	delete(o.Annotations, v1alpha1.AnnotationCreatePendingSpec)
 }
 
 func setAnnotation(o *v1alpha1.ConversationWebhook, key, value string) {

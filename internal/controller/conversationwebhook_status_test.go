@@ -226,8 +226,14 @@ func TestUserAnnotationsChanged(t *testing.T) {
 		{"create-pending written", with(v1alpha1.AnnotationCreatePending, "2026-01-01T00:00:00Z"), false},
 		{"replaced-webhook written", with(v1alpha1.AnnotationReplacedWebhook, "CH1/WH0"), false},
 		{"paused", with(v1alpha1.AnnotationPaused, "true"), true},
-		{"webhook-sid", with(v1alpha1.AnnotationWebhookSid, "WH2"), true},
+		{"webhook-sid set by a user", with(v1alpha1.AnnotationWebhookSid, "WH2"), true},
 		{"user annotation", with("a", "2"), true},
+	}
+	pending := with(v1alpha1.AnnotationCreatePending, "2026-01-01T00:00:00Z")
+	delete(pending, v1alpha1.AnnotationWebhookSid)
+	recorded := with(v1alpha1.AnnotationWebhookSid, "WH9")
+	if userAnnotationsChanged(pending, recorded) {
+		t.Error("the operator's own create completion (webhook-sid set, create-pending removed) triggers a reconcile")
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,6 +33,9 @@ const (
 	OpUnknown = "unknown"
 )
 
+// CodeTooManyWebhooks is Twilio's code for a sixth webhook in a conversation.
+const CodeTooManyWebhooks = 50361
+
 // Webhook is a stored conversation-scoped webhook.
 type Webhook struct {
 	Sid             string    `json:"sid"`

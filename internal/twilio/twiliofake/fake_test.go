@@ -308,3 +308,21 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("webhooks: %v %v", err, hooks)
 	}
 }
+
+func TestStickyFaultsLastUntilCleared(t *testing.T) {
+	e := newEnv(t)
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true})
+	path := "/v1/Conversations/" + conv + "/Webhooks"
+	for range 3 {
+		if got := e.do(t, http.MethodGet, path, nil, account, token); got.Status != 500 {
+			t.Fatalf("list answered %d while a sticky 500 is set", got.Status)
+		}
+	}
+	if got := e.do(t, http.MethodPost, path, webhookForm(), account, token); got.Status != 201 {
+		t.Fatalf("create answered %d: the sticky fault is for list only", got.Status)
+	}
+	e.fake.ClearFaults()
+	if got := e.do(t, http.MethodGet, path, nil, account, token); got.Status != 200 {
+		t.Fatalf("list answered %d after ClearFaults", got.Status)
+	}
+}

@@ -41,6 +41,8 @@ type Fault struct {
 	// Status and Code, for FaultError, are the answer's HTTP status and Twilio code.
 	Status int
 	Code   int
+	// Sticky faults apply to every matching request until ClearFaults.
+	Sticky bool
 }
 
 type randomFaults struct {
@@ -55,6 +57,13 @@ func (s *Server) InjectFaults(faults ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.script = append(s.script, faults...)
+}
+
+// ClearFaults removes every queued and sticky fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = nil
 }
 
 // SetRandomFaults injects one of kinds at random into a fraction of requests
@@ -119,7 +128,9 @@ func (s *Server) FaultCounts() map[FaultKind]int {
 func (s *Server) pickFaultLocked(op string) Fault {
 	for i, f := range s.script {
 		if f.Operation == "" || f.Operation == op {
-			s.script = append(s.script[:i], s.script[i+1:]...)
+			if !f.Sticky {
+				s.script = append(s.script[:i], s.script[i+1:]...)
+			}
 			return f
 		}
 	}

@@ -322,7 +322,7 @@ func (s *Server) createLocked(acct string, rt route, form url.Values) (int, inte
 		}
 	}
 	if count >= s.maxPerConv {
-		return http.StatusBadRequest, twErr(400, 50361, "Too many conversation webhooks")
+		return http.StatusBadRequest, twErr(400, CodeTooManyWebhooks, "Too many conversation webhooks")
 	}
 	c := s.conversations[rt.conversation]
 	wh.Sid = s.newSidLocked("WH")
