@@ -151,3 +151,11 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s); the checked-in corpus 
 	go test ./internal/twilio/ -run '^$$' -fuzz '^FuzzDecodeConfiguration$$' -fuzztime $(FUZZTIME)
 	go test ./internal/twilio/ -run '^$$' -fuzz '^FuzzWebhookAnswer$$' -fuzztime $(FUZZTIME)
 	go test ./internal/controller/ -run '^$$' -fuzz '^FuzzConfigMatches$$' -fuzztime $(FUZZTIME)
+
+CHAOS_N ?= 200
+CHAOS_SECONDS ?= 60
+
+.PHONY: test-chaos
+test-chaos: build setup-envtest ## Chaos suite: faults on 20% of Twilio calls, churn, killed managers; nothing lost (CHAOS_N, CHAOS_SECONDS, CHAOS_SEED).
+	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
+		CHAOS_N=$(CHAOS_N) CHAOS_SECONDS=$(CHAOS_SECONDS) go test -tags chaos ./test/chaos/ -count=1 -timeout 20m -v -run TestChaos

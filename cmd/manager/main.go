@@ -32,7 +32,7 @@ func main() {
 		metricsAddr, probeAddr, twilioURL, defaultSecret string
 		secureMetrics, enableHTTP2, leaderElect          bool
 		leaderElectionNamespace                          string
-		syncPeriod                                       time.Duration
+		syncPeriod, twilioTimeout                        time.Duration
 		maxConcurrent                                    int
 		twilioRPS                                        float64
 	)
@@ -46,6 +46,7 @@ func main() {
 	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Minute, "How often each webhook is checked for drift (jittered ±10%).")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 10, "Objects reconciled in parallel.")
 	flag.Float64Var(&twilioRPS, "twilio-rps", 25, "Twilio requests per second per account, shared by all workers.")
+	flag.DurationVar(&twilioTimeout, "twilio-timeout", 10*time.Second, "Timeout of one Twilio HTTP request.")
 	flag.StringVar(&defaultSecret, "default-credentials-secret", "", "namespace/name of the Secret used by objects without spec.credentialsSecretRef.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -57,6 +58,7 @@ func main() {
 		metricsAddr: metricsAddr, probeAddr: probeAddr, twilioURL: twilioURL, defaultSecret: defaultSecret,
 		secureMetrics: secureMetrics, enableHTTP2: enableHTTP2, leaderElect: leaderElect,
 		leaderElectionNamespace: leaderElectionNamespace, syncPeriod: syncPeriod, maxConcurrent: maxConcurrent, twilioRPS: twilioRPS,
+		twilioTimeout: twilioTimeout,
 	}); err != nil {
 		setupLog.Error(err, "Manager failed")
 		os.Exit(1)
@@ -67,7 +69,7 @@ type config struct {
 	metricsAddr, probeAddr, twilioURL, defaultSecret string
 	secureMetrics, enableHTTP2, leaderElect          bool
 	leaderElectionNamespace                          string
-	syncPeriod                                       time.Duration
+	syncPeriod, twilioTimeout                        time.Duration
 	maxConcurrent                                    int
 	twilioRPS                                        float64
 }
@@ -95,7 +97,8 @@ func run(cfg config) error {
 		return err
 	}
 	factory, err := twilio.NewFactory(twilio.Options{
-		BaseURL: cfg.twilioURL, RequestsPerSecond: cfg.twilioRPS, Metrics: twilio.NewMetrics(metrics.Registry),
+		BaseURL: cfg.twilioURL, RequestsPerSecond: cfg.twilioRPS, Timeout: cfg.twilioTimeout,
+		Metrics: twilio.NewMetrics(metrics.Registry),
 	})
 	if err != nil {
 		return err

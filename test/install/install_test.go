@@ -15,20 +15,20 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/apimachinery/pkg/util/wait"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
 var (
-	crdPath      = filepath.Join(RepoRoot(), "config", "crd", "bases", "conversations.twilio-operator.io_conversationwebhooks.yaml")
-	rolePath     = filepath.Join(RepoRoot(), "config", "rbac", "role.yaml")
-	installPath  = filepath.Join(RepoRoot(), "dist", "install.yaml")
-	chartPath    = filepath.Join(RepoRoot(), ChartDir)
-	valuesAll    = filepath.Join("testdata", "values-all.yaml")
-	k8sClient    client.Client
+	crdPath     = filepath.Join(RepoRoot(), "config", "crd", "bases", "conversations.twilio-operator.io_conversationwebhooks.yaml")
+	rolePath    = filepath.Join(RepoRoot(), "config", "rbac", "role.yaml")
+	installPath = filepath.Join(RepoRoot(), "dist", "install.yaml")
+	chartPath   = filepath.Join(RepoRoot(), ChartDir)
+	valuesAll   = filepath.Join("testdata", "values-all.yaml")
+	k8sClient   client.Client
 )
 
 // TestMain starts one envtest API server (no CRDs: the tests install them).

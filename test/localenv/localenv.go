@@ -50,12 +50,11 @@ type Env struct {
 	// FakeURL is the fake's address.
 	FakeURL string
 
-	opts    Options
-	testEnv *envtest.Environment
-	server  *http.Server
-	dir     string
-	manager *exec.Cmd
-	exited  chan error
+	opts     Options
+	testEnv  *envtest.Environment
+	server   *http.Server
+	dir      string
+	managers []*Manager
 }
 
 // Start starts the control plane and the fake; StartManager starts the manager.
@@ -102,8 +101,17 @@ func Start(opts Options) (*Env, error) {
 	return e, nil
 }
 
+// Manager is a running manager process.
+type Manager struct {
+	cmd    *exec.Cmd
+	exited chan error
+	done   chan struct{}
+	err    error
+}
+
 // StartManager runs the manager binary against the control plane and the fake.
-func (e *Env) StartManager(extraArgs ...string) error {
+// out receives its logs (nil: the environment's ManagerOutput).
+func (e *Env) StartManager(out io.Writer, extraArgs ...string) (*Manager, error) {
 	args := []string{
 		"--kubeconfig", e.Kubeconfig,
 		"--twilio-api-url", e.FakeURL,
@@ -111,42 +119,52 @@ func (e *Env) StartManager(extraArgs ...string) error {
 		"--health-probe-bind-address", "0",
 	}
 	args = append(append(args, e.opts.ManagerArgs...), extraArgs...)
-	cmd := exec.Command(e.opts.ManagerBinary, args...) //nolint:gosec,noctx // our own binary; stopped by StopManager
-	cmd.Stdout, cmd.Stderr = e.opts.ManagerOutput, e.opts.ManagerOutput
+	if out == nil {
+		out = e.opts.ManagerOutput
+	}
+	cmd := exec.Command(e.opts.ManagerBinary, args...) //nolint:gosec,noctx // our own binary; stopped by Stop or Kill
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s (run make build first): %w", e.opts.ManagerBinary, err)
+		return nil, fmt.Errorf("starting %s (run make build first): %w", e.opts.ManagerBinary, err)
 	}
-	e.manager = cmd
-	e.exited = make(chan error, 1)
-	go func() { e.exited <- cmd.Wait() }()
-	return nil
+	m := &Manager{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		m.err = cmd.Wait()
+		close(m.done)
+	}()
+	e.managers = append(e.managers, m)
+	return m, nil
 }
 
-// ManagerPID is the running manager's process ID, or 0.
-func (e *Env) ManagerPID() int {
-	if e.manager == nil || e.manager.Process == nil {
-		return 0
-	}
-	return e.manager.Process.Pid
+// PID is the manager's process ID.
+func (m *Manager) PID() int { return m.cmd.Process.Pid }
+
+// Exited is closed when the manager's process ends; Err then says how.
+func (m *Manager) Exited() <-chan struct{} { return m.done }
+
+// Err is the process's exit error once Exited is closed.
+func (m *Manager) Err() error { return m.err }
+
+// Kill ends the manager at once (SIGKILL), as a node failure would, and waits.
+func (m *Manager) Kill() {
+	_ = m.cmd.Process.Kill()
+	<-m.done
 }
 
-// ManagerExited is closed with the manager's exit error when it stops.
-func (e *Env) ManagerExited() <-chan error { return e.exited }
-
-// StopManager asks the manager to stop (SIGTERM) and waits, killing it after 10s.
-func (e *Env) StopManager() error {
-	if e.manager == nil {
-		return nil
-	}
-	defer func() { e.manager = nil }()
-	_ = e.manager.Process.Signal(os.Interrupt)
+// Stop asks the manager to stop (SIGTERM) and waits, killing it after 10s.
+func (m *Manager) Stop() error {
 	select {
-	case err := <-e.exited:
-		return ignoreSignal(err)
-	case <-time.After(10 * time.Second):
-		_ = e.manager.Process.Kill()
-		return ignoreSignal(<-e.exited)
+	case <-m.done:
+		return nil
+	default:
 	}
+	_ = m.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-m.done:
+	case <-time.After(10 * time.Second):
+		m.Kill()
+	}
+	return ignoreSignal(m.err)
 }
 
 func ignoreSignal(err error) error {
@@ -160,7 +178,9 @@ func ignoreSignal(err error) error {
 // Stop stops the manager, the fake and the control plane, and removes the kubeconfig.
 func (e *Env) Stop() error {
 	var errs []error
-	errs = append(errs, e.StopManager())
+	for _, m := range e.managers {
+		errs = append(errs, m.Stop())
+	}
 	if e.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, e.server.Shutdown(ctx))

@@ -90,7 +90,8 @@ func run() error {
 	}()
 	step("Twilio fake serving " + env.FakeURL + " (account " + demoAccount + ", conversations " + strings.Join(demoConversations, ", ") + ")")
 	step("Starting the manager: bin/manager --twilio-api-url " + env.FakeURL + " (logs: " + logPath + ")")
-	if err := env.StartManager("--sync-period=30s"); err != nil {
+	mgr, err := env.StartManager(nil, "--sync-period=30s")
+	if err != nil {
 		return err
 	}
 
@@ -106,7 +107,7 @@ func run() error {
 	}
 
 	step(fmt.Sprintf("Waiting for %d ConversationWebhooks to be Ready", len(names)))
-	if err := waitReady(ctx, env, len(names), timeout); err != nil {
+	if err := waitReady(ctx, env, mgr, len(names), timeout); err != nil {
 		show(env)
 		return err
 	}
@@ -129,8 +130,8 @@ Press Ctrl-C to stop.
 `, env.Kubeconfig, demoNamespace, demoNamespace, env.FakeURL, env.FakeURL)
 	select {
 	case <-ctx.Done():
-	case err := <-env.ManagerExited():
-		return fmt.Errorf("the manager exited (see %s): %w", logPath, err)
+	case <-mgr.Exited():
+		return fmt.Errorf("the manager exited (see %s): %w", logPath, mgr.Err())
 	}
 	return nil
 }
@@ -173,7 +174,7 @@ func applySamples(ctx context.Context, c client.Client, dir string) ([]string, e
 	return names, nil
 }
 
-func waitReady(ctx context.Context, env *localenv.Env, want int, timeout time.Duration) error {
+func waitReady(ctx context.Context, env *localenv.Env, mgr *localenv.Manager, want int, timeout time.Duration) error {
 	deadline := time.After(timeout)
 	last := ""
 	for {
@@ -204,8 +205,8 @@ func waitReady(ctx context.Context, env *localenv.Env, want int, timeout time.Du
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-env.ManagerExited():
-			return fmt.Errorf("the manager exited: %w", err)
+		case <-mgr.Exited():
+			return fmt.Errorf("the manager exited: %w", mgr.Err())
 		case <-deadline:
 			return fmt.Errorf("not every sample was Ready after %s", timeout)
 		case <-time.After(500 * time.Millisecond):

@@ -1,0 +1,312 @@
+// Command bench is make bench: it runs the real manager against envtest's control
+// plane and the Twilio fake with a per-request latency and an account limit (a
+// rate and a concurrency cap past which it answers 429/20429), creates N objects
+// across N/4 conversations, and reports convergence against the bound the
+// account's limits impose, Twilio calls per webhook, 429s, the manager's peak
+// RSS and heap, the steady-state cost per sync period, and the time to
+// re-converge after 10% of the webhooks are deleted behind the operator's back.
+// It writes a markdown report and a PNG plot to test/bench/results/.
+//
+// Settings (environment): BENCH_N (1000), BENCH_LATENCY (100ms),
+// BENCH_ACCOUNT_RPS (100), BENCH_CONCURRENCY (25), BENCH_TWILIO_RPS (90),
+// BENCH_WORKERS (25).
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+	"github.com/twilio-operator/conversation-webhook-operator/test/localenv"
+)
+
+const (
+	account   = "AC00000000000000000000000000000007"
+	keySid    = "SK00000000000000000000000000000007"
+	keySecret = "benchKeySecret"
+	ns        = "bench"
+)
+
+type settings struct {
+	n, accountRPS, concurrency, twilioRPS, workers int
+	latency, syncPeriod                            time.Duration
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	s := settings{
+		n: envInt("BENCH_N", 1000), accountRPS: envInt("BENCH_ACCOUNT_RPS", 100), concurrency: envInt("BENCH_CONCURRENCY", 25),
+		twilioRPS: envInt("BENCH_TWILIO_RPS", 90), workers: envInt("BENCH_WORKERS", 25),
+		latency: 100 * time.Millisecond,
+	}
+	if v := os.Getenv("BENCH_LATENCY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		s.latency = d
+	}
+	// The sync period is long enough that the steady state stays under a third of
+	// the operator's rate, and at least a minute.
+	s.syncPeriod = max(time.Minute, time.Duration(3*s.n/s.twilioRPS)*time.Second).Round(time.Second)
+
+	fake := twiliofake.New()
+	fake.AddAccount(account, "benchAuthToken")
+	fake.AddAPIKey(account, keySid, keySecret)
+	fake.SetAnyConversation(true)
+	fake.SetRecordRequests(false)
+	fake.SetLatency(s.latency)
+	fake.SetMaxInFlight(s.concurrency)
+	fake.SetAccountRate(float64(s.accountRPS), 1, 0)
+
+	root, _ := os.Getwd()
+	logFile, err := os.Create(filepath.Join(root, "bin", "bench-manager.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() //nolint:errcheck // log
+	env, err := localenv.Start(localenv.Options{RepoRoot: root, Fake: fake})
+	if err != nil {
+		return err
+	}
+	defer env.Stop() //nolint:errcheck // best effort
+	ctx := context.Background()
+	c := env.Client
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "twilio", Namespace: ns},
+		StringData: map[string]string{"accountSid": account, "apiKeySid": keySid, "apiKeySecret": keySecret}}); err != nil {
+		return err
+	}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	mgr, err := env.StartManager(logFile, "--twilio-rps="+strconv.Itoa(s.twilioRPS), "--max-concurrent-reconciles="+strconv.Itoa(s.workers),
+		"--sync-period="+s.syncPeriod.String(), "--metrics-bind-address="+metricsAddr, "--metrics-secure=false")
+	if err != nil {
+		return err
+	}
+	peak := &peakSampler{pid: mgr.PID(), metrics: "http://" + metricsAddr + "/metrics"}
+	stopSampling := peak.run()
+	defer stopSampling()
+
+	fmt.Printf("bench: N=%d, latency %s, account %d rps and %d in flight, operator --twilio-rps=%d --max-concurrent-reconciles=%d, sync %s\n",
+		s.n, s.latency, s.accountRPS, s.concurrency, s.twilioRPS, s.workers, s.syncPeriod)
+	fake.ResetLog()
+	start := time.Now()
+	go createObjects(ctx, c, s.n)
+	series, err := waitReady(ctx, c, s.n, start, 30*time.Minute)
+	if err != nil {
+		return err
+	}
+	converge := time.Since(start)
+	counts, faults := fake.Counts(), fake.FaultCounts()
+	fmt.Printf("bench: %d Ready after %s\n", s.n, converge.Round(time.Millisecond))
+
+	// Steady state: the Twilio calls of one sync period, once converged.
+	fake.ResetLog()
+	time.Sleep(s.syncPeriod)
+	steady := fake.Counts()
+	fmt.Printf("bench: steady state over %s: %v\n", s.syncPeriod, steady)
+
+	// Delete 10% of the webhooks behind the operator's back; time until all are back.
+	hooks := fake.Webhooks()
+	for i := 0; i < len(hooks)/10; i++ {
+		fake.DeleteWebhook(hooks[i*10].Sid)
+	}
+	deletedAt := time.Now()
+	for len(fake.Webhooks()) < s.n {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := waitReady(ctx, c, s.n, deletedAt, 2*s.syncPeriod+time.Minute); err != nil {
+		return err
+	}
+	reconverge := time.Since(deletedAt)
+	fmt.Printf("bench: re-converged after deleting %d webhooks in %s\n", len(hooks)/10, reconverge.Round(time.Millisecond))
+
+	rss, heap := peak.peaks()
+	return report(s, converge, counts, faults, steady, reconverge, len(hooks)/10, rss, heap, series)
+}
+
+func freeAddr() (string, error) {
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close() //nolint:errcheck // probe
+	return ln.Addr().String(), nil
+}
+
+func createObjects(ctx context.Context, c client.Client, n int) {
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				o := &v1alpha1.ConversationWebhook{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("hook-%05d", i), Namespace: ns},
+					Spec: v1alpha1.ConversationWebhookSpec{
+						ConversationSid: fmt.Sprintf("CH%032x", i/4), Target: v1alpha1.TargetWebhook,
+						URL:                  fmt.Sprintf("https://hooks.example.com/%d", i),
+						Filters:              []v1alpha1.Filter{"onMessageAdded"},
+						CredentialsSecretRef: &v1alpha1.SecretReference{Name: "twilio"},
+					},
+				}
+				for c.Create(ctx, o) != nil {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+}
+
+type point struct {
+	at    time.Duration
+	ready int
+}
+
+// waitReady polls until n objects are Ready at their generation, recording how
+// many were Ready over time.
+func waitReady(ctx context.Context, c client.Client, n int, start time.Time, timeout time.Duration) ([]point, error) {
+	var series []point
+	for {
+		var list v1alpha1.ConversationWebhookList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		ready := 0
+		for _, o := range list.Items {
+			cond := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionReady)
+			if cond != nil && cond.Status == metav1.ConditionTrue && o.Status.ObservedGeneration == o.Generation {
+				ready++
+			}
+		}
+		series = append(series, point{time.Since(start), ready})
+		if ready == n {
+			return series, nil
+		}
+		if time.Since(start) > timeout {
+			return series, fmt.Errorf("%d of %d Ready after %s", ready, n, timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// peakSampler records the manager's peak RSS (VmHWM) and peak Go heap in use.
+type peakSampler struct {
+	pid       int
+	metrics   string
+	mu        sync.Mutex
+	rss, heap int64
+}
+
+func (p *peakSampler) run() func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.sample()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func (p *peakSampler) sample() {
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid)); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "VmHWM:") {
+				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+				p.mu.Lock()
+				p.rss = max(p.rss, kb*1024)
+				p.mu.Unlock()
+			}
+		}
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, p.metrics, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			p.mu.Lock()
+			p.heap = max(p.heap, int64(f))
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *peakSampler) peaks() (int64, int64) {
+	p.sample()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rss, p.heap
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	mem := ""
+	if out, err := exec.Command("free", "-g").Output(); err == nil { //nolint:noctx // local, instant
+		if lines := strings.Split(string(out), "\n"); len(lines) > 1 {
+			if f := strings.Fields(lines[1]); len(f) > 1 {
+				mem = f[1] + " GiB"
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (%s), %s memory, %s %s/%s", runtime.NumCPU(), cpu, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
