@@ -159,3 +159,10 @@ CHAOS_SECONDS ?= 60
 test-chaos: build setup-envtest ## Chaos suite: faults on 20% of Twilio calls, churn, killed managers; nothing lost (CHAOS_N, CHAOS_SECONDS, CHAOS_SEED).
 	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
 		CHAOS_N=$(CHAOS_N) CHAOS_SECONDS=$(CHAOS_SECONDS) go test -tags chaos ./test/chaos/ -count=1 -timeout 20m -v -run TestChaos
+
+BENCH_N ?= 1000
+
+.PHONY: bench
+bench: build setup-envtest ## Benchmark against the fake's account limits (BENCH_N, default 1000); report in test/bench/results/. Not a test.
+	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
+		BENCH_N=$(BENCH_N) go run ./test/bench

@@ -8,8 +8,8 @@
 // It writes a markdown report and a PNG plot to test/bench/results/.
 //
 // Settings (environment): BENCH_N (1000), BENCH_LATENCY (100ms),
-// BENCH_ACCOUNT_RPS (100), BENCH_CONCURRENCY (25), BENCH_TWILIO_RPS (90),
-// BENCH_WORKERS (25).
+// BENCH_ACCOUNT_RPS (100), BENCH_ACCOUNT_BURST (10), BENCH_CONCURRENCY (25),
+// BENCH_TWILIO_RPS (95), BENCH_WORKERS (25).
 package main
 
 import (
@@ -46,7 +46,7 @@ const (
 )
 
 type settings struct {
-	n, accountRPS, concurrency, twilioRPS, workers int
+	n, accountRPS, burst, concurrency, twilioRPS, workers int
 	latency, syncPeriod                            time.Duration
 }
 
@@ -66,8 +66,8 @@ func main() {
 
 func run() error {
 	s := settings{
-		n: envInt("BENCH_N", 1000), accountRPS: envInt("BENCH_ACCOUNT_RPS", 100), concurrency: envInt("BENCH_CONCURRENCY", 25),
-		twilioRPS: envInt("BENCH_TWILIO_RPS", 90), workers: envInt("BENCH_WORKERS", 25),
+		n: envInt("BENCH_N", 1000), accountRPS: envInt("BENCH_ACCOUNT_RPS", 100), burst: envInt("BENCH_ACCOUNT_BURST", 10),
+		concurrency: envInt("BENCH_CONCURRENCY", 25), twilioRPS: envInt("BENCH_TWILIO_RPS", 95), workers: envInt("BENCH_WORKERS", 25),
 		latency: 100 * time.Millisecond,
 	}
 	if v := os.Getenv("BENCH_LATENCY"); v != "" {
@@ -88,7 +88,7 @@ func run() error {
 	fake.SetRecordRequests(false)
 	fake.SetLatency(s.latency)
 	fake.SetMaxInFlight(s.concurrency)
-	fake.SetAccountRate(float64(s.accountRPS), 1, 0)
+	fake.SetAccountRate(float64(s.accountRPS), s.burst, 0)
 
 	root, _ := os.Getwd()
 	logFile, err := os.Create(filepath.Join(root, "bin", "bench-manager.log"))

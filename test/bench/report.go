@@ -50,9 +50,9 @@ func report(s settings, converge time.Duration, counts map[string]int, faults ma
 	var b strings.Builder
 	fmt.Fprintf(&b, "# make bench, N=%d (%s)\n\n", s.n, date)
 	fmt.Fprintf(&b, "Machine: %s. Control plane: envtest (kube-apiserver 1.37.2, etcd) on the same machine.\n\n", machine())
-	fmt.Fprintf(&b, "Twilio fake: %s latency per request, account limit %d requests/s and %d in flight (429/20429 past either). "+
+	fmt.Fprintf(&b, "Twilio fake: %s latency per request, account limit %d requests/s (token bucket, burst %d) and %d in flight (429/20429 past either). "+
 		"Operator: `--twilio-rps=%d --max-concurrent-reconciles=%d --sync-period=%s`. %d objects across %d conversations.\n\n",
-		s.latency, s.accountRPS, s.concurrency, s.twilioRPS, s.workers, s.syncPeriod, s.n, (s.n+3)/4)
+		s.latency, s.accountRPS, s.burst, s.concurrency, s.twilioRPS, s.workers, s.syncPeriod, s.n, (s.n+3)/4)
 	b.WriteString("| measure | value | target |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| time until all Ready | %s | |\n", converge.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| lower bound from the account's limits | %s (N ÷ rate %s, N × latency ÷ concurrency %s) | |\n",
