@@ -60,6 +60,8 @@ type ConversationWebhookReconciler struct {
 	Clock clock.PassiveClock
 	// Metrics counts drift corrections.
 	Metrics *Metrics
+
+	credentials credentialCache
 }
 
 // +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks,verbs=get;list;watch;update;patch
@@ -74,7 +76,9 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer) {
+	// Nothing can exist in Twilio before create adds the finalizer (with its
+	// create-pending marker); an object that names a webhook gets it here.
+	if obj.DeletionTimestamp.IsZero() && managedSid(obj) != "" && !controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer) {
 		if err := r.patchMeta(ctx, obj, false, func(o *v1alpha1.ConversationWebhook) {
 			controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
 		}); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
@@ -288,6 +289,7 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, obj *v1alpha
 	if err := r.patchMeta(ctx, obj, true, func(o *v1alpha1.ConversationWebhook) {
 		setAnnotation(o, v1alpha1.AnnotationCreatePending, stamp)
 		setAnnotation(o, v1alpha1.AnnotationCreatePendingSpec, fingerprint(want.target, want.cfg))
+		controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
 		delete(o.Annotations, v1alpha1.AnnotationWebhookSid)
 		if prepare != nil {
 			prepare(o)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,20 +43,69 @@ func (r *ConversationWebhookReconciler) credentialsSecret(obj *v1alpha1.Conversa
 	return r.DefaultCredentials
 }
 
-// twilioFor returns the Twilio client for the object's credentials, reading the
-// Secret from the API server (no Secret data is cached).
+// credentialCache keeps the credentials of the Secrets objects use, keyed by
+// the Secret's resourceVersion: the data is read from the API server only when
+// the Secret changed. Only Secrets named by objects are ever read.
+type credentialCache struct {
+	mu      sync.Mutex
+	entries map[types.NamespacedName]cachedCredentials
+}
+
+type cachedCredentials struct {
+	resourceVersion string
+	creds           twilio.Credentials
+}
+
+func (c *credentialCache) get(ref types.NamespacedName, rv string) (twilio.Credentials, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[ref]
+	return e.creds, ok && rv != "" && e.resourceVersion == rv
+}
+
+func (c *credentialCache) put(ref types.NamespacedName, rv string, creds twilio.Credentials) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[types.NamespacedName]cachedCredentials{}
+	}
+	c.entries[ref] = cachedCredentials{resourceVersion: rv, creds: creds}
+}
+
+// twilioFor returns the Twilio client for the object's credentials. The Secret's
+// metadata comes from the metadata-only cache; its data is read from the API
+// server when its resourceVersion is new to the operator.
 func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1alpha1.ConversationWebhook) (twilio.WebhookAPI, error) {
 	ref := r.credentialsSecret(obj)
 	if ref == nil {
 		return nil, stalled(v1alpha1.ReasonCredentialsMissing,
 			errors.New("no spec.credentialsSecretRef, and the operator has no --default-credentials-secret"))
 	}
-	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, *ref, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s not found", ref))
+	creds, err := r.readCredentials(ctx, *ref)
+	if err != nil {
+		return nil, err
+	}
+	api, err := r.Twilio.For(creds)
+	if err != nil {
+		return nil, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s: %w", ref, err))
+	}
+	return api, nil
+}
+
+func (r *ConversationWebhookReconciler) readCredentials(ctx context.Context, ref types.NamespacedName) (twilio.Credentials, error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := r.Get(ctx, ref, m); err == nil {
+		if creds, ok := r.credentials.get(ref, m.ResourceVersion); ok {
+			return creds, nil
 		}
-		return nil, fmt.Errorf("reading credentials Secret %s: %w", ref, err)
+	}
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, ref, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return twilio.Credentials{}, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s not found", ref))
+		}
+		return twilio.Credentials{}, fmt.Errorf("reading credentials Secret %s: %w", ref, err)
 	}
 	creds := twilio.Credentials{
 		AccountSid:   string(secret.Data[keyAccountSid]),
@@ -62,11 +113,8 @@ func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1al
 		APIKeySid:    string(secret.Data[keyAPIKeySid]),
 		APIKeySecret: string(secret.Data[keyAPIKeySecret]),
 	}
-	api, err := r.Twilio.For(creds)
-	if err != nil {
-		return nil, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s: %w", ref, err))
-	}
-	return api, nil
+	r.credentials.put(ref, secret.ResourceVersion, creds)
+	return creds, nil
 }
 
 // managedSid is the SID the object manages: the webhook-sid annotation, which

@@ -47,7 +47,7 @@ const (
 
 type settings struct {
 	n, accountRPS, burst, concurrency, twilioRPS, workers int
-	latency, syncPeriod                            time.Duration
+	latency, syncPeriod                                   time.Duration
 }
 
 func envInt(name string, def int) int {
@@ -114,10 +114,18 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	mgr, err := env.StartManager(logFile, "--twilio-rps="+strconv.Itoa(s.twilioRPS), "--max-concurrent-reconciles="+strconv.Itoa(s.workers),
-		"--sync-period="+s.syncPeriod.String(), "--metrics-bind-address="+metricsAddr, "--metrics-secure=false")
+	probeAddr, err := freeAddr()
 	if err != nil {
 		return err
+	}
+	mgr, err := env.StartManager(logFile, "--twilio-rps="+strconv.Itoa(s.twilioRPS), "--max-concurrent-reconciles="+strconv.Itoa(s.workers),
+		"--sync-period="+s.syncPeriod.String(), "--metrics-bind-address="+metricsAddr, "--metrics-secure=false",
+		"--health-probe-bind-address="+probeAddr)
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP("http://"+probeAddr+"/readyz", time.Minute); err != nil {
+		return fmt.Errorf("manager not ready: %w", err)
 	}
 	peak := &peakSampler{pid: mgr.PID(), metrics: "http://" + metricsAddr + "/metrics"}
 	stopSampling := peak.run()
@@ -159,6 +167,24 @@ func run() error {
 
 	rss, heap := peak.peaks()
 	return report(s, converge, counts, faults, steady, reconverge, len(hooks)/10, rss, heap, series)
+}
+
+func waitHTTP(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not OK after %s", url, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func freeAddr() (string, error) {
