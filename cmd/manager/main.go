@@ -28,43 +28,31 @@ import (
 )
 
 func main() {
-	var (
-		metricsAddr, probeAddr, twilioURL, defaultSecret string
-		secureMetrics, enableHTTP2, leaderElect          bool
-		leaderElectionNamespace                          string
-		syncPeriod, twilioTimeout                        time.Duration
-		maxConcurrent                                    int
-		twilioRPS                                        float64
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to disable.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one manager reconciles at a time.")
-	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the manager's own).")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
-	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server.")
-	flag.StringVar(&twilioURL, "twilio-api-url", twilio.DefaultBaseURL, "Twilio Conversations API base URL (regional hosts, local fakes).")
-	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Minute, "How often each webhook is checked for drift (jittered ±10%).")
-	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 10, "Objects reconciled in parallel.")
-	flag.Float64Var(&twilioRPS, "twilio-rps", 25, "Twilio requests per second per account, shared by all workers.")
-	flag.DurationVar(&twilioTimeout, "twilio-timeout", 10*time.Second, "Timeout of one Twilio HTTP request.")
-	flag.StringVar(&defaultSecret, "default-credentials-secret", "", "namespace/name of the Secret used by objects without spec.credentialsSecretRef.")
+	var cfg config
+	flag.StringVar(&cfg.metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to disable.")
+	flag.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.BoolVar(&cfg.leaderElect, "leader-elect", false, "Elect a leader, so that only one manager reconciles at a time.")
+	flag.StringVar(&cfg.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the manager's own).")
+	flag.BoolVar(&cfg.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
+	flag.BoolVar(&cfg.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server.")
+	flag.StringVar(&cfg.twilioURL, "twilio-api-url", twilio.DefaultBaseURL, "Twilio Conversations API base URL (regional hosts, local fakes).")
+	flag.DurationVar(&cfg.syncPeriod, "sync-period", 10*time.Minute, "How often each webhook is checked for drift (jittered ±10%).")
+	flag.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 10, "Objects reconciled in parallel.")
+	flag.Float64Var(&cfg.twilioRPS, "twilio-rps", 25, "Twilio requests per second per account, shared by all workers.")
+	flag.DurationVar(&cfg.twilioTimeout, "twilio-timeout", 10*time.Second, "Timeout of one Twilio HTTP request.")
+	flag.StringVar(&cfg.defaultSecret, "default-credentials-secret", "", "namespace/name of the Secret used by objects without spec.credentialsSecretRef.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-	setupLog := ctrl.Log.WithName("setup")
 
-	if err := run(config{
-		metricsAddr: metricsAddr, probeAddr: probeAddr, twilioURL: twilioURL, defaultSecret: defaultSecret,
-		secureMetrics: secureMetrics, enableHTTP2: enableHTTP2, leaderElect: leaderElect,
-		leaderElectionNamespace: leaderElectionNamespace, syncPeriod: syncPeriod, maxConcurrent: maxConcurrent, twilioRPS: twilioRPS,
-		twilioTimeout: twilioTimeout,
-	}); err != nil {
-		setupLog.Error(err, "Manager failed")
+	if err := run(cfg); err != nil {
+		ctrl.Log.WithName("setup").Error(err, "Manager failed")
 		os.Exit(1)
 	}
 }
 
+// config holds the manager's flags.
 type config struct {
 	metricsAddr, probeAddr, twilioURL, defaultSecret string
 	secureMetrics, enableHTTP2, leaderElect          bool

@@ -228,29 +228,36 @@ func waitStalled(o *v1alpha1.ConversationWebhook, reason string) *v1alpha1.Conve
 	return got
 }
 
-// eventReasons lists the reasons of the events about an object.
-func eventReasons(o *v1alpha1.ConversationWebhook) []string {
+// objectEvents lists the events about an object.
+func objectEvents(o *v1alpha1.ConversationWebhook) []eventsv1.Event {
 	GinkgoHelper()
 	var list eventsv1.EventList
 	Expect(k8sClient.List(context.Background(), &list, client.InNamespace(o.Namespace))).To(Succeed())
-	var reasons []string
+	var out []eventsv1.Event
 	for _, e := range list.Items {
 		if e.Regarding.Name == o.Name {
-			reasons = append(reasons, e.Reason)
+			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// eventReasons lists the reasons of the events about an object.
+func eventReasons(o *v1alpha1.ConversationWebhook) []string {
+	GinkgoHelper()
+	var reasons []string
+	for _, e := range objectEvents(o) {
+		reasons = append(reasons, e.Reason)
 	}
 	return reasons
 }
 
+// eventNotes lists the notes of the events about an object.
 func eventNotes(o *v1alpha1.ConversationWebhook) []string {
 	GinkgoHelper()
-	var list eventsv1.EventList
-	Expect(k8sClient.List(context.Background(), &list, client.InNamespace(o.Namespace))).To(Succeed())
 	var notes []string
-	for _, e := range list.Items {
-		if e.Regarding.Name == o.Name {
-			notes = append(notes, e.Note)
-		}
+	for _, e := range objectEvents(o) {
+		notes = append(notes, e.Note)
 	}
 	return notes
 }

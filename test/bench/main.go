@@ -8,13 +8,15 @@
 // It writes a markdown report and a PNG plot to test/bench/results/.
 //
 // Settings (environment): BENCH_N (1000), BENCH_LATENCY (100ms),
-// BENCH_ACCOUNT_RPS (100), BENCH_ACCOUNT_BURST (10), BENCH_CONCURRENCY (25),
-// BENCH_TWILIO_RPS (95), BENCH_WORKERS (25).
+// BENCH_ACCOUNT_RPS (50), BENCH_ACCOUNT_BURST (10), BENCH_CONCURRENCY (25),
+// BENCH_TWILIO_RPS (47), BENCH_WORKERS (50).
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,11 +25,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,8 +70,8 @@ func main() {
 
 func run() error {
 	s := settings{
-		n: envInt("BENCH_N", 1000), accountRPS: envInt("BENCH_ACCOUNT_RPS", 100), burst: envInt("BENCH_ACCOUNT_BURST", 10),
-		concurrency: envInt("BENCH_CONCURRENCY", 25), twilioRPS: envInt("BENCH_TWILIO_RPS", 95), workers: envInt("BENCH_WORKERS", 25),
+		n: envInt("BENCH_N", 1000), accountRPS: envInt("BENCH_ACCOUNT_RPS", 50), burst: envInt("BENCH_ACCOUNT_BURST", 10),
+		concurrency: envInt("BENCH_CONCURRENCY", 25), twilioRPS: envInt("BENCH_TWILIO_RPS", 47), workers: envInt("BENCH_WORKERS", 50),
 		latency: 100 * time.Millisecond,
 	}
 	if v := os.Getenv("BENCH_LATENCY"); v != "" {
@@ -77,9 +81,9 @@ func run() error {
 		}
 		s.latency = d
 	}
-	// The sync period is long enough that the steady state stays under a third of
-	// the operator's rate, and at least a minute.
-	s.syncPeriod = max(time.Minute, time.Duration(3*s.n/s.twilioRPS)*time.Second).Round(time.Second)
+	// The sync period keeps the steady state at two thirds of the operator's rate
+	// (one fetch per webhook per period), and is at least a minute.
+	s.syncPeriod = max(time.Minute, time.Duration(3*s.n/(2*s.twilioRPS))*time.Second).Round(time.Second)
 
 	fake := twiliofake.New()
 	fake.AddAccount(account, "benchAuthToken")
@@ -118,7 +122,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	mgr, err := env.StartManager(logFile, "--twilio-rps="+strconv.Itoa(s.twilioRPS), "--max-concurrent-reconciles="+strconv.Itoa(s.workers),
+	started := &lineWatch{out: logFile, want: []byte(`"Starting workers"`), seen: make(chan struct{})}
+	mgr, err := env.StartManager(started, "--twilio-rps="+strconv.Itoa(s.twilioRPS), "--max-concurrent-reconciles="+strconv.Itoa(s.workers),
 		"--sync-period="+s.syncPeriod.String(), "--metrics-bind-address="+metricsAddr, "--metrics-secure=false",
 		"--health-probe-bind-address="+probeAddr)
 	if err != nil {
@@ -126,6 +131,12 @@ func run() error {
 	}
 	if err := waitHTTP("http://"+probeAddr+"/readyz", time.Minute); err != nil {
 		return fmt.Errorf("manager not ready: %w", err)
+	}
+	// The clock starts once the controller's caches are synced and its workers run.
+	select {
+	case <-started.seen:
+	case <-time.After(time.Minute):
+		return errors.New("the controller's workers did not start within a minute")
 	}
 	peak := &peakSampler{pid: mgr.PID(), metrics: "http://" + metricsAddr + "/metrics"}
 	stopSampling := peak.run()
@@ -135,13 +146,14 @@ func run() error {
 		s.n, s.latency, s.accountRPS, s.concurrency, s.twilioRPS, s.workers, s.syncPeriod)
 	fake.ResetLog()
 	start := time.Now()
-	go createObjects(ctx, c, s.n)
+	go createObjects(ctx, c, s.n, 2*s.accountRPS)
 	series, err := waitReady(ctx, c, s.n, start, 30*time.Minute)
 	if err != nil {
 		return err
 	}
 	converge := time.Since(start)
 	counts, faults := fake.Counts(), fake.FaultCounts()
+	latencies := peak.means()
 	fmt.Printf("bench: %d Ready after %s\n", s.n, converge.Round(time.Millisecond))
 
 	// Steady state: the Twilio calls of one sync period, once converged.
@@ -166,7 +178,7 @@ func run() error {
 	fmt.Printf("bench: re-converged after deleting %d webhooks in %s\n", len(hooks)/10, reconverge.Round(time.Millisecond))
 
 	rss, heap := peak.peaks()
-	return report(s, converge, counts, faults, steady, reconverge, len(hooks)/10, rss, heap, series)
+	return report(s, converge, counts, faults, steady, reconverge, len(hooks)/10, rss, heap, series, latencies)
 }
 
 func waitHTTP(url string, timeout time.Duration) error {
@@ -187,6 +199,21 @@ func waitHTTP(url string, timeout time.Duration) error {
 	}
 }
 
+// lineWatch passes a process's output on and closes seen when want appears.
+type lineWatch struct {
+	out  io.Writer
+	want []byte
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	if bytes.Contains(p, w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return w.out.Write(p)
+}
+
 func freeAddr() (string, error) {
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -196,9 +223,13 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func createObjects(ctx context.Context, c client.Client, n int) {
+// createObjects creates n objects at perSecond (twice the account's rate: the
+// operator always has work waiting, and the API server is not flooded by the
+// bench itself, as a GitOps tool applying objects would not flood it).
+func createObjects(ctx context.Context, c client.Client, n, perSecond int) {
 	var wg sync.WaitGroup
 	work := make(chan int)
+	pace := rate.NewLimiter(rate.Limit(perSecond), 1)
 	for range 8 {
 		wg.Go(func() {
 			for i := range work {
@@ -218,6 +249,7 @@ func createObjects(ctx context.Context, c client.Client, n int) {
 		})
 	}
 	for i := range n {
+		_ = pace.Wait(ctx)
 		work <- i
 	}
 	close(work)
@@ -229,31 +261,59 @@ type point struct {
 	ready int
 }
 
-// waitReady polls until n objects are Ready at their generation, recording how
-// many were Ready over time.
-func waitReady(ctx context.Context, c client.Client, n int, start time.Time, timeout time.Duration) ([]point, error) {
+// waitReady watches until n objects are Ready at their generation, recording
+// how many were Ready over time (a watch, so the bench adds little load).
+func waitReady(ctx context.Context, c client.WithWatch, n int, start time.Time, timeout time.Duration) ([]point, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ready := map[string]bool{}
+	count := 0
 	var series []point
 	for {
 		var list v1alpha1.ConversationWebhookList
 		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return nil, err
 		}
-		ready := 0
-		for _, o := range list.Items {
-			cond := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionReady)
-			if cond != nil && cond.Status == metav1.ConditionTrue && o.Status.ObservedGeneration == o.Generation {
-				ready++
-			}
+		for i := range list.Items {
+			count = track(ready, count, &list.Items[i])
 		}
-		series = append(series, point{time.Since(start), ready})
-		if ready == n {
+		series = append(series, point{time.Since(start), count})
+		if count == n {
 			return series, nil
 		}
-		if time.Since(start) > timeout {
-			return series, fmt.Errorf("%d of %d Ready after %s", ready, n, timeout)
+		w, err := c.Watch(ctx, &v1alpha1.ConversationWebhookList{}, client.InNamespace(ns),
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+		if err != nil {
+			return nil, err
 		}
-		time.Sleep(250 * time.Millisecond)
+		for ev := range w.ResultChan() {
+			if o, ok := ev.Object.(*v1alpha1.ConversationWebhook); ok {
+				if count = track(ready, count, o); len(series) == 0 || time.Since(start)-series[len(series)-1].at > 100*time.Millisecond || count == n {
+					series = append(series, point{time.Since(start), count})
+				}
+			}
+			if count == n {
+				w.Stop()
+				return series, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return series, fmt.Errorf("%d of %d Ready after %s", count, n, timeout)
+		}
 	}
+}
+
+func track(ready map[string]bool, count int, o *v1alpha1.ConversationWebhook) int {
+	cond := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionReady)
+	now := cond != nil && cond.Status == metav1.ConditionTrue && o.Status.ObservedGeneration == o.Generation
+	if now != ready[o.Name] {
+		ready[o.Name] = now
+		if now {
+			return count + 1
+		}
+		return count - 1
+	}
+	return count
 }
 
 // peakSampler records the manager's peak RSS (VmHWM) and peak Go heap in use.
@@ -307,6 +367,46 @@ func (p *peakSampler) sample() {
 			p.mu.Unlock()
 		}
 	}
+}
+
+// means reads the manager's mean latencies while converging: a reconcile, an
+// API-server request by verb, a Twilio request.
+func (p *peakSampler) means() string {
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, p.metrics, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "unavailable"
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only
+	sums, counts := map[string]float64{}, map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, m := range []string{"controller_runtime_reconcile_time_seconds", "rest_client_request_duration_seconds", "twilio_api_request_duration_seconds"} {
+			for suffix, into := range map[string]map[string]float64{"_sum": sums, "_count": counts} {
+				rest, ok := strings.CutPrefix(line, m+suffix)
+				if !ok {
+					continue
+				}
+				labels, value, _ := strings.Cut(rest, " ")
+				key := m
+				if i := strings.Index(labels, `verb="`); i >= 0 {
+					key += " " + strings.SplitN(labels[i+6:], `"`, 2)[0]
+				}
+				f, _ := strconv.ParseFloat(value, 64)
+				into[key] += f
+			}
+		}
+	}
+	var parts []string
+	for k, c := range counts {
+		if c > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0fms (n=%.0f)", strings.TrimSuffix(k, "_seconds"), 1000*sums[k]/c, c))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
 }
 
 func (p *peakSampler) peaks() (int64, int64) {

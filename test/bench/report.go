@@ -29,7 +29,7 @@ const (
 )
 
 func report(s settings, converge time.Duration, counts map[string]int, faults map[twiliofake.FaultKind]int,
-	steady map[string]int, reconverge time.Duration, deleted int, rss, heap int64, series []point) error {
+	steady map[string]int, reconverge time.Duration, deleted int, rss, heap int64, series []point, latencies string) error {
 	boundRate := time.Duration(float64(s.n) / float64(s.accountRPS) * float64(time.Second))
 	boundConc := time.Duration(float64(s.n) * float64(s.latency) / float64(s.concurrency))
 	bound := max(boundRate, boundConc)
@@ -51,8 +51,8 @@ func report(s settings, converge time.Duration, counts map[string]int, faults ma
 	fmt.Fprintf(&b, "# make bench, N=%d (%s)\n\n", s.n, date)
 	fmt.Fprintf(&b, "Machine: %s. Control plane: envtest (kube-apiserver 1.37.2, etcd) on the same machine.\n\n", machine())
 	fmt.Fprintf(&b, "Twilio fake: %s latency per request, account limit %d requests/s (token bucket, burst %d) and %d in flight (429/20429 past either). "+
-		"Operator: `--twilio-rps=%d --max-concurrent-reconciles=%d --sync-period=%s`. %d objects across %d conversations.\n\n",
-		s.latency, s.accountRPS, s.burst, s.concurrency, s.twilioRPS, s.workers, s.syncPeriod, s.n, (s.n+3)/4)
+		"Operator: `--twilio-rps=%d --max-concurrent-reconciles=%d --sync-period=%s`. %d objects across %d conversations, created at %d/s (twice the account's rate).\n\n",
+		s.latency, s.accountRPS, s.burst, s.concurrency, s.twilioRPS, s.workers, s.syncPeriod, s.n, (s.n+3)/4, 2*s.accountRPS)
 	b.WriteString("| measure | value | target |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| time until all Ready | %s | |\n", converge.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| lower bound from the account's limits | %s (N ÷ rate %s, N × latency ÷ concurrency %s) | |\n",
@@ -67,6 +67,7 @@ func report(s settings, converge time.Duration, counts map[string]int, faults ma
 		steadyTotal, steady, float64(steadyTotal)/float64(s.n), check(float64(steady["fetch"])/float64(s.n) <= targetFetchesPerWH && steadyTotal == steady["fetch"]))
 	fmt.Fprintf(&b, "| re-converge after %d webhooks (10%%) deleted behind its back | %s | detection waits for each object's next sync (≤ %s + 10%% jitter) |\n",
 		deleted, reconverge.Round(time.Millisecond), s.syncPeriod)
+	fmt.Fprintf(&b, "\nMean latencies in the manager while converging: %s.\n", latencies)
 	plotName := fmt.Sprintf("bench-n%d-ready.png", s.n)
 	fmt.Fprintf(&b, "\n![Ready objects over time](%s)\n", plotName)
 

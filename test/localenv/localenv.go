@@ -18,6 +18,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -44,7 +45,9 @@ type Env struct {
 	// Kubeconfig is the path of a kubeconfig file for the control plane.
 	Kubeconfig string
 	// Client talks to the control plane.
-	Client client.Client
+	Client client.WithWatch
+	// Config is the control plane's REST config.
+	Config *rest.Config
 	// Fake is the Twilio fake the manager talks to.
 	Fake *twiliofake.Server
 	// FakeURL is the fake's address.
@@ -81,7 +84,8 @@ func Start(opts Options) (*Env, error) {
 	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1alpha1.AddToScheme(scheme)); err != nil {
 		return nil, errors.Join(err, e.Stop())
 	}
-	if e.Client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+	e.Config = cfg
+	if e.Client, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme}); err != nil {
 		return nil, errors.Join(err, e.Stop())
 	}
 	if e.dir, err = os.MkdirTemp("", "cwh-localenv-"); err != nil {

@@ -1,6 +1,7 @@
 package twiliofake
 
 import (
+	"maps"
 	"math/rand/v2"
 	"time"
 
@@ -117,11 +118,7 @@ func (s *Server) applyRateLocked() {
 func (s *Server) FaultCounts() map[FaultKind]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[FaultKind]int, len(s.injected))
-	for k, v := range s.injected {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.injected)
 }
 
 // pickFaultLocked decides the fault for a request, scripted faults first.
