@@ -51,7 +51,8 @@ func report(s settings, converge time.Duration, counts map[string]int, faults ma
 	fmt.Fprintf(&b, "# make bench, N=%d (%s)\n\n", s.n, date)
 	fmt.Fprintf(&b, "Machine: %s. Control plane: envtest (kube-apiserver 1.37.2, etcd) on the same machine.\n\n", machine())
 	fmt.Fprintf(&b, "Twilio fake: %s latency per request, account limit %d requests/s (token bucket, burst %d) and %d in flight (429/20429 past either). "+
-		"Operator: `--twilio-rps=%d --max-concurrent-reconciles=%d --sync-period=%s`. %d objects across %d conversations, created at %d/s (twice the account's rate).\n\n",
+		"Operator: `--twilio-rps=%d --max-concurrent-reconciles=%d --sync-period=%s`. "+
+		"%d objects across %d conversations, created at %d/s (twice the account's rate).\n\n",
 		s.latency, s.accountRPS, s.burst, s.concurrency, s.twilioRPS, s.workers, s.syncPeriod, s.n, (s.n+3)/4, 2*s.accountRPS)
 	b.WriteString("| measure | value | target |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| time until all Ready | %s | |\n", converge.Round(time.Millisecond))

@@ -107,10 +107,9 @@ func Start(opts Options) (*Env, error) {
 
 // Manager is a running manager process.
 type Manager struct {
-	cmd    *exec.Cmd
-	exited chan error
-	done   chan struct{}
-	err    error
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
 }
 
 // StartManager runs the manager binary against the control plane and the fake.
