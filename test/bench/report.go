@@ -115,7 +115,12 @@ func plot(path string, series []point, n int, bound time.Duration) error {
 		label(img, 5, y(n*i/4)+4, fmt.Sprint(n*i/4))
 	}
 	line(img, x(bound), top, x(bound), top+h, red)
-	label(img, x(bound)+4, top+12, "bound "+bound.Round(100*time.Millisecond).String())
+	boundLabel := "bound " + bound.Round(100*time.Millisecond).String()
+	lx := x(bound) + 4
+	if lx+7*len(boundLabel) > plotWidth { // keep the label inside the picture
+		lx = x(bound) - 4 - 7*len(boundLabel)
+	}
+	label(img, lx, top+12, boundLabel)
 	for i := 1; i < len(series); i++ {
 		line(img, x(series[i-1].at), y(series[i-1].ready), x(series[i].at), y(series[i].ready), blue)
 	}
