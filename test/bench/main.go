@@ -9,7 +9,8 @@
 //
 // Settings (environment): BENCH_N (1000), BENCH_LATENCY (100ms),
 // BENCH_ACCOUNT_RPS (50), BENCH_ACCOUNT_BURST (10), BENCH_CONCURRENCY (25),
-// BENCH_TWILIO_RPS (47), BENCH_WORKERS (50).
+// BENCH_TWILIO_RPS (47), BENCH_WORKERS (50); BENCH_CONVERGE_ONLY=1 stops after
+// convergence and prints when Twilio saw its first and last request.
 package main
 
 import (
@@ -89,7 +90,7 @@ func run() error {
 	fake.AddAccount(account, "benchAuthToken")
 	fake.AddAPIKey(account, keySid, keySecret)
 	fake.SetAnyConversation(true)
-	fake.SetRecordRequests(false)
+	fake.SetRecordRequests(os.Getenv("BENCH_CONVERGE_ONLY") == "1")
 	fake.SetLatency(s.latency)
 	fake.SetMaxInFlight(s.concurrency)
 	fake.SetAccountRate(float64(s.accountRPS), s.burst, 0)
@@ -155,6 +156,13 @@ func run() error {
 	counts, faults := fake.Counts(), fake.FaultCounts()
 	latencies := peak.means()
 	fmt.Printf("bench: %d Ready after %s\n", s.n, converge.Round(time.Millisecond))
+	if os.Getenv("BENCH_CONVERGE_ONLY") == "1" { // a quick look at convergence alone; no report
+		if reqs := fake.Requests(); len(reqs) > 0 {
+			fmt.Printf("bench: first Twilio request %s after the first create, last %s\n",
+				reqs[0].Time.Sub(start).Round(time.Millisecond), reqs[len(reqs)-1].Time.Sub(start).Round(time.Millisecond))
+		}
+		return nil
+	}
 
 	// Steady state: the Twilio calls of one sync period, once converged.
 	fake.ResetLog()
