@@ -15,7 +15,6 @@ const (
 	CodeConversationNotFound      = 50350
 	CodeWebhookNotFound           = 50360
 	CodeTooManyConversationHooks  = 50361
-	CodeInvalidParameter          = 20422
 	codeUnknown                   = 0
 	retryAfterHeader              = "Retry-After"
 	errorClassNetwork             = "network"

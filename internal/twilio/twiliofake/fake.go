@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -280,20 +279,6 @@ func (s *Server) Requests() []Request {
 	return slices.Clone(s.log)
 }
 
-// Count returns how many requests of an operation arrived ("" counts all).
-func (s *Server) Count(op string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if op == "" {
-		n := 0
-		for _, c := range s.counts {
-			n += c
-		}
-		return n
-	}
-	return s.counts[op]
-}
-
 // Counts returns the request counts by operation.
 func (s *Server) Counts() map[string]int {
 	s.mu.Lock()
@@ -335,6 +320,3 @@ func copyWebhook(w *Webhook) Webhook {
 	}
 	return c
 }
-
-// Handler returns the fake as an http.Handler (the Server itself is one too).
-func (s *Server) Handler() http.Handler { return s }
