@@ -334,16 +334,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 		})
 
 		It("deletes the result of a create whose answer was lost, even after a spec edit", func() {
-			fake.InjectFaults(
-				twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
-				// The recovery cannot list until the faults are cleared.
-				twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
-			)
-			DeferCleanup(fake.ClearFaults)
-			o := t.object("pending")
-			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-			Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).Should(HaveLen(1))
-			Eventually(func() map[string]string { return get(o).Annotations }).Should(HaveKey(v1alpha1.AnnotationCreatePending))
+			o := pendingCreate(t, "pending")
 			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/edited" })
 			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).Should(Equal(get(o).Generation))
 			Expect(k8sClient.Delete(ctx, o)).To(Succeed())
@@ -505,15 +496,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 		})
 
 		It("recovers a lost create's webhook after the spec changed, and updates it instead of creating another", func() {
-			fake.InjectFaults(
-				twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
-				twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
-			)
-			DeferCleanup(fake.ClearFaults)
-			o := t.object("edited-while-pending")
-			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-			Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).Should(HaveLen(1))
-			Eventually(func() map[string]string { return get(o).Annotations }).Should(HaveKey(v1alpha1.AnnotationCreatePendingSpec))
+			o := pendingCreate(t, "edited-while-pending")
 			patchSpec(o, func(o *v1alpha1.ConversationWebhook) {
 				o.Spec.URL = "https://hooks.example.com/edited"
 				o.Spec.Filters = []v1alpha1.Filter{"onMessageRemoved"}
@@ -589,6 +572,25 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 		}
 	})
 })
+
+// pendingCreate creates an object whose create reaches Twilio but whose answer
+// is lost, while listing (and so the recovery) fails until fake.ClearFaults:
+// Twilio holds one webhook and the object holds the create-pending marker and
+// its fingerprint.
+func pendingCreate(t *tenant, name string) *v1alpha1.ConversationWebhook {
+	GinkgoHelper()
+	fake.InjectFaults(
+		twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
+		twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
+	)
+	DeferCleanup(fake.ClearFaults)
+	o := t.object(name)
+	Expect(k8sClient.Create(ctx, o)).To(Succeed())
+	Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).Should(HaveLen(1))
+	Eventually(func() map[string]string { return get(o).Annotations }).Should(
+		SatisfyAll(HaveKey(v1alpha1.AnnotationCreatePending), HaveKey(v1alpha1.AnnotationCreatePendingSpec)))
+	return o
+}
 
 func patchSpec(o *v1alpha1.ConversationWebhook, change func(*v1alpha1.ConversationWebhook)) {
 	GinkgoHelper()
