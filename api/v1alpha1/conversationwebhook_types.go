@@ -204,6 +204,13 @@ type ConversationWebhookStatus struct {
 
 // ConversationWebhook is a Twilio Conversations conversation-scoped webhook,
 // kept in Twilio as this object describes it.
+//
+// Annotations (prefix conversations.twilio-operator.io/): webhook-sid holds
+// the managed WH… SID (set it on a new object to adopt an existing webhook);
+// paused: "true" stops all calls to Twilio; poll-interval overrides the
+// operator's drift-check period for this object (a Go duration, at least 30s).
+// create-pending, create-pending-spec and replaced-webhook are written by the
+// operator while a create or a replacement is in flight: leave them alone.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=cwh,categories=twilio
