@@ -523,6 +523,39 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePendingSpec))
 		})
 
+		It("never adopts on a guess: a lost create's webhook changed outside the operator is left and named in a warning", func() {
+			// Beside it: an unmanaged webhook made an hour earlier, and another object's.
+			older := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
+				URL: "https://older.example.com", Filters: []string{"onMessageAdded"}})
+			fake.EditWebhook(older, func(w *twiliofake.Webhook) { w.DateCreated = w.DateCreated.Add(-time.Hour) })
+			other := t.object("other")
+			Expect(k8sClient.Create(ctx, other)).To(Succeed())
+			otherSid := waitReady(other).Status.Sid
+
+			o := pendingCreate(t, "tampered-while-pending")
+			var lost string
+			for _, w := range fakeHooks(t.convs[0]) {
+				if w.Sid != older && w.Sid != otherSid {
+					lost = w.Sid
+				}
+			}
+			Expect(fake.EditWebhook(lost, func(w *twiliofake.Webhook) { w.URL = "https://someone-else.example.com" })).To(BeTrue())
+			fake.ClearFaults()
+			got := waitReady(o)
+			Expect(got.Status.Sid).NotTo(BeElementOf(lost, older, otherSid))
+			Expect(fakeHooks(t.convs[0])).To(HaveLen(4), "nothing is adopted on a guess, nothing deleted")
+			Expect(countFor(lost, twiliofake.OpUpdate)).To(BeZero(), "the unknown webhook is not touched")
+			waitEvent(o, EventPossibleOrphan)
+			var warning string
+			for _, e := range objectEvents(o) {
+				if e.Reason == EventPossibleOrphan {
+					warning = e.Note
+				}
+			}
+			Expect(warning).To(SatisfyAll(ContainSubstring(lost), ContainSubstring("delete it by hand"),
+				Not(ContainSubstring(older)), Not(ContainSubstring(otherSid))))
+		})
+
 		It("converges with exactly one webhook when the manager stops right after a create", func() {
 			fake.SetLatency(1500 * time.Millisecond)
 			o := t.object("restart")
@@ -584,9 +617,10 @@ func pendingCreate(t *tenant, name string) *v1alpha1.ConversationWebhook {
 		twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
 	)
 	DeferCleanup(fake.ClearFaults)
+	before := len(fakeHooks(t.convs[0]))
 	o := t.object(name)
 	Expect(k8sClient.Create(ctx, o)).To(Succeed())
-	Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).Should(HaveLen(1))
+	Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).Should(HaveLen(before + 1))
 	Eventually(func() map[string]string { return get(o).Annotations }).Should(
 		SatisfyAll(HaveKey(v1alpha1.AnnotationCreatePending), HaveKey(v1alpha1.AnnotationCreatePendingSpec)))
 	return o

@@ -28,6 +28,9 @@ const (
 	EventAdopted        = "Adopted"
 	EventDeleted        = "Deleted"
 	EventOrphaned       = "Orphaned"
+	// EventPossibleOrphan (Warning) names webhooks that may be the unrecognisable
+	// result of a create whose answer was lost.
+	EventPossibleOrphan = "PossibleOrphan"
 )
 
 // desired is the webhook a spec asks for.
@@ -217,7 +220,7 @@ func recordedConfig(obj *v1alpha1.ConversationWebhook) twilio.Configuration {
 // listed first and a match is adopted instead.
 func (r *ConversationWebhookReconciler) createOrRecover(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI, want desired) error {
 	if _, pending := obj.Annotations[v1alpha1.AnnotationCreatePending]; pending {
-		wh, err := r.findCreated(ctx, obj, api, want)
+		wh, unknown, err := r.findCreated(ctx, obj, api, want)
 		if err != nil {
 			return inPhase(v1alpha1.ReasonCreating, err)
 		}
@@ -233,6 +236,7 @@ func (r *ConversationWebhookReconciler) createOrRecover(ctx context.Context, obj
 			// The spec may have changed since that create: bring the webhook to it.
 			return r.sync(ctx, obj, api)
 		}
+		r.warnUnknown(obj, want.scope, unknown, "creating another")
 	}
 	if err := r.create(ctx, obj, api, want, EventCreated, "", nil); err != nil {
 		return err
@@ -241,42 +245,73 @@ func (r *ConversationWebhookReconciler) createOrRecover(ctx context.Context, obj
 	return inPhase(v1alpha1.ReasonReplacing, r.finishReplacement(ctx, obj, api, obj.Status.Sid))
 }
 
+// unknownSlack is how long before a pending create's stamp a webhook can have
+// been created and still be suspected to be its result (clocks differ).
+const unknownSlack = time.Minute
+
 // findCreated lists the conversation's webhooks for the one a pending create made:
 // it matches the configuration that create sent (create-pending-spec) or the
 // current spec, no other object manages it, and it is not being replaced.
+//
+// When none does, unknown lists the webhooks created since that create that no
+// object manages: one of them may be its result, changed outside the operator
+// before the operator could learn its SID. They are never adopted on a guess
+// (they may be someone else's); the caller names them in a warning.
 func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
-	want desired) (*twilio.Webhook, error) {
+	want desired) (*twilio.Webhook, []string, error) {
 	list, err := api.ListWebhooks(ctx, want.scope)
 	switch {
 	case twilio.IsConversationNotFound(err) || twilio.IsNotFound(err):
 		// No conversation, so no webhook was created: drop the marker.
 		if perr := r.patchMeta(ctx, obj, false, clearPending); perr != nil {
-			return nil, perr
+			return nil, nil, perr
 		}
-		return nil, stalled(v1alpha1.ReasonConversationNotFound, err)
+		return nil, nil, stalled(v1alpha1.ReasonConversationNotFound, err)
 	case err != nil && twilio.IsTerminal(err) && !twilio.IsUnauthorized(err):
-		return nil, stalled(v1alpha1.ReasonCreateIncomplete,
+		return nil, nil, stalled(v1alpha1.ReasonCreateIncomplete,
 			fmt.Errorf("a create may have succeeded, but the conversation's webhooks cannot be listed to find it: %w", err))
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	}
 	_, replacedSid := parseRef(obj.Annotations[v1alpha1.AnnotationReplacedWebhook])
 	sent := obj.Annotations[v1alpha1.AnnotationCreatePendingSpec]
+	since, stampErr := time.Parse(time.RFC3339, obj.Annotations[v1alpha1.AnnotationCreatePending])
+	var unknown []string
 	for i := range list {
 		wh := &list[i]
+		if wh.Sid == replacedSid {
+			continue
+		}
 		made := sent != "" && fingerprint(wh.Target, wh.Configuration) == sent
-		if wh.Sid == replacedSid || (!made && !matchesSpec(want, wh)) {
+		suspect := stampErr == nil && !wh.DateCreated.Before(since.Add(-unknownSlack))
+		if !made && !matchesSpec(want, wh) && !suspect {
 			continue
 		}
 		others, err := r.owners(ctx, obj, wh.Sid)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if len(others) == 0 {
-			return wh, nil
+		switch {
+		case len(others) > 0:
+		case made || matchesSpec(want, wh):
+			return wh, nil, nil
+		default:
+			unknown = append(unknown, wh.Sid)
 		}
 	}
-	return nil, nil
+	return nil, unknown, nil
+}
+
+// warnUnknown names the webhooks findCreated could not rule out as the result of
+// a lost create; the operator leaves them in Twilio.
+func (r *ConversationWebhookReconciler) warnUnknown(obj *v1alpha1.ConversationWebhook, scope twilio.Scope, unknown []string, doing string) {
+	if len(unknown) == 0 {
+		return
+	}
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventPossibleOrphan, "Recover",
+		"The webhook of an earlier create whose answer was lost was not found (%s). Webhook(s) %s in %s were created since, "+
+			"belong to no ConversationWebhook and do not match what was sent: if one was that create's, changed outside the operator "+
+			"before its SID was recorded, delete it by hand", doing, strings.Join(unknown, ", "), scope)
 }
 
 // create writes the create-pending marker (with an optimistic lock, so a stale
@@ -381,9 +416,11 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 	api, err := r.twilioFor(ctx, obj)
 	if err == nil && pending && sid == "" {
 		var wh *twilio.Webhook
-		if wh, err = r.findCreated(ctx, obj, api, want); wh != nil {
+		var unknown []string
+		if wh, unknown, err = r.findCreated(ctx, obj, api, want); wh != nil {
 			targets[wh.Sid] = want.scope
 		}
+		r.warnUnknown(obj, want.scope, unknown, "deleting the object without it")
 		var se *stalledError
 		if errors.As(err, &se) && se.reason == v1alpha1.ReasonConversationNotFound {
 			err = nil
