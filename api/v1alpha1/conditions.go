@@ -50,8 +50,9 @@ const (
 	AnnotationWebhookSid = "conversations.twilio-operator.io/webhook-sid"
 	// AnnotationCreatePending holds the RFC 3339 time a create was started and not yet recorded.
 	AnnotationCreatePending = "conversations.twilio-operator.io/create-pending"
-	// AnnotationCreatePendingSpec fingerprints the configuration a pending create
-	// sent, so its webhook is recognised even if the spec changed since.
+	// AnnotationCreatePendingSpec records where a pending create was sent and a
+	// fingerprint of what it sent ("[IS…/]CH…:<fingerprint>"), so its webhook is
+	// found and recognised even if the spec changed since.
 	AnnotationCreatePendingSpec = "conversations.twilio-operator.io/create-pending-spec"
 	// AnnotationPaused set to "true" stops all calls to Twilio.
 	AnnotationPaused = "conversations.twilio-operator.io/paused"

@@ -556,6 +556,33 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				Not(ContainSubstring(older)), Not(ContainSubstring(otherSid))))
 		})
 
+		It("finds a lost create's webhook in the conversation it was sent to after conversationSid changed, and replaces it", func() {
+			o := pendingCreate(t, "moved-while-pending")
+			lost := fakeHooks(t.convs[0])[0].Sid
+			Expect(get(o).Annotations[v1alpha1.AnnotationCreatePendingSpec]).To(HavePrefix(t.convs[0] + ":"))
+			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
+			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).Should(Equal(get(o).Generation))
+			fake.ClearFaults()
+			got := waitReady(o)
+			Expect(got.Status.ConversationSid).To(Equal(t.convs[1]))
+			Expect(fakeHooks(t.convs[1])).To(ConsistOf(HaveField("Sid", got.Status.Sid)))
+			Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).Should(BeEmpty(), "the lost create's webhook is not orphaned")
+			Expect(countFor(lost, twiliofake.OpDelete)).To(Equal(1))
+			Expect(countInConversation(t.convs[1], twiliofake.OpCreate)).To(Equal(1))
+			waitEvent(o, EventReplaced)
+		})
+
+		It("deletes a lost create's webhook from the conversation it was sent to after conversationSid changed", func() {
+			o := pendingCreate(t, "moved-then-deleted")
+			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
+			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).Should(Equal(get(o).Generation))
+			Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+			fake.ClearFaults()
+			waitGone(o)
+			Expect(fakeHooks(t.convs[0])).To(BeEmpty())
+			Expect(fakeHooks(t.convs[1])).To(BeEmpty())
+		})
+
 		It("converges with exactly one webhook when the manager stops right after a create", func() {
 			fake.SetLatency(1500 * time.Millisecond)
 			o := t.object("restart")

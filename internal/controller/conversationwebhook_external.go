@@ -236,7 +236,7 @@ func (r *ConversationWebhookReconciler) createOrRecover(ctx context.Context, obj
 			// The spec may have changed since that create: bring the webhook to it.
 			return r.sync(ctx, obj, api)
 		}
-		r.warnUnknown(obj, want.scope, unknown, "creating another")
+		r.warnUnknown(obj, pendingScope(obj, want), unknown, "creating another")
 	}
 	if err := r.create(ctx, obj, api, want, EventCreated, "", nil); err != nil {
 		return err
@@ -259,12 +259,16 @@ const unknownSlack = time.Minute
 // (they may be someone else's); the caller names them in a warning.
 func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
 	want desired) (*twilio.Webhook, []string, error) {
-	list, err := api.ListWebhooks(ctx, want.scope)
+	scope, sent := parsePendingSpec(obj.Annotations[v1alpha1.AnnotationCreatePendingSpec], want.scope)
+	list, err := api.ListWebhooks(ctx, scope)
 	switch {
 	case twilio.IsConversationNotFound(err) || twilio.IsNotFound(err):
 		// No conversation, so no webhook was created: drop the marker.
 		if perr := r.patchMeta(ctx, obj, false, clearPending); perr != nil {
 			return nil, nil, perr
+		}
+		if scope != want.scope {
+			return nil, nil, nil // the spec has moved on to another conversation
 		}
 		return nil, nil, stalled(v1alpha1.ReasonConversationNotFound, err)
 	case err != nil && twilio.IsTerminal(err) && !twilio.IsUnauthorized(err):
@@ -274,7 +278,6 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		return nil, nil, err
 	}
 	_, replacedSid := parseRef(obj.Annotations[v1alpha1.AnnotationReplacedWebhook])
-	sent := obj.Annotations[v1alpha1.AnnotationCreatePendingSpec]
 	since, stampErr := time.Parse(time.RFC3339, obj.Annotations[v1alpha1.AnnotationCreatePending])
 	var unknown []string
 	for i := range list {
@@ -294,6 +297,9 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		switch {
 		case len(others) > 0:
 		case made || matchesSpec(want, wh):
+			if wh.ConversationSid == "" {
+				wh.ConversationSid = scope.ConversationSid
+			}
 			return wh, nil, nil
 		default:
 			unknown = append(unknown, wh.Sid)
@@ -323,7 +329,7 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, obj *v1alpha
 	stamp := r.Clock.Now().UTC().Format(time.RFC3339)
 	if err := r.patchMeta(ctx, obj, true, func(o *v1alpha1.ConversationWebhook) {
 		setAnnotation(o, v1alpha1.AnnotationCreatePending, stamp)
-		setAnnotation(o, v1alpha1.AnnotationCreatePendingSpec, fingerprint(want.target, want.cfg))
+		setAnnotation(o, v1alpha1.AnnotationCreatePendingSpec, formatPendingSpec(want))
 		controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
 		delete(o.Annotations, v1alpha1.AnnotationWebhookSid)
 		if prepare != nil {
@@ -418,9 +424,9 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 		var wh *twilio.Webhook
 		var unknown []string
 		if wh, unknown, err = r.findCreated(ctx, obj, api, want); wh != nil {
-			targets[wh.Sid] = want.scope
+			targets[wh.Sid] = pendingScope(obj, want)
 		}
-		r.warnUnknown(obj, want.scope, unknown, "deleting the object without it")
+		r.warnUnknown(obj, pendingScope(obj, want), unknown, "deleting the object without it")
 		var se *stalledError
 		if errors.As(err, &se) && se.reason == v1alpha1.ReasonConversationNotFound {
 			err = nil
@@ -478,6 +484,32 @@ func parseRef(ref string) (twilio.Scope, string) {
 		return twilio.Scope{ServiceSid: parts[0], ConversationSid: parts[1]}, parts[2]
 	}
 	return twilio.Scope{}, ""
+}
+
+// formatPendingSpec writes where a create is sent and what it sends:
+// "[IS…/]CH…:<fingerprint>". Recovery and deletion look for its webhook there,
+// even after the spec moved to another conversation.
+func formatPendingSpec(want desired) string {
+	return want.scope.String() + ":" + fingerprint(want.target, want.cfg)
+}
+
+// parsePendingSpec reads formatPendingSpec's output; a value without a scope
+// (or an unreadable one) means the spec's scope.
+func parsePendingSpec(v string, specScope twilio.Scope) (twilio.Scope, string) {
+	ref, fp, ok := strings.Cut(v, ":")
+	if !ok {
+		return specScope, v
+	}
+	if scope, _ := parseRef(ref + "/WH"); scope.ConversationSid != "" {
+		return scope, fp
+	}
+	return specScope, fp
+}
+
+// pendingScope is where the pending create was sent.
+func pendingScope(obj *v1alpha1.ConversationWebhook, want desired) twilio.Scope {
+	scope, _ := parsePendingSpec(obj.Annotations[v1alpha1.AnnotationCreatePendingSpec], want.scope)
+	return scope
 }
 
 func sortedKeys(m map[string]twilio.Scope) []string {

@@ -207,6 +207,32 @@ func TestRefs(t *testing.T) {
 	}
 }
 
+func TestPendingSpec(t *testing.T) {
+	spec := twilio.Scope{ConversationSid: "CHspec"}
+	cfg := twilio.Configuration{URL: "https://e.com", Method: "POST", Filters: []string{"onMessageAdded"}}
+	fp := fingerprint("webhook", cfg)
+	for _, tc := range []struct {
+		name, value string
+		scope       twilio.Scope
+		fp          string
+	}{
+		{"default path", formatPendingSpec(desired{scope: twilio.Scope{ConversationSid: "CH1"}, target: "webhook", cfg: cfg}),
+			twilio.Scope{ConversationSid: "CH1"}, fp},
+		{"service path", formatPendingSpec(desired{scope: twilio.Scope{ServiceSid: "IS1", ConversationSid: "CH1"}, target: "webhook", cfg: cfg}),
+			twilio.Scope{ServiceSid: "IS1", ConversationSid: "CH1"}, fp},
+		{"fingerprint only (older operator)", fp, spec, fp},
+		{"unreadable scope", "XX1:" + fp, spec, fp},
+		{"empty", "", spec, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scope, got := parsePendingSpec(tc.value, spec)
+			if scope != tc.scope || got != tc.fp {
+				t.Fatalf("parsePendingSpec(%q) = %v %q, want %v %q", tc.value, scope, got, tc.scope, tc.fp)
+			}
+		})
+	}
+}
+
 func TestUserAnnotationsChanged(t *testing.T) {
 	base := map[string]string{"a": "1", v1alpha1.AnnotationWebhookSid: "WH1"}
 	with := func(k, v string) map[string]string {
