@@ -333,6 +333,16 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(eventReasons(o)).To(ContainElement(EventOrphaned))
 		})
 
+		It("names the conversation of an unconfirmed create when deletion cannot reach Twilio", func() {
+			o := pendingCreate(t, "pending-nocreds")
+			Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: ctrlObjectMeta(secretName, t.ns)})).To(Succeed())
+			Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+			waitGone(o)
+			Expect(fakeHooks(t.convs[0])).To(HaveLen(1), "Twilio could not be reached")
+			Eventually(func() []string { return eventNotes(o) }).WithTimeout(10 * time.Second).Should(ContainElement(SatisfyAll(
+				ContainSubstring("Deletion cannot reach Twilio"), ContainSubstring("answer was lost made in "+t.convs[0]))))
+		})
+
 		It("deletes the result of a create whose answer was lost, even after a spec edit", func() {
 			o := pendingCreate(t, "pending")
 			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/edited" })

@@ -442,8 +442,13 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 		}
 	}
 	if _, terminal := classify(err); terminal {
+		left := strings.Join(sortedKeys(targets), ", ")
+		if pending && sid == "" {
+			// The pending create's webhook was not found (its SID is unknown).
+			left = strings.TrimPrefix(left+", and any webhook a create whose answer was lost made in "+pendingScope(obj, want).String(), ", ")
+		}
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventOrphaned, "Delete",
-			"Deletion cannot reach Twilio (%s); left webhook(s) %s in Twilio: delete by hand", err.Error(), strings.Join(sortedKeys(targets), ", "))
+			"Deletion cannot reach Twilio (%s); left webhook(s) %s in Twilio: delete by hand", err.Error(), left)
 		return nil
 	}
 	return err
