@@ -98,7 +98,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	env, err := localenv.Start(localenv.Options{RepoRoot: root, Fake: fake})
 	if err != nil {
 		t.Fatal(err)
@@ -143,80 +143,15 @@ func TestChaos(t *testing.T) {
 		must(t, c.Create(ctx, object(i)))
 	}
 
-	actions := map[string]int{}
-	deleted := map[int]time.Time{}
-	update := func(i int, change func(*v1alpha1.ConversationWebhook)) bool {
-		o := &v1alpha1.ConversationWebhook{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name(i)}, o); err != nil || !o.DeletionTimestamp.IsZero() {
-			return false
-		}
-		change(o)
-		return c.Update(ctx, o) == nil
-	}
-	// About one kill every 10s: long enough for a new leader to take over (the
-	// lease of a killed leader runs out after 15s) and reconcile under faults.
-	const killPercentile = 1 // of 100, per 100ms tick: one per ~10s on average
+	h := &churner{ctx: ctx, c: c, fake: fake, rng: rng, n: n, object: object, managers: managers, start: start,
+		actions: map[string]int{}, deleted: map[int]time.Time{}}
 	deadline := time.Now().Add(churn)
 	for tick := 0; time.Now().Before(deadline); tick++ {
 		time.Sleep(100 * time.Millisecond)
-		i := rng.IntN(n)
-		switch p := rng.IntN(100); {
-		case p < 25:
-			if update(i, func(o *v1alpha1.ConversationWebhook) {
-				o.Spec.URL = fmt.Sprintf("https://hooks.example.com/%d/v%d", i, tick)
-			}) {
-				actions["spec edit (update in place)"]++
-			}
-		case p < 40:
-			if update(i, func(o *v1alpha1.ConversationWebhook) { o.Spec.ReplayAfter = ptr.To(int32(rng.IntN(50))) }) {
-				actions["spec edit (replace)"]++
-			}
-		case p < 50:
-			if _, gone := deleted[i]; !gone && c.Delete(ctx, object(i)) == nil {
-				deleted[i] = time.Now()
-				actions["object deleted"]++
-			}
-		case p < 65:
-			if hooks := fake.Webhooks(); len(hooks) > 0 {
-				fake.DeleteWebhook(hooks[rng.IntN(len(hooks))].Sid)
-				actions["webhook deleted behind the operator's back"]++
-			}
-		case p < 80:
-			// Edits go to webhooks an object has recorded, the ones a person can
-			// find in status. The result of a create whose answer was lost,
-			// edited before the operator recognised it, is indistinguishable
-			// from someone else's webhook: the operator leaves it and warns
-			// (envtest "never adopts on a guess"), so it would count as extra here.
-			if hooks := recorded(ctx, c, fake); len(hooks) > 0 {
-				fake.EditWebhook(hooks[rng.IntN(len(hooks))], func(w *twiliofake.Webhook) {
-					w.URL, w.Filters = "https://tampered.example.com", []string{"onMessageRemoved"}
-				})
-				actions["webhook edited behind the operator's back"]++
-			}
-		case p < 80+killPercentile:
-			victim := rng.IntN(len(managers))
-			for j, s := range managers {
-				if s.w.isLeader() {
-					victim = j
-				}
-			}
-			what := "manager killed"
-			if managers[victim].w.isLeader() {
-				what = "leader killed"
-			}
-			managers[victim].m.Kill()
-			managers[victim] = start()
-			actions[what]++
-		}
-		for j, at := range deleted { // re-create deleted objects once their finalizer is done
-			if time.Since(at) > 2*time.Second {
-				if err := c.Create(ctx, object(j)); err == nil {
-					delete(deleted, j)
-					actions["object re-created"]++
-				}
-			}
-		}
+		h.step(tick)
+		h.recreate()
 	}
+	actions, deleted := h.actions, h.deleted
 
 	fake.SetRandomFaults(0, 0)
 	report(t, "faults injected", fake.FaultCounts())
@@ -259,6 +194,102 @@ func TestChaos(t *testing.T) {
 		return nil
 	}))
 	fmt.Printf("chaos: all objects deleted, Twilio empty\n")
+}
+
+// churner makes one random change per tick while faults are injected.
+type churner struct {
+	ctx      context.Context
+	c        client.Client
+	fake     *twiliofake.Server
+	rng      *rand.Rand
+	n        int
+	object   func(int) *v1alpha1.ConversationWebhook
+	managers []managerSlot
+	start    func() managerSlot
+	actions  map[string]int
+	deleted  map[int]time.Time // objects deleted, and when
+}
+
+// About one kill every 10s: long enough for a new leader to take over (the
+// lease of a killed leader runs out after 15s) and reconcile under faults.
+const killPercentile = 1 // of 100, per 100ms tick: one per ~10s on average
+
+func (h *churner) step(tick int) {
+	i := h.rng.IntN(h.n)
+	switch p := h.rng.IntN(100); {
+	case p < 25:
+		if h.update(i, func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.URL = fmt.Sprintf("https://hooks.example.com/%d/v%d", i, tick)
+		}) {
+			h.actions["spec edit (update in place)"]++
+		}
+	case p < 40:
+		if h.update(i, func(o *v1alpha1.ConversationWebhook) { o.Spec.ReplayAfter = ptr.To(int32(h.rng.IntN(50))) }) {
+			h.actions["spec edit (replace)"]++
+		}
+	case p < 50:
+		if _, gone := h.deleted[i]; !gone && h.c.Delete(h.ctx, h.object(i)) == nil {
+			h.deleted[i] = time.Now()
+			h.actions["object deleted"]++
+		}
+	case p < 65:
+		if hooks := h.fake.Webhooks(); len(hooks) > 0 {
+			h.fake.DeleteWebhook(hooks[h.rng.IntN(len(hooks))].Sid)
+			h.actions["webhook deleted behind the operator's back"]++
+		}
+	case p < 80:
+		// Edits go to webhooks an object has recorded, the ones a person can
+		// find in status. The result of a create whose answer was lost,
+		// edited before the operator recognised it, is indistinguishable
+		// from someone else's webhook: the operator leaves it and warns
+		// (envtest "never adopts on a guess"), so it would count as extra here.
+		if hooks := recorded(h.ctx, h.c, h.fake); len(hooks) > 0 {
+			h.fake.EditWebhook(hooks[h.rng.IntN(len(hooks))], func(w *twiliofake.Webhook) {
+				w.URL, w.Filters = "https://tampered.example.com", []string{"onMessageRemoved"}
+			})
+			h.actions["webhook edited behind the operator's back"]++
+		}
+	case p < 80+killPercentile:
+		h.kill()
+	}
+}
+
+// kill SIGKILLs the leader (a random manager while none is known) and starts another.
+func (h *churner) kill() {
+	victim := h.rng.IntN(len(h.managers))
+	for j, s := range h.managers {
+		if s.w.isLeader() {
+			victim = j
+		}
+	}
+	what := "manager killed"
+	if h.managers[victim].w.isLeader() {
+		what = "leader killed"
+	}
+	h.managers[victim].m.Kill()
+	h.managers[victim] = h.start()
+	h.actions[what]++
+}
+
+// recreate re-creates deleted objects once their finalizer is done.
+func (h *churner) recreate() {
+	for j, at := range h.deleted {
+		if time.Since(at) > 2*time.Second {
+			if err := h.c.Create(h.ctx, h.object(j)); err == nil {
+				delete(h.deleted, j)
+				h.actions["object re-created"]++
+			}
+		}
+	}
+}
+
+func (h *churner) update(i int, change func(*v1alpha1.ConversationWebhook)) bool {
+	o := &v1alpha1.ConversationWebhook{}
+	if err := h.c.Get(h.ctx, client.ObjectKeyFromObject(h.object(i)), o); err != nil || !o.DeletionTimestamp.IsZero() {
+		return false
+	}
+	change(o)
+	return h.c.Update(h.ctx, o) == nil
 }
 
 // converged checks the end state: every object Ready at its generation, its
