@@ -171,6 +171,21 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(testutil.ToFloat64(testMetrics.driftCorrections.WithLabelValues(DriftRecreate))).To(BeNumerically(">=", 1))
 		})
 
+		It("recreates a webhook deleted between its fetch and its update, instead of stalling on the 404", func() {
+			o := t.object("gone-midway")
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+			old := waitReady(o).Status.Sid
+			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultDeletedFirst, Operation: twiliofake.OpUpdate})
+			DeferCleanup(fake.ClearFaults)
+			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/moved" })
+			got := waitReady(o)
+			Expect(got.Status.Sid).NotTo(Equal(old))
+			Expect(countFor(old, twiliofake.OpUpdate)).To(Equal(1), "the update met the 404")
+			Expect(fakeHooks(t.convs[0])).To(ConsistOf(SatisfyAll(
+				HaveField("Sid", got.Status.Sid), HaveField("URL", "https://hooks.example.com/moved"))))
+			waitEvent(o, EventRecreated)
+		})
+
 		It("costs one fetch and no write per sync period once converged", func() {
 			o := t.object("cost")
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())

@@ -178,8 +178,7 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, obj *v1alpha1.
 	wh, err := api.FetchWebhook(ctx, scope, sid)
 	switch {
 	case twilio.IsNotFound(err):
-		r.Metrics.driftCorrected(DriftRecreate)
-		return r.create(ctx, obj, api, want, EventRecreated, fmt.Sprintf(" (webhook %s was deleted outside the operator)", sid), nil)
+		return r.recreate(ctx, obj, api, want, sid)
 	case err != nil:
 		return inPhase(v1alpha1.ReasonUpdating, err)
 	case replaceNeeded(obj, sid, scope, want, wh):
@@ -189,6 +188,9 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, obj *v1alpha1.
 	if !configMatches(want.cfg, wh.Configuration) {
 		drift := !adopting && obj.Status.Configuration != nil && !configMatches(recordedConfig(obj), wh.Configuration)
 		updated, err := api.UpdateWebhook(ctx, scope, sid, want.cfg)
+		if twilio.IsNotFound(err) { // deleted since the fetch
+			return r.recreate(ctx, obj, api, want, sid)
+		}
 		if err != nil {
 			return inPhase(v1alpha1.ReasonUpdating, err)
 		}
@@ -208,6 +210,13 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, obj *v1alpha1.
 		return r.patchMeta(ctx, obj, false, func(o *v1alpha1.ConversationWebhook) { setAnnotation(o, v1alpha1.AnnotationWebhookSid, sid) })
 	}
 	return nil
+}
+
+// recreate creates the webhook again after Twilio answered 404 for it.
+func (r *ConversationWebhookReconciler) recreate(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
+	want desired, sid string) error {
+	r.Metrics.driftCorrected(DriftRecreate)
+	return r.create(ctx, obj, api, want, EventRecreated, fmt.Sprintf(" (webhook %s was deleted outside the operator)", sid), nil)
 }
 
 func recordedConfig(obj *v1alpha1.ConversationWebhook) twilio.Configuration {

@@ -286,6 +286,20 @@ func TestLostResponseStoresTheWebhook(t *testing.T) {
 	}
 }
 
+func TestDeletedFirstAnswers404(t *testing.T) {
+	e := newEnv(t)
+	base := "/v1/Conversations/" + conv + "/Webhooks"
+	sid := e.do(t, http.MethodPost, base, webhookForm(), account, token).Body["sid"].(string)
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultDeletedFirst, Operation: twiliofake.OpUpdate})
+	got := e.do(t, http.MethodPost, base+"/"+sid, url.Values{"Configuration.Url": {"https://example.com/new"}}, account, token)
+	if got.Status != 404 || got.Code != 20404 {
+		t.Fatalf("update of a webhook deleted first: %d/%d, want 404/20404", got.Status, got.Code)
+	}
+	if _, ok := e.fake.Webhook(sid); ok {
+		t.Fatal("the webhook is still stored")
+	}
+}
+
 func TestControlAPI(t *testing.T) {
 	e := newEnv(t)
 	other := "CH0000000000000000000000000000000a"

@@ -27,6 +27,10 @@ const (
 	// FaultError answers Fault.Status with Twilio code Fault.Code without processing
 	// (for codes a client's own validation would never let through).
 	FaultError FaultKind = "error"
+	// FaultDeletedFirst deletes the webhook the request names, as someone else
+	// would just before it arrives, then processes the request (a fetch, update
+	// or delete then answers 404 with code 20404).
+	FaultDeletedFirst FaultKind = "deleted-first"
 	// FaultConcurrencyLimit is a 429 answered because too many requests were in flight.
 	FaultConcurrencyLimit FaultKind = "concurrency-429"
 	// FaultAccountRate is a 429 answered because the account's rate was exceeded.

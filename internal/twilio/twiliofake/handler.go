@@ -130,6 +130,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case FaultError:
 		status, out = fault.Status, twErr(fault.Status, fault.Code, errorMessages[fault.Code])
 	default:
+		if fault.Kind == FaultDeletedFirst && rt.webhook != "" {
+			s.DeleteWebhook(rt.webhook)
+		}
 		if !ok {
 			status, out = http.StatusNotFound, twErr(404, 20404, "The requested resource "+r.URL.Path+" was not found")
 		} else {
