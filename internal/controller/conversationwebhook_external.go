@@ -294,9 +294,9 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		if wh.Sid == replacedSid {
 			continue
 		}
-		made := sent != "" && fingerprint(wh.Target, wh.Configuration) == sent
+		match := (sent != "" && fingerprint(wh.Target, wh.Configuration) == sent) || matchesSpec(want, wh)
 		suspect := stampErr == nil && !wh.DateCreated.Before(since.Add(-unknownSlack))
-		if !made && !matchesSpec(want, wh) && !suspect {
+		if !match && !suspect {
 			continue
 		}
 		others, err := r.owners(ctx, obj, wh.Sid)
@@ -305,7 +305,7 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		}
 		switch {
 		case len(others) > 0:
-		case made || matchesSpec(want, wh):
+		case match:
 			if wh.ConversationSid == "" {
 				wh.ConversationSid = scope.ConversationSid
 			}
