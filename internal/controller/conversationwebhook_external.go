@@ -429,13 +429,16 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 		return nil
 	}
 	api, err := r.twilioFor(ctx, obj)
-	if err == nil && pending && sid == "" {
+	unconfirmed := pending && sid == "" // a create whose webhook's SID is unknown
+	pscope := pendingScope(obj, want)
+	if err == nil && unconfirmed {
 		var wh *twilio.Webhook
 		var unknown []string
 		if wh, unknown, err = r.findCreated(ctx, obj, api, want); wh != nil {
-			targets[wh.Sid] = pendingScope(obj, want)
+			targets[wh.Sid] = pscope
+			unconfirmed = false
 		}
-		r.warnUnknown(obj, pendingScope(obj, want), unknown, "deleting the object without it")
+		r.warnUnknown(obj, pscope, unknown, "deleting the object without it")
 		var se *stalledError
 		if errors.As(err, &se) && se.reason == v1alpha1.ReasonConversationNotFound {
 			err = nil
@@ -451,13 +454,12 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 		}
 	}
 	if _, terminal := classify(err); terminal {
-		left := strings.Join(sortedKeys(targets), ", ")
-		if pending && sid == "" {
-			// The pending create's webhook was not found (its SID is unknown).
-			left = strings.TrimPrefix(left+", and any webhook a create whose answer was lost made in "+pendingScope(obj, want).String(), ", ")
+		left := sortedKeys(targets)
+		if unconfirmed {
+			left = append(left, "any webhook a create whose answer was lost made in "+pscope.String())
 		}
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventOrphaned, "Delete",
-			"Deletion cannot reach Twilio (%s); left webhook(s) %s in Twilio: delete by hand", err.Error(), left)
+			"Deletion cannot reach Twilio (%s); left webhook(s) %s in Twilio: delete by hand", err.Error(), strings.Join(left, ", "))
 		return nil
 	}
 	return err
