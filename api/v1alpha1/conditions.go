@@ -42,6 +42,11 @@ const (
 	ReasonConfigurationRejected = "ConfigurationRejected"
 	// ReasonSidConflict: another object already manages the webhook SID.
 	ReasonSidConflict = "SidConflict"
+	// ReasonInvalidAnnotation: an annotation's value is malformed; nothing is sent to Twilio.
+	ReasonInvalidAnnotation = "InvalidAnnotation"
+	// ReasonInvalidStatus: the operator's record in status is malformed (edited
+	// by hand); nothing is sent to Twilio.
+	ReasonInvalidStatus = "InvalidStatus"
 )
 
 // Annotations (prefix conversations.twilio-operator.io/).
@@ -50,16 +55,18 @@ const (
 	AnnotationWebhookSid = "conversations.twilio-operator.io/webhook-sid"
 	// AnnotationCreatePending holds the RFC 3339 time a create was started and not yet recorded.
 	AnnotationCreatePending = "conversations.twilio-operator.io/create-pending"
-	// AnnotationCreatePendingSpec records where a pending create was sent and a
-	// fingerprint of what it sent ("[IS…/]CH…:<fingerprint>"), so its webhook is
-	// found and recognised even if the spec changed since.
+	// AnnotationCreatePendingSpec was written by earlier versions next to
+	// create-pending. It is no longer obeyed (status.pendingCreate replaced it):
+	// the operator reports it in a Warning event and removes it.
 	AnnotationCreatePendingSpec = "conversations.twilio-operator.io/create-pending-spec"
 	// AnnotationPaused set to "true" stops all calls to Twilio.
 	AnnotationPaused = "conversations.twilio-operator.io/paused"
 	// AnnotationPollInterval overrides --sync-period for this object (Go duration, floor 30s).
 	AnnotationPollInterval = "conversations.twilio-operator.io/poll-interval"
-	// AnnotationReplacedWebhook holds the webhook a replacement superseded
-	// ("[IS…/]CH…/WH…") until it is deleted.
+	// AnnotationReplacedWebhook was written by earlier versions for the webhook a
+	// replacement superseded. Being user-writable, it is no longer obeyed
+	// (status.supersededWebhook replaced it): the operator reports it in a
+	// Warning event naming the webhook, and removes it.
 	AnnotationReplacedWebhook = "conversations.twilio-operator.io/replaced-webhook"
 )
 

@@ -160,6 +160,35 @@ type WebhookConfiguration struct {
 	ReplayAfter *int32 `json:"replayAfter,omitempty"`
 }
 
+// WebhookReference locates one Twilio webhook.
+type WebhookReference struct {
+	// sid is the webhook's WH… SID.
+	// +required
+	Sid string `json:"sid"`
+	// conversationSid is the conversation (CH…) the webhook belongs to.
+	// +required
+	ConversationSid string `json:"conversationSid"`
+	// serviceSid is the Conversation Service (IS…), when the service-scoped path is used.
+	// +optional
+	ServiceSid string `json:"serviceSid,omitempty"`
+}
+
+// PendingCreate is a create sent to Twilio whose answer is not recorded yet.
+type PendingCreate struct {
+	// since is when the create was started.
+	// +required
+	Since metav1.Time `json:"since"`
+	// conversationSid is the conversation (CH…) the create was sent to.
+	// +required
+	ConversationSid string `json:"conversationSid"`
+	// serviceSid is the Conversation Service (IS…) the create was sent to, if any.
+	// +optional
+	ServiceSid string `json:"serviceSid,omitempty"`
+	// fingerprint identifies the target and configuration the create sent.
+	// +optional
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
 // ConversationWebhookStatus is the webhook as the operator last saw it in Twilio.
 type ConversationWebhookStatus struct {
 	// sid is the WH… SID of the managed webhook.
@@ -195,6 +224,17 @@ type ConversationWebhookStatus struct {
 	// observedGeneration is the generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// pendingCreate is a create the operator sent to Twilio and whose webhook it
+	// has not recorded yet: where it was sent and what it sent. It is written
+	// before the create call; on the next reconcile the operator lists that
+	// conversation's webhooks to find the result, and never creates blindly.
+	// +optional
+	PendingCreate *PendingCreate `json:"pendingCreate,omitempty"`
+	// supersededWebhook is the webhook this object managed before a replacement
+	// (or an adoption of another webhook) took its place; the operator deletes it
+	// next. Only the operator writes it, always from the SID it had recorded.
+	// +optional
+	SupersededWebhook *WebhookReference `json:"supersededWebhook,omitempty"`
 	// conditions are Ready, Reconciling and Stalled (kstatus-compatible).
 	// +optional
 	// +listType=map
@@ -209,8 +249,10 @@ type ConversationWebhookStatus struct {
 // the managed WH… SID (set it on a new object to adopt an existing webhook);
 // paused: "true" stops all calls to Twilio; poll-interval overrides the
 // operator's drift-check period for this object (a Go duration, at least 30s).
-// create-pending, create-pending-spec and replaced-webhook are written by the
-// operator while a create or a replacement is in flight: leave them alone.
+// create-pending is written by the operator while a create is in flight; the
+// operator's own record of it is status.pendingCreate. Every annotation is
+// validated when read: a malformed value stalls the object (InvalidAnnotation)
+// and is never sent to Twilio.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=cwh,categories=twilio

@@ -545,7 +545,8 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(hooks[0].URL).To(Equal("https://hooks.example.com/edited"))
 			Expect(hooks[0].Filters).To(ConsistOf("onMessageRemoved"))
 			Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(1))
-			Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePendingSpec))
+			Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
+			Expect(got.Status.PendingCreate).To(BeNil())
 		})
 
 		It("never adopts on a guess: a lost create's webhook changed outside the operator is left and named in a warning", func() {
@@ -584,7 +585,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 		It("finds a lost create's webhook in the conversation it was sent to after conversationSid changed, and replaces it", func() {
 			o := pendingCreate(t, "moved-while-pending")
 			lost := fakeHooks(t.convs[0])[0].Sid
-			Expect(get(o).Annotations[v1alpha1.AnnotationCreatePendingSpec]).To(HavePrefix(t.convs[0] + ":"))
+			Expect(get(o).Status.PendingCreate.ConversationSid).To(Equal(t.convs[0]))
 			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
 			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).Should(Equal(get(o).Generation))
 			fake.ClearFaults()
@@ -660,8 +661,8 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 
 // pendingCreate creates an object whose create reaches Twilio but whose answer
 // is lost, while listing (and so the recovery) fails until fake.ClearFaults:
-// Twilio holds one webhook and the object holds the create-pending marker and
-// its fingerprint.
+// Twilio holds one webhook and the object holds the create-pending marker, and
+// status.pendingCreate records where it was sent and its fingerprint.
 func pendingCreate(t *tenant, name string) *v1alpha1.ConversationWebhook {
 	GinkgoHelper()
 	fake.InjectFaults(
@@ -673,8 +674,11 @@ func pendingCreate(t *tenant, name string) *v1alpha1.ConversationWebhook {
 	o := t.object(name)
 	Expect(k8sClient.Create(ctx, o)).To(Succeed())
 	Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).Should(HaveLen(before + 1))
-	Eventually(func() map[string]string { return get(o).Annotations }).Should(
-		SatisfyAll(HaveKey(v1alpha1.AnnotationCreatePending), HaveKey(v1alpha1.AnnotationCreatePendingSpec)))
+	Eventually(func(g Gomega) {
+		got := get(o)
+		g.Expect(got.Annotations).To(HaveKey(v1alpha1.AnnotationCreatePending))
+		g.Expect(got.Status.PendingCreate).NotTo(BeNil())
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	return o
 }
 

@@ -34,6 +34,12 @@ import (
 // MinPollInterval is the floor of the poll-interval annotation.
 const MinPollInterval = 30 * time.Second
 
+// DefaultReconcileTimeout bounds one reconcile when ReconcileTimeout is unset.
+const DefaultReconcileTimeout = 2 * time.Minute
+
+// statusPatchTimeout bounds the final status write of a reconcile.
+const statusPatchTimeout = 10 * time.Second
+
 // TwilioClients hands out a Twilio client for a set of credentials
 // (*twilio.Factory in the manager).
 type TwilioClients interface {
@@ -60,6 +66,9 @@ type ConversationWebhookReconciler struct {
 	Clock clock.PassiveClock
 	// Metrics counts drift corrections.
 	Metrics *Metrics
+	// ReconcileTimeout bounds one reconcile, Twilio calls included (default
+	// DefaultReconcileTimeout).
+	ReconcileTimeout time.Duration
 
 	credentials credentialCache
 }
@@ -76,44 +85,39 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// Nothing can exist in Twilio before create adds the finalizer (with its
-	// create-pending marker); an object that names a webhook gets it here.
-	if obj.DeletionTimestamp.IsZero() && managedSid(obj) != "" && !controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer) {
-		if err := r.patchMeta(ctx, obj, false, func(o *v1alpha1.ConversationWebhook) {
-			controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
-		}); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
+	// A slow Twilio never holds a worker for longer than this.
+	ctx, cancel := context.WithTimeout(ctx, r.reconcileTimeout())
+	defer cancel()
 
-	base := obj.DeepCopy()
+	rs := &reconcileState{obj: obj, base: obj.DeepCopy()}
 	defer func() {
-		if equality.Semantic.DeepEqual(base.Status, obj.Status) {
+		if equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
 			return
 		}
-		if err := r.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+		// The status is written even when the reconcile ran out of time.
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
+		defer pcancel()
+		if err := r.Status().Patch(pctx, obj, client.MergeFrom(rs.base)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, obj)
+		return r.reconcileDelete(ctx, rs)
 	}
-	return r.reconcileNormal(ctx, obj)
+	return r.reconcileNormal(ctx, rs)
 }
 
 // reconcileNormal creates, adopts, corrects or replaces the webhook.
-func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, obj *v1alpha1.ConversationWebhook) (ctrl.Result, error) {
+func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs *reconcileState) (ctrl.Result, error) {
+	obj := rs.obj
 	if isPaused(obj) {
 		setPaused(&obj.Status, obj.Generation)
 		return ctrl.Result{}, nil
 	}
 	api, err := r.twilioFor(ctx, obj)
 	if err == nil {
-		err = r.checkOwnership(ctx, obj)
-	}
-	if err == nil {
-		err = r.sync(ctx, obj, api)
+		err = r.sync(ctx, rs, api)
 	}
 	if err != nil {
 		return r.failed(ctx, obj, phaseOf(obj, err), err)
@@ -123,7 +127,8 @@ func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, obj
 }
 
 // reconcileDelete removes the webhook (unless the policy is Orphan) and the finalizer.
-func (r *ConversationWebhookReconciler) reconcileDelete(ctx context.Context, obj *v1alpha1.ConversationWebhook) (ctrl.Result, error) {
+func (r *ConversationWebhookReconciler) reconcileDelete(ctx context.Context, rs *reconcileState) (ctrl.Result, error) {
+	obj := rs.obj
 	if !controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -134,7 +139,7 @@ func (r *ConversationWebhookReconciler) reconcileDelete(ctx context.Context, obj
 	if err := r.deleteExternal(ctx, obj); err != nil {
 		return r.failed(ctx, obj, v1alpha1.ReasonDeleting, err)
 	}
-	return ctrl.Result{}, r.patchMeta(ctx, obj, false, func(o *v1alpha1.ConversationWebhook) {
+	return ctrl.Result{}, r.patchMeta(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
 		controllerutil.RemoveFinalizer(o, v1alpha1.Finalizer)
 	})
 }
@@ -164,20 +169,23 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 }
 
 // patchMeta applies mutate to the object's metadata and patches it, keeping the
-// in-memory status (the patch answer carries the stored one). With lock, the
-// patch fails on a stale object: a create is never decided on an old view.
-func (r *ConversationWebhookReconciler) patchMeta(ctx context.Context, obj *v1alpha1.ConversationWebhook, lock bool,
+// in-memory status (the patch answer carries the stored one).
+func (r *ConversationWebhookReconciler) patchMeta(ctx context.Context, obj *v1alpha1.ConversationWebhook,
 	mutate func(*v1alpha1.ConversationWebhook)) error {
 	status := obj.Status.DeepCopy()
 	before := obj.DeepCopy()
 	mutate(obj)
-	patch := client.MergeFrom(before)
-	if lock {
-		patch = client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
-	}
-	err := r.Patch(ctx, obj, patch)
+	err := r.Patch(ctx, obj, client.MergeFrom(before))
 	obj.Status = *status
 	return err
+}
+
+// reconcileTimeout is the deadline of one reconcile (ReconcileTimeout, default 2m).
+func (r *ConversationWebhookReconciler) reconcileTimeout() time.Duration {
+	if r.ReconcileTimeout > 0 {
+		return r.ReconcileTimeout
+	}
+	return DefaultReconcileTimeout
 }
 
 func (r *ConversationWebhookReconciler) now() metav1.Time {
@@ -210,24 +218,22 @@ var bookkeepingAnnotations = []string{
 	v1alpha1.AnnotationCreatePending, v1alpha1.AnnotationCreatePendingSpec, v1alpha1.AnnotationReplacedWebhook,
 }
 
-// userAnnotationsChanged compares annotations, leaving out the bookkeeping ones,
-// and the webhook-sid the operator records when it completes a create (the same
-// patch removes create-pending): that reconcile already saw the webhook. A user
-// setting webhook-sid to adopt a webhook still counts.
-func userAnnotationsChanged(old, updated map[string]string) bool {
-	_, wasPending := old[v1alpha1.AnnotationCreatePending]
-	_, isPending := updated[v1alpha1.AnnotationCreatePending]
-	completed := wasPending && !isPending
+// userAnnotationsChanged compares annotations, leaving out the bookkeeping ones
+// and a webhook-sid that now mirrors status.sid (the operator records the SID
+// in status first, then in the annotation). A user setting webhook-sid to adopt
+// another webhook, or removing it, still counts.
+func userAnnotationsChanged(old, updated *v1alpha1.ConversationWebhook) bool {
+	mirror := updated.Status.Sid != "" && updated.Annotations[v1alpha1.AnnotationWebhookSid] == updated.Status.Sid
 	strip := func(m map[string]string) map[string]string {
 		out := make(map[string]string, len(m))
 		for k, v := range m {
-			if !slices.Contains(bookkeepingAnnotations, k) && (k != v1alpha1.AnnotationWebhookSid || !completed) {
+			if !slices.Contains(bookkeepingAnnotations, k) && (k != v1alpha1.AnnotationWebhookSid || !mirror) {
 				out[k] = v
 			}
 		}
 		return out
 	}
-	return !maps.Equal(strip(old), strip(updated))
+	return !maps.Equal(strip(old.Annotations), strip(updated.Annotations))
 }
 
 func isPaused(obj *v1alpha1.ConversationWebhook) bool {
@@ -238,12 +244,17 @@ func isPaused(obj *v1alpha1.ConversationWebhook) bool {
 // the objects themselves (spec, annotation and deletion changes; not status) and
 // Secret metadata, so a changed Secret re-reconciles the objects that use it.
 func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrent int) error {
-	if err := r.setupIndexes(ctx, mgr); err != nil {
+	if err := r.setupCredentialsIndex(ctx, mgr); err != nil {
+		return err
+	}
+	if err := r.setupSidIndex(ctx, mgr); err != nil {
 		return err
 	}
 	changed := predicate.Or(predicate.GenerationChangedPredicate{},
 		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-			return userAnnotationsChanged(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations()) ||
+			oldObj, ok1 := e.ObjectOld.(*v1alpha1.ConversationWebhook)
+			newObj, ok2 := e.ObjectNew.(*v1alpha1.ConversationWebhook)
+			return !ok1 || !ok2 || userAnnotationsChanged(oldObj, newObj) ||
 				!e.ObjectNew.GetDeletionTimestamp().Equal(e.ObjectOld.GetDeletionTimestamp())
 		}})
 	return ctrl.NewControllerManagedBy(mgr).

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -98,35 +97,4 @@ func timeOrNil(t time.Time) *metav1.Time {
 	}
 	tt := metav1.NewTime(t.UTC())
 	return &tt
-}
-
-// stalledError is a failure only a person can fix, with its condition reason.
-type stalledError struct {
-	reason string
-	err    error
-}
-
-func (e *stalledError) Error() string { return e.err.Error() }
-func (e *stalledError) Unwrap() error { return e.err }
-
-func stalled(reason string, err error) error { return &stalledError{reason: reason, err: err} }
-
-// classify maps a failure to its condition: terminal failures get a Stalled
-// reason; everything else is transient and retried.
-func classify(err error) (reason string, terminal bool) {
-	var se *stalledError
-	switch {
-	case errors.As(err, &se):
-		return se.reason, true
-	case twilio.IsUnauthorized(err):
-		return v1alpha1.ReasonCredentialsInvalid, true
-	case twilio.IsConversationNotFound(err):
-		return v1alpha1.ReasonConversationNotFound, true
-	case twilio.IsLimitReached(err):
-		return v1alpha1.ReasonWebhookLimitReached, true
-	case twilio.IsTerminal(err):
-		return v1alpha1.ReasonConfigurationRejected, true
-	default:
-		return "", false
-	}
 }

@@ -153,117 +153,87 @@ func TestConfigMatches(t *testing.T) {
 	}
 }
 
-func TestReplaceNeeded(t *testing.T) {
+func TestReplaceReason(t *testing.T) {
 	spec := v1alpha1.ConversationWebhookSpec{ConversationSid: "CH1", Target: v1alpha1.TargetWebhook, URL: "https://e.com", ReplayAfter: ptr.To[int32](1)}
-	recorded := v1alpha1.ConversationWebhookStatus{Sid: "WH1", ConversationSid: "CH1", Configuration: &v1alpha1.WebhookConfiguration{ReplayAfter: ptr.To[int32](1)}}
-	wh := &twilio.Webhook{Sid: "WH1", ConversationSid: "CH1", Target: "webhook"}
+	known := recordedReplay{value: ptr.To[int32](1), known: true}
+	wh := twilio.Webhook{Sid: "WH1", ConversationSid: "CH1", Target: "webhook"}
 	cases := []struct {
 		name   string
-		tweak  func(*v1alpha1.ConversationWebhook, *twilio.Webhook, *twilio.Scope)
+		tweak  func(*v1alpha1.ConversationWebhookSpec, *twilio.Webhook, *twilio.Scope, *recordedReplay)
 		needed bool
 	}{
-		{"nothing changed", func(*v1alpha1.ConversationWebhook, *twilio.Webhook, *twilio.Scope) {}, false},
-		{"conversation", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) {
-			o.Spec.ConversationSid = "CH2"
+		{"nothing changed", func(*v1alpha1.ConversationWebhookSpec, *twilio.Webhook, *twilio.Scope, *recordedReplay) {}, false},
+		{"conversation", func(s *v1alpha1.ConversationWebhookSpec, _ *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
+			s.ConversationSid = "CH2"
 		}, true},
-		{"conversation SID case only", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) {
-			o.Spec.ConversationSid = "ch1"
+		{"conversation SID case only", func(s *v1alpha1.ConversationWebhookSpec, _ *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
+			s.ConversationSid = "ch1"
 		}, false},
-		{"service", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) { o.Spec.ServiceSid = "IS1" }, true},
-		{"target", func(_ *v1alpha1.ConversationWebhook, w *twilio.Webhook, _ *twilio.Scope) { w.Target = "trigger" }, true},
-		{"replayAfter", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) {
-			o.Spec.ReplayAfter = ptr.To[int32](2)
+		{"service", func(s *v1alpha1.ConversationWebhookSpec, _ *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) { s.ServiceSid = "IS1" }, true},
+		{"target", func(_ *v1alpha1.ConversationWebhookSpec, w *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) { w.Target = "trigger" }, true},
+		{"target left out of the answer", func(_ *v1alpha1.ConversationWebhookSpec, w *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
+			w.Target = ""
+		}, false},
+		{"replayAfter", func(s *v1alpha1.ConversationWebhookSpec, _ *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
+			s.ReplayAfter = ptr.To[int32](2)
 		}, true},
-		{"replayAfter removed", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) { o.Spec.ReplayAfter = nil }, true},
-		{"replayAfter unknown for an adopted webhook", func(o *v1alpha1.ConversationWebhook, _ *twilio.Webhook, _ *twilio.Scope) {
-			o.Status.Sid = ""
-			o.Spec.ReplayAfter = ptr.To[int32](9)
+		{"replayAfter removed", func(s *v1alpha1.ConversationWebhookSpec, _ *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
+			s.ReplayAfter = nil
+		}, true},
+		{"replayAfter answered by Twilio wins over the record", func(s *v1alpha1.ConversationWebhookSpec, w *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
+			w.Configuration.ReplayAfter = ptr.To[int32](3)
+		}, true},
+		{"replayAfter unknown for a webhook not yet recorded", func(s *v1alpha1.ConversationWebhookSpec, _ *twilio.Webhook, _ *twilio.Scope, r *recordedReplay) {
+			*r = recordedReplay{}
+			s.ReplayAfter = ptr.To[int32](9)
 		}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o := &v1alpha1.ConversationWebhook{Spec: *spec.DeepCopy(), Status: *recorded.DeepCopy()}
-			w := *wh
-			scope := twilio.Scope{ConversationSid: "CH1"}
-			tc.tweak(o, &w, &scope)
-			if got := replaceNeeded(o, "WH1", scope, desiredOf(&o.Spec), &w); got != tc.needed {
-				t.Fatalf("replaceNeeded = %v, want %v", got, tc.needed)
-			}
-		})
-	}
-}
-
-func TestRefs(t *testing.T) {
-	for _, scope := range []twilio.Scope{{ConversationSid: "CH1"}, {ServiceSid: "IS1", ConversationSid: "CH1"}} {
-		gotScope, sid := parseRef(formatRef(scope, "WH1"))
-		if gotScope != scope || sid != "WH1" {
-			t.Fatalf("round trip of %v gave %v %q", scope, gotScope, sid)
-		}
-	}
-	for _, bad := range []string{"", "WH1", "CH1/XX1", "a/b/c", "IS1/CH1/WH1/x"} {
-		if _, sid := parseRef(bad); sid != "" {
-			t.Fatalf("parseRef(%q) = %q, want none", bad, sid)
-		}
-	}
-}
-
-func TestPendingSpec(t *testing.T) {
-	spec := twilio.Scope{ConversationSid: "CHspec"}
-	cfg := twilio.Configuration{URL: "https://e.com", Method: "POST", Filters: []string{"onMessageAdded"}}
-	fp := fingerprint("webhook", cfg)
-	for _, tc := range []struct {
-		name, value string
-		scope       twilio.Scope
-		fp          string
-	}{
-		{"default path", formatPendingSpec(desired{scope: twilio.Scope{ConversationSid: "CH1"}, target: "webhook", cfg: cfg}),
-			twilio.Scope{ConversationSid: "CH1"}, fp},
-		{"service path", formatPendingSpec(desired{scope: twilio.Scope{ServiceSid: "IS1", ConversationSid: "CH1"}, target: "webhook", cfg: cfg}),
-			twilio.Scope{ServiceSid: "IS1", ConversationSid: "CH1"}, fp},
-		{"fingerprint only (older operator)", fp, spec, fp},
-		{"unreadable scope", "XX1:" + fp, spec, fp},
-		{"empty", "", spec, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			scope, got := parsePendingSpec(tc.value, spec)
-			if scope != tc.scope || got != tc.fp {
-				t.Fatalf("parsePendingSpec(%q) = %v %q, want %v %q", tc.value, scope, got, tc.scope, tc.fp)
+			s, w, scope, replay := *spec.DeepCopy(), wh, twilio.Scope{ConversationSid: "CH1"}, known
+			tc.tweak(&s, &w, &scope, &replay)
+			if got := replaceReason(desiredOf(&s), &w, scope, replay); (got != "") != tc.needed {
+				t.Fatalf("replaceReason = %q, want a reason: %v", got, tc.needed)
 			}
 		})
 	}
 }
 
 func TestUserAnnotationsChanged(t *testing.T) {
-	base := map[string]string{"a": "1", v1alpha1.AnnotationWebhookSid: "WH1"}
-	with := func(k, v string) map[string]string {
-		m := map[string]string{}
-		for kk, vv := range base {
-			m[kk] = vv
+	obj := func(sid string, kv ...string) *v1alpha1.ConversationWebhook {
+		o := &v1alpha1.ConversationWebhook{}
+		o.Status.Sid = sid
+		o.Annotations = map[string]string{"a": "1", v1alpha1.AnnotationWebhookSid: "WH1"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "-" {
+				delete(o.Annotations, kv[i])
+				continue
+			}
+			o.Annotations[kv[i]] = kv[i+1]
 		}
-		m[k] = v
-		return m
+		return o
 	}
+	base := obj("WH1")
 	cases := []struct {
 		name    string
-		updated map[string]string
+		old     *v1alpha1.ConversationWebhook
+		updated *v1alpha1.ConversationWebhook
 		changed bool
 	}{
-		{"same", with("a", "1"), false},
-		{"create-pending written", with(v1alpha1.AnnotationCreatePending, "2026-01-01T00:00:00Z"), false},
-		{"replaced-webhook written", with(v1alpha1.AnnotationReplacedWebhook, "CH1/WH0"), false},
-		{"paused", with(v1alpha1.AnnotationPaused, "true"), true},
-		{"webhook-sid set by a user", with(v1alpha1.AnnotationWebhookSid, "WH2"), true},
-		{"user annotation", with("a", "2"), true},
-	}
-	pending := with(v1alpha1.AnnotationCreatePending, "2026-01-01T00:00:00Z")
-	delete(pending, v1alpha1.AnnotationWebhookSid)
-	recorded := with(v1alpha1.AnnotationWebhookSid, "WH9")
-	if userAnnotationsChanged(pending, recorded) {
-		t.Error("the operator's own create completion (webhook-sid set, create-pending removed) triggers a reconcile")
+		{"same", base, obj("WH1"), false},
+		{"create-pending written", base, obj("WH1", v1alpha1.AnnotationCreatePending, "2026-01-01T00:00:00Z"), false},
+		{"legacy replaced-webhook removed", obj("WH1", v1alpha1.AnnotationReplacedWebhook, "CH1/WH0"), obj("WH1"), false},
+		{"paused", base, obj("WH1", v1alpha1.AnnotationPaused, "true"), true},
+		{"webhook-sid set by a user", base, obj("WH1", v1alpha1.AnnotationWebhookSid, "WH2"), true},
+		{"webhook-sid removed by a user", base, obj("WH1", v1alpha1.AnnotationWebhookSid, "-"), true},
+		{"user annotation", base, obj("WH1", "a", "2"), true},
+		{"the operator records a created webhook", obj("", v1alpha1.AnnotationWebhookSid, "-", v1alpha1.AnnotationCreatePending, "t"),
+			obj("WH9", v1alpha1.AnnotationWebhookSid, "WH9"), false},
+		{"the operator rewrites a stale webhook-sid", obj("WH1", v1alpha1.AnnotationWebhookSid, "WH7"), obj("WH1"), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := userAnnotationsChanged(base, tc.updated); got != tc.changed {
+			if got := userAnnotationsChanged(tc.old, tc.updated); got != tc.changed {
 				t.Fatalf("userAnnotationsChanged = %v, want %v", got, tc.changed)
 			}
 		})

@@ -22,8 +22,6 @@ import (
 const (
 	// credentialsIndex holds "namespace/name" of the Secret an object uses.
 	credentialsIndex = "conversations.twilio-operator.io/credentials-secret"
-	// sidIndex holds the webhook SID an object manages.
-	sidIndex = "conversations.twilio-operator.io/webhook-sid"
 )
 
 // Secret keys.
@@ -117,32 +115,10 @@ func (r *ConversationWebhookReconciler) readCredentials(ctx context.Context, ref
 	return creds, nil
 }
 
-// managedSid is the SID the object manages: the webhook-sid annotation, which
-// survives backup/restore and GitOps re-creation, else status.sid. While a create
-// is pending there is none: the pending create's outcome must be found first.
-func managedSid(obj *v1alpha1.ConversationWebhook) string {
-	if sid := obj.Annotations[v1alpha1.AnnotationWebhookSid]; sid != "" {
-		return sid
-	}
-	if _, pending := obj.Annotations[v1alpha1.AnnotationCreatePending]; pending {
-		return ""
-	}
-	return obj.Status.Sid
-}
-
-func (r *ConversationWebhookReconciler) setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &v1alpha1.ConversationWebhook{}, credentialsIndex, func(o client.Object) []string {
+func (r *ConversationWebhookReconciler) setupCredentialsIndex(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ConversationWebhook{}, credentialsIndex, func(o client.Object) []string {
 		if ref := r.credentialsSecret(o.(*v1alpha1.ConversationWebhook)); ref != nil {
 			return []string{ref.String()}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	return idx.IndexField(ctx, &v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
-		if sid := managedSid(o.(*v1alpha1.ConversationWebhook)); sid != "" {
-			return []string{sid}
 		}
 		return nil
 	})
@@ -161,47 +137,4 @@ func (r *ConversationWebhookReconciler) objectsForSecret(ctx context.Context, se
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
-}
-
-// owners returns the other objects that claim a SID.
-func (r *ConversationWebhookReconciler) owners(ctx context.Context, obj *v1alpha1.ConversationWebhook, sid string) ([]v1alpha1.ConversationWebhook, error) {
-	var list v1alpha1.ConversationWebhookList
-	if err := r.List(ctx, &list, client.MatchingFields{sidIndex: sid}); err != nil {
-		return nil, err
-	}
-	var others []v1alpha1.ConversationWebhook
-	for _, o := range list.Items {
-		if o.UID != obj.UID {
-			others = append(others, o)
-		}
-	}
-	return others, nil
-}
-
-// checkOwnership stalls an object whose SID another object claimed first (by
-// creation time, then namespace/name): two objects never manage one webhook.
-func (r *ConversationWebhookReconciler) checkOwnership(ctx context.Context, obj *v1alpha1.ConversationWebhook) error {
-	sid := managedSid(obj)
-	if sid == "" {
-		return nil
-	}
-	others, err := r.owners(ctx, obj, sid)
-	if err != nil {
-		return err
-	}
-	for _, o := range others {
-		if claimedFirst(&o, obj) {
-			return stalled(v1alpha1.ReasonSidConflict, fmt.Errorf(
-				"webhook %s is already managed by ConversationWebhook %s/%s; remove the %s annotation or delete one of the two",
-				sid, o.Namespace, o.Name, v1alpha1.AnnotationWebhookSid))
-		}
-	}
-	return nil
-}
-
-func claimedFirst(a, b *v1alpha1.ConversationWebhook) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return client.ObjectKeyFromObject(a).String() < client.ObjectKeyFromObject(b).String()
 }

@@ -1,0 +1,255 @@
+package controller
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+)
+
+// desired is the webhook a spec asks for.
+type desired struct {
+	scope  twilio.Scope
+	target string
+	cfg    twilio.Configuration
+}
+
+func desiredOf(spec *v1alpha1.ConversationWebhookSpec) desired {
+	cfg := twilio.Configuration{URL: spec.URL, Triggers: spec.Triggers, FlowSid: spec.FlowSid, ReplayAfter: spec.ReplayAfter}
+	for _, f := range spec.Filters {
+		cfg.Filters = append(cfg.Filters, string(f))
+	}
+	if spec.Target != v1alpha1.TargetStudio {
+		cfg.Method = string(spec.Method)
+		if cfg.Method == "" {
+			cfg.Method = string(v1alpha1.MethodPOST)
+		}
+	}
+	return desired{
+		scope:  twilio.Scope{ServiceSid: spec.ServiceSid, ConversationSid: spec.ConversationSid},
+		target: string(spec.Target), cfg: cfg,
+	}
+}
+
+// stepKind is one thing the reconciler does next.
+type stepKind string
+
+// Steps. Each makes at most one write to Twilio and commits the ledger once.
+const (
+	// stepNone: Twilio matches the spec and the ledger is in order.
+	stepNone stepKind = "None"
+	// stepCreate creates the webhook (first create, recreate, replacement).
+	stepCreate stepKind = "Create"
+	// stepRecord records a webhook found in Twilio as the managed one
+	// (a pending create's result, or a webhook adopted by annotation).
+	stepRecord stepKind = "Record"
+	// stepUpdate updates the managed webhook in place.
+	stepUpdate stepKind = "Update"
+	// stepAnnotate rewrites the bookkeeping annotations to match the ledger.
+	stepAnnotate stepKind = "Annotate"
+	// stepDeleteSuperseded deletes the webhook a replacement superseded.
+	stepDeleteSuperseded stepKind = "DeleteSuperseded"
+	// stepStall stops until a person changes something.
+	stepStall stepKind = "Stall"
+)
+
+// Why a step is taken: its event reason.
+const (
+	whyFirst     = EventCreated
+	whyRecreate  = EventRecreated
+	whyReplace   = EventReplaced
+	whyRecover   = "Recovered"
+	whyAdopt     = EventAdopted
+	whySpec      = EventUpdated
+	whyStaleSid  = EventStaleWebhookSid
+	whyBookkeep  = "Bookkeeping"
+)
+
+// step is plan's decision.
+type step struct {
+	kind stepKind
+	// why is the event reason; for stepStall, the condition reason.
+	why string
+	// webhook is the webhook to record (stepRecord).
+	webhook *twilio.Webhook
+	// supersede says the owned webhook still exists and must be deleted once
+	// the new one is recorded (a replacement or an adoption).
+	supersede bool
+	// detail says what differs, for events and messages.
+	detail string
+}
+
+// plan decides the next step from the spec, what Twilio holds and the ledger.
+// It is pure: every input is in its arguments. Bookkeeping comes first, so a
+// superseded webhook is deleted before anything could supersede another.
+func plan(want desired, obs *observation, led *ledger, annotationsInSync bool) step {
+	switch {
+	case led.pending != nil && obs.recovered != nil:
+		return step{kind: stepRecord, why: whyRecover, webhook: obs.recovered, supersede: led.owned != nil}
+	case led.pending != nil:
+		return step{kind: stepCreate, why: whyFirst, supersede: led.owned != nil}
+	case !annotationsInSync && led.claimed() == "" && !obs.currentGone:
+		return step{kind: stepAnnotate, why: whyBookkeep}
+	case led.superseded != nil:
+		return step{kind: stepDeleteSuperseded, why: whyReplace}
+	case obs.conflict != "":
+		return step{kind: stepStall, why: v1alpha1.ReasonSidConflict, detail: obs.conflict}
+	case obs.claim != nil:
+		return step{kind: stepRecord, why: whyAdopt, webhook: obs.claim, supersede: led.owned != nil}
+	case led.owned == nil && obs.claimGone:
+		return step{kind: stepCreate, why: whyRecreate, detail: led.annotated}
+	case led.owned == nil:
+		return step{kind: stepCreate, why: whyFirst}
+	case obs.currentGone:
+		return step{kind: stepCreate, why: whyRecreate, detail: led.owned.sid}
+	}
+	if s, ok := planCurrent(want, obs, led); ok {
+		return s
+	}
+	if !annotationsInSync {
+		return step{kind: stepAnnotate, why: whyStaleSid, detail: led.annotated}
+	}
+	return step{kind: stepNone}
+}
+
+// planCurrent compares the owned webhook with the spec: a field Twilio cannot
+// change in place, or a change an update did not apply, replaces it; any other
+// difference updates it.
+func planCurrent(want desired, obs *observation, led *ledger) (step, bool) {
+	wh := obs.current
+	if wh == nil {
+		return step{}, false
+	}
+	if why := replaceReason(want, wh, led.owned.scope, led.replay); why != "" {
+		if obs.answer == answerCreate {
+			return step{kind: stepStall, why: v1alpha1.ReasonConfigurationRejected,
+				detail: "Twilio's answer to the create differs from what was sent: " + why}, true
+		}
+		return step{kind: stepCreate, why: whyReplace, supersede: true, detail: why}, true
+	}
+	diff := configDiff(want.cfg, wh)
+	if diff == "" {
+		return step{}, false
+	}
+	switch obs.answer {
+	case answerCreate:
+		return step{kind: stepStall, why: v1alpha1.ReasonConfigurationRejected,
+			detail: "Twilio's answer to the create differs from what was sent: " + diff}, true
+	case answerUpdate:
+		// Twilio cannot apply it in place (an empty list cannot be sent): replace.
+		return step{kind: stepCreate, why: whyReplace, supersede: true, detail: diff + " (not applied by an update)"}, true
+	}
+	return step{kind: stepUpdate, why: whySpec, detail: diff}, true
+}
+
+// replaceReason names a field Twilio cannot update that differs: conversation,
+// service, target, or replayAfter (recorded when the webhook was created).
+// Fields Twilio's answer left out never count as different.
+func replaceReason(want desired, wh *twilio.Webhook, scope twilio.Scope, replay recordedReplay) string {
+	switch {
+	case wh.Target != "" && !strings.EqualFold(wh.Target, want.target):
+		return fmt.Sprintf("target %s → %s", wh.Target, want.target)
+	case !strings.EqualFold(scope.ConversationSid, want.scope.ConversationSid):
+		return fmt.Sprintf("conversationSid %s → %s", scope.ConversationSid, want.scope.ConversationSid)
+	case !strings.EqualFold(scope.ServiceSid, want.scope.ServiceSid):
+		return fmt.Sprintf("serviceSid %q → %q", scope.ServiceSid, want.scope.ServiceSid)
+	}
+	had, known := wh.Configuration.ReplayAfter, true
+	if had == nil {
+		had, known = replay.value, replay.known
+	}
+	if w := want.cfg.ReplayAfter; known && ((had == nil) != (w == nil) || had != nil && *had != *w) {
+		return fmt.Sprintf("replayAfter %s → %s", intString(had), intString(w))
+	}
+	return ""
+}
+
+// recordedReplay is the replayAfter the operator recorded for the owned webhook
+// (Twilio may leave it out of its answers): known once the webhook was recorded.
+type recordedReplay struct {
+	value *int32
+	known bool
+}
+
+func intString(i *int32) string {
+	if i == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*i)
+}
+
+// configDiff names the fields Twilio can update in place that differ, or "":
+// method case-insensitively (Twilio's default is POST), filters and triggers as sets.
+func configDiff(want twilio.Configuration, wh *twilio.Webhook) string {
+	got := wh.Configuration
+	var diffs []string
+	if want.URL != got.URL {
+		diffs = append(diffs, "url")
+	}
+	if want.Method != "" && normMethod(want.Method) != normMethod(got.Method) {
+		diffs = append(diffs, "method")
+	}
+	if !sameSet(want.Filters, got.Filters) {
+		diffs = append(diffs, "filters")
+	}
+	if !sameSet(want.Triggers, got.Triggers) {
+		diffs = append(diffs, "triggers")
+	}
+	if want.FlowSid != got.FlowSid {
+		diffs = append(diffs, "flowSid")
+	}
+	return strings.Join(diffs, ", ")
+}
+
+func normMethod(m string) string {
+	if m == "" {
+		return "post"
+	}
+	return strings.ToLower(m)
+}
+
+// configMatches says whether got's updatable fields match want.
+func configMatches(want, got twilio.Configuration) bool {
+	return configDiff(want, &twilio.Webhook{Configuration: got}) == ""
+}
+
+// matchesSpec says whether an existing webhook is the one the spec describes
+// (used to find the result of a create whose answer was lost).
+func matchesSpec(want desired, wh *twilio.Webhook) bool {
+	replayOK := wh.Configuration.ReplayAfter == nil || want.cfg.ReplayAfter == nil ||
+		*wh.Configuration.ReplayAfter == *want.cfg.ReplayAfter
+	return strings.EqualFold(wh.Target, want.target) && replayOK && configMatches(want.cfg, wh.Configuration)
+}
+
+// fingerprint identifies a webhook's target and configuration as Twilio returns
+// them (method in lower case, filters and triggers sorted; replayAfter left out,
+// since Twilio may not return it), so a created webhook can be recognised later.
+func fingerprint(target string, cfg twilio.Configuration) string {
+	norm := func(s []string) []string {
+		out := slices.Clone(s)
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	method, url := strings.ToLower(cfg.Method), cfg.URL
+	if method == "" {
+		method = "post"
+	}
+	if strings.EqualFold(target, string(v1alpha1.TargetStudio)) {
+		method, url = "", ""
+	}
+	data, _ := json.Marshal([]interface{}{strings.ToLower(target), url, method, norm(cfg.Filters), norm(cfg.Triggers), cfg.FlowSid})
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:12])
+}
+
+func sameSet(a, b []string) bool {
+	as, bs := slices.Clone(a), slices.Clone(b)
+	slices.Sort(as)
+	slices.Sort(bs)
+	return slices.Equal(slices.Compact(as), slices.Compact(bs))
+}

@@ -1,0 +1,328 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+)
+
+// Event reasons for changes made in Twilio, and warnings.
+const (
+	EventCreated        = "Created"
+	EventUpdated        = "Updated"
+	EventDriftCorrected = "DriftCorrected"
+	EventRecreated      = "Recreated"
+	EventReplaced       = "Replaced"
+	EventAdopted        = "Adopted"
+	EventDeleted        = "Deleted"
+	EventOrphaned       = "Orphaned"
+	// EventPossibleOrphan (Warning) names webhooks that may be the unrecognisable
+	// result of a create whose answer was lost.
+	EventPossibleOrphan = "PossibleOrphan"
+	// EventStaleWebhookSid (Warning): the webhook-sid annotation names a webhook
+	// that does not exist while the object manages one that does; the operator
+	// keeps the one it manages and rewrites the annotation.
+	EventStaleWebhookSid = "StaleWebhookSid"
+	// EventLegacyAnnotation (Warning): an annotation of an earlier version was
+	// found; it is not obeyed, and removed.
+	EventLegacyAnnotation = "LegacyAnnotation"
+)
+
+// maxSteps bounds the steps of one reconcile; a create, its record and the
+// deletion of a superseded webhook take three.
+const maxSteps = 6
+
+// errNotConverged is returned when a reconcile ran out of steps.
+var errNotConverged = errors.New("not converged after the steps one reconcile may take; retrying")
+
+// reconcileState is one reconcile's object and what the API server last stored.
+type reconcileState struct {
+	obj  *v1alpha1.ConversationWebhook
+	base *v1alpha1.ConversationWebhook
+}
+
+// sync looks at Twilio once, then plans and acts one step at a time, each step
+// observing the answer of the last, until nothing is left to do.
+func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI) error {
+	want := desiredOf(&rs.obj.Spec)
+	led, err := readLedger(rs.obj, want)
+	if err != nil {
+		return err
+	}
+	obs, err := r.observe(ctx, rs.obj, api, &led, want)
+	if err != nil {
+		return inPhase(phaseOfLedger(&led), err)
+	}
+	for range maxSteps {
+		st := plan(want, &obs, &led, led.annotationsInSync(rs.obj.Annotations))
+		if st.kind == stepNone {
+			recordWebhook(&rs.obj.Status, obs.current, led.replay.value)
+			return nil
+		}
+		if obs, err = r.act(ctx, rs, api, want, &led, obs, st); err != nil {
+			return err
+		}
+	}
+	return inPhase(v1alpha1.ReasonUpdating, errNotConverged)
+}
+
+// act carries out one step.
+func (r *ConversationWebhookReconciler) act(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, want desired,
+	led *ledger, obs observation, st step) (observation, error) {
+	if phase, msg := st.progress(led); phase != "" {
+		// Status written while the step runs says what is under way, not Ready.
+		setProgressing(&rs.obj.Status, rs.obj.Generation, phase, msg)
+	}
+	switch st.kind {
+	case stepCreate:
+		return r.create(ctx, rs, api, want, led, obs, st)
+	case stepRecord:
+		err := r.record(ctx, rs, led, st.webhook, st.supersede, nil, st.why)
+		return observation{current: st.webhook}, inPhase(v1alpha1.ReasonCreating, err)
+	case stepUpdate:
+		return r.update(ctx, rs, api, want, led, obs)
+	case stepAnnotate:
+		r.warnAnnotations(rs.obj, led, st)
+		return obs, inPhase(v1alpha1.ReasonUpdating, r.commit(ctx, rs, led, false))
+	case stepDeleteSuperseded:
+		return obs, inPhase(v1alpha1.ReasonReplacing, r.deleteSuperseded(ctx, rs, api, led))
+	default: // stepStall
+		if st.why == v1alpha1.ReasonSidConflict {
+			return obs, sidConflictError(led.claimedOrOwned(), st.detail)
+		}
+		return obs, stalled(st.why, errors.New(st.detail))
+	}
+}
+
+// progress is the Ready reason and message while a step that writes to Twilio runs.
+func (st step) progress(led *ledger) (string, string) {
+	switch {
+	case st.kind == stepCreate && st.why == whyReplace:
+		return v1alpha1.ReasonReplacing, "Replacing the webhook: " + st.detail
+	case st.kind == stepCreate:
+		return v1alpha1.ReasonCreating, "Creating the webhook"
+	case st.kind == stepRecord:
+		return v1alpha1.ReasonCreating, "Recording webhook " + st.webhook.Sid
+	case st.kind == stepUpdate:
+		return v1alpha1.ReasonUpdating, "Updating the webhook: " + st.detail
+	case st.kind == stepDeleteSuperseded:
+		return v1alpha1.ReasonReplacing, "Deleting superseded webhook " + led.superseded.sid
+	}
+	return "", ""
+}
+
+// claimedOrOwned is the SID a conflict is about.
+func (led *ledger) claimedOrOwned() string {
+	if c := led.claimed(); c != "" {
+		return c
+	}
+	if led.owned != nil {
+		return led.owned.sid
+	}
+	return ""
+}
+
+// phaseOfLedger is the Ready reason of a failure before any step.
+func phaseOfLedger(led *ledger) string {
+	if led.owned == nil {
+		return v1alpha1.ReasonCreating
+	}
+	return v1alpha1.ReasonUpdating
+}
+
+// create records the pending create (with an optimistic lock, so a stale view
+// never creates), creates the webhook, and records it. 429 and 4xx answers drop
+// the pending record (Twilio created nothing); a timeout, a connection error, a
+// 5xx or an unusable answer keep it for the next reconcile to resolve by listing.
+func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, want desired,
+	led *ledger, obs observation, st step) (observation, error) {
+	phase := v1alpha1.ReasonCreating
+	if st.why == whyReplace {
+		phase = v1alpha1.ReasonReplacing
+	}
+	if led.pending != nil {
+		r.warnUnknown(rs.obj, led.pending.scope, obs.unknown, "creating another")
+	}
+	led.pending = &pendingRecord{since: r.Clock.Now().UTC().Truncate(time.Second), scope: want.scope,
+		fingerprint: fingerprint(want.target, want.cfg), recorded: true}
+	if err := r.commit(ctx, rs, led, true); err != nil {
+		return obs, inPhase(phase, err)
+	}
+	wh, err := api.CreateWebhook(ctx, want.scope, twilio.CreateWebhookInput{Target: want.target, Configuration: want.cfg})
+	if err != nil {
+		if twilio.IsRateLimited(err) || twilio.IsTerminal(err) {
+			led.pending = nil
+			err = errors.Join(err, r.commit(ctx, rs, led, false))
+		}
+		if twilio.IsConversationNotFound(err) {
+			err = stalled(v1alpha1.ReasonConversationNotFound, err)
+		}
+		return obs, inPhase(phase, err)
+	}
+	fillScope(wh, want.scope)
+	supersede := st.supersede && led.owned != nil && !obs.currentGone
+	if err := r.record(ctx, rs, led, wh, supersede, want.cfg.ReplayAfter, ""); err != nil {
+		return obs, inPhase(phase, fmt.Errorf("recording created webhook %s: %w", wh.Sid, err))
+	}
+	switch st.why {
+	case whyRecreate:
+		r.Metrics.driftCorrected(DriftRecreate)
+		r.event(rs.obj, EventRecreated, "Create", "Created webhook %s in %s (webhook %s was not found in Twilio)", wh.Sid, want.scope, st.detail)
+	case whyReplace:
+		r.event(rs.obj, EventCreated, "Create", "Created webhook %s in %s to replace the old one (%s)", wh.Sid, want.scope, st.detail)
+	default:
+		r.event(rs.obj, EventCreated, "Create", "Created webhook %s in %s", wh.Sid, want.scope)
+	}
+	return observation{current: wh, answer: answerCreate}, nil
+}
+
+// record makes wh the managed webhook: status first (the operator's record,
+// with the webhook it supersedes), then the annotations that mirror it.
+func (r *ConversationWebhookReconciler) record(ctx context.Context, rs *reconcileState, led *ledger, wh *twilio.Webhook,
+	supersede bool, sentReplay *int32, why string) error {
+	if supersede && led.owned != nil && led.owned.sid != wh.Sid {
+		led.superseded = led.owned
+	}
+	if rs.obj.Status.Sid != wh.Sid {
+		rs.obj.Status.Configuration = nil // what was recorded belongs to another webhook
+	}
+	recordWebhook(&rs.obj.Status, wh, sentReplay)
+	led.owned = &ref{sid: wh.Sid, scope: twilio.Scope{ServiceSid: wh.ServiceSid, ConversationSid: wh.ConversationSid}}
+	led.replay = recordedReplay{value: rs.obj.Status.Configuration.ReplayAfter, known: true}
+	led.pending = nil
+	if err := r.commit(ctx, rs, led, false); err != nil {
+		return err
+	}
+	switch why {
+	case whyRecover:
+		r.event(rs.obj, EventAdopted, "Adopt", "Recovered webhook %s, created by an earlier attempt whose answer was lost", wh.Sid)
+	case whyAdopt:
+		r.event(rs.obj, EventAdopted, "Adopt", "Adopted existing webhook %s named by the %s annotation", wh.Sid, v1alpha1.AnnotationWebhookSid)
+	}
+	return nil
+}
+
+// update brings the managed webhook's configuration to the spec. A 404 from
+// Twilio (deleted since the fetch) makes the next step recreate it.
+func (r *ConversationWebhookReconciler) update(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, want desired,
+	led *ledger, obs observation) (observation, error) {
+	sid := led.owned.sid
+	recorded := rs.obj.Status.Configuration
+	drift := rs.obj.Status.Sid == sid && recorded != nil && !configMatches(recordedConfig(recorded), obs.current.Configuration)
+	wh, err := api.UpdateWebhook(ctx, led.owned.scope, sid, want.cfg)
+	switch {
+	case twilio.IsNotFound(err):
+		return observation{currentGone: true}, nil
+	case err != nil:
+		return obs, inPhase(v1alpha1.ReasonUpdating, err)
+	}
+	fillScope(wh, led.owned.scope)
+	if drift {
+		r.Metrics.driftCorrected(DriftUpdate)
+		r.event(rs.obj, EventDriftCorrected, "Update", "Restored webhook %s, changed outside the operator, to the spec", sid)
+	} else {
+		r.event(rs.obj, EventUpdated, "Update", "Updated webhook %s to the spec", sid)
+	}
+	return observation{current: wh, answer: answerUpdate}, nil
+}
+
+func recordedConfig(c *v1alpha1.WebhookConfiguration) twilio.Configuration {
+	return twilio.Configuration{URL: c.URL, Method: c.Method, Filters: c.Filters, Triggers: c.Triggers, FlowSid: c.FlowSid}
+}
+
+// deleteSuperseded deletes the webhook a replacement or an adoption
+// superseded, then forgets it. Gone already counts as done.
+func (r *ConversationWebhookReconciler) deleteSuperseded(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, led *ledger) error {
+	old := led.superseded
+	if err := api.DeleteWebhook(ctx, old.scope, old.sid); err != nil && !gone(err) {
+		return err
+	}
+	led.superseded = nil
+	if err := r.commit(ctx, rs, led, false); err != nil {
+		return err
+	}
+	r.event(rs.obj, EventReplaced, "Replace", "Replaced webhook %s with %s; deleted %s", old.sid, led.owned.sid, old.sid)
+	return nil
+}
+
+// commit writes the ledger back: status first (the operator's own record; with
+// lock, it fails on a stale view of the object), then the annotations that
+// mirror it and the finalizer, which guards anything that may exist in Twilio.
+func (r *ConversationWebhookReconciler) commit(ctx context.Context, rs *reconcileState, led *ledger, lock bool) error {
+	obj := rs.obj
+	writeRecord(&obj.Status, led)
+	if lock || !equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
+		patch := client.MergeFrom(rs.base)
+		if lock {
+			patch = client.MergeFromWithOptions(rs.base, client.MergeFromWithOptimisticLock{})
+		}
+		status := obj.Status.DeepCopy()
+		if err := r.Status().Patch(ctx, obj, patch); err != nil {
+			return fmt.Errorf("recording state in status: %w", err)
+		}
+		obj.Status = *status
+		rs.base = obj.DeepCopy()
+	}
+	guard := (led.owned != nil || led.pending != nil || led.superseded != nil) && !controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer)
+	if !guard && led.annotationsInSync(obj.Annotations) {
+		return nil
+	}
+	err := r.patchMeta(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
+		led.applyAnnotations(o)
+		if guard {
+			controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
+		}
+	})
+	rs.base.ObjectMeta = *obj.ObjectMeta.DeepCopy()
+	return err
+}
+
+// warnAnnotations reports annotations the operator does not obey.
+func (r *ConversationWebhookReconciler) warnAnnotations(obj *v1alpha1.ConversationWebhook, led *ledger, st step) {
+	if st.why == whyStaleSid {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventStaleWebhookSid, "Annotate",
+			"The %s annotation names webhook %s, which does not exist in Twilio; kept managing webhook %s and rewrote the annotation. "+
+				"Update the value kept in Git", v1alpha1.AnnotationWebhookSid, st.detail, led.owned.sid)
+	}
+	for _, k := range led.legacy {
+		v := obj.Annotations[k]
+		if len(v) > maxEcho {
+			v = v[:maxEcho] + "…"
+		}
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventLegacyAnnotation, "Annotate",
+			"Removed annotation %s=%q written by an earlier version; it is not obeyed. If it names a webhook nothing uses, delete that by hand",
+			k, v)
+	}
+	led.legacy = nil
+}
+
+// warnUnknown names the webhooks findCreated could not rule out as the result of
+// a lost create; the operator leaves them in Twilio.
+func (r *ConversationWebhookReconciler) warnUnknown(obj *v1alpha1.ConversationWebhook, scope twilio.Scope, unknown []string, doing string) {
+	if len(unknown) == 0 {
+		return
+	}
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventPossibleOrphan, "Recover",
+		"The webhook of an earlier create whose answer was lost was not found (%s). Webhook(s) %s in %s were created since, "+
+			"belong to no ConversationWebhook and do not match what was sent: if one was that create's, changed outside the operator "+
+			"before its SID was recorded, delete it by hand", doing, strings.Join(unknown, ", "), scope)
+}
+
+// gone says a webhook no longer exists: Twilio says it, or its conversation, is not found.
+func gone(err error) bool {
+	return twilio.IsNotFound(err) || twilio.IsConversationNotFound(err)
+}
+
+func (r *ConversationWebhookReconciler) event(obj *v1alpha1.ConversationWebhook, reason, action, note string, args ...interface{}) {
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, reason, action, note, args...)
+}

@@ -1,0 +1,69 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+)
+
+// sidIndex holds the webhook SIDs an object records in status or claims by annotation.
+const sidIndex = "conversations.twilio-operator.io/webhook-sid"
+
+// sidsOf lists the SIDs an object records (status.sid) or claims (a well-formed
+// webhook-sid annotation).
+func sidsOf(o *v1alpha1.ConversationWebhook) []string {
+	var out []string
+	if o.Status.Sid != "" {
+		out = append(out, o.Status.Sid)
+	}
+	if a := o.Annotations[v1alpha1.AnnotationWebhookSid]; webhookSidPattern.MatchString(a) && a != o.Status.Sid {
+		out = append(out, a)
+	}
+	return out
+}
+
+func (r *ConversationWebhookReconciler) setupSidIndex(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
+		return sidsOf(o.(*v1alpha1.ConversationWebhook))
+	})
+}
+
+// conflict names another object that manages sid, or "". An object that records
+// the SID in status owns it (the first created, should two records collide);
+// for a SID this object only claims (owned false), an earlier-created object
+// that claims it by annotation wins as well.
+func (r *ConversationWebhookReconciler) conflict(ctx context.Context, obj *v1alpha1.ConversationWebhook, sid string, owned bool) (string, error) {
+	var list v1alpha1.ConversationWebhookList
+	if err := r.List(ctx, &list, client.MatchingFields{sidIndex: sid}); err != nil {
+		return "", fmt.Errorf("listing objects that manage webhook %s: %w", sid, err)
+	}
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.UID == obj.UID {
+			continue
+		}
+		records := o.Status.Sid == sid
+		if (records && (!owned || claimedFirst(o, obj))) || (!owned && !records && claimedFirst(o, obj)) {
+			return o.Namespace + "/" + o.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// sidConflictError is the Stalled error of an object whose webhook another object manages.
+func sidConflictError(sid, other string) error {
+	return stalled(v1alpha1.ReasonSidConflict, fmt.Errorf(
+		"webhook %s is already managed by ConversationWebhook %s; remove the %s annotation or delete one of the two",
+		sid, other, v1alpha1.AnnotationWebhookSid))
+}
+
+func claimedFirst(a, b *v1alpha1.ConversationWebhook) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return client.ObjectKeyFromObject(a).String() < client.ObjectKeyFromObject(b).String()
+}
