@@ -132,4 +132,3 @@ func (r *ConversationWebhookReconciler) orphaned(obj *v1alpha1.ConversationWebho
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventOrphaned, "Delete",
 		"%sleft in Twilio: %s. Delete by hand what nothing uses", why, strings.Join(left, ", "))
 }
-

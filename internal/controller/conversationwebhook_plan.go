@@ -60,14 +60,14 @@ const (
 
 // Why a step is taken: its event reason.
 const (
-	whyFirst     = EventCreated
-	whyRecreate  = EventRecreated
-	whyReplace   = EventReplaced
-	whyRecover   = "Recovered"
-	whyAdopt     = EventAdopted
-	whySpec      = EventUpdated
-	whyStaleSid  = EventStaleWebhookSid
-	whyBookkeep  = "Bookkeeping"
+	whyFirst    = EventCreated
+	whyRecreate = EventRecreated
+	whyReplace  = EventReplaced
+	whyRecover  = "Recovered"
+	whyAdopt    = EventAdopted
+	whySpec     = EventUpdated
+	whyStaleSid = EventStaleWebhookSid
+	whyBookkeep = "Bookkeeping"
 )
 
 // step is plan's decision.

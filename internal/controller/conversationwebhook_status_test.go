@@ -169,8 +169,12 @@ func TestReplaceReason(t *testing.T) {
 		{"conversation SID case only", func(s *v1alpha1.ConversationWebhookSpec, _ *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
 			s.ConversationSid = "ch1"
 		}, false},
-		{"service", func(s *v1alpha1.ConversationWebhookSpec, _ *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) { s.ServiceSid = "IS1" }, true},
-		{"target", func(_ *v1alpha1.ConversationWebhookSpec, w *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) { w.Target = "trigger" }, true},
+		{"service", func(s *v1alpha1.ConversationWebhookSpec, _ *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
+			s.ServiceSid = "IS1"
+		}, true},
+		{"target", func(_ *v1alpha1.ConversationWebhookSpec, w *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
+			w.Target = "trigger"
+		}, true},
 		{"target left out of the answer", func(_ *v1alpha1.ConversationWebhookSpec, w *twilio.Webhook, _ *twilio.Scope, _ *recordedReplay) {
 			w.Target = ""
 		}, false},
