@@ -303,7 +303,6 @@ func (r *ConversationWebhookReconciler) warnAnnotations(obj *v1alpha1.Conversati
 			"Removed annotation %s=%q written by an earlier version; it is not obeyed. If it names a webhook nothing uses, delete that by hand",
 			k, v)
 	}
-	led.legacy = nil
 }
 
 // warnUnknown names the webhooks findCreated could not rule out as the result of

@@ -1,0 +1,222 @@
+package controller
+
+import (
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+)
+
+// Issue 9: annotations and metadata are input; status is the operator's.
+var _ = Describe("Trust: what a user can write", func() {
+	var t *tenant
+	BeforeEach(func() {
+		t = newTenant(2)
+		fake.ClearFaults()
+		fake.SetRandomFaults(0, 0)
+		fake.SetLatency(0)
+	})
+
+	setAnnotations := func(o *v1alpha1.ConversationWebhook, kv map[string]string) {
+		GinkgoHelper()
+		Eventually(func() error {
+			cur := get(o)
+			if cur.Annotations == nil {
+				cur.Annotations = map[string]string{}
+			}
+			for k, v := range kv {
+				cur.Annotations[k] = v
+			}
+			return k8sClient.Update(ctx, cur)
+		}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	}
+	// unowned lists the conversation's webhooks that no object records in status.
+	unowned := func(conv string) []string {
+		GinkgoHelper()
+		var list v1alpha1.ConversationWebhookList
+		Expect(k8sClient.List(ctx, &list)).To(Succeed())
+		owned := map[string]bool{}
+		for _, o := range list.Items {
+			owned[o.Status.Sid] = true
+		}
+		var out []string
+		for _, w := range fakeHooks(conv) {
+			if !owned[w.Sid] {
+				out = append(out, w.Sid)
+			}
+		}
+		return out
+	}
+
+	It("deleting an object that lost a SidConflict leaves the owner's webhook in Twilio", func() {
+		owner := t.object("owner")
+		Expect(k8sClient.Create(ctx, owner)).To(Succeed())
+		wh1 := waitReady(owner).Status.Sid
+		claimer := t.object("claimer", func(o *v1alpha1.ConversationWebhook) {
+			o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: wh1}
+		})
+		Expect(k8sClient.Create(ctx, claimer)).To(Succeed())
+		waitStalled(claimer, v1alpha1.ReasonSidConflict)
+		Expect(k8sClient.Delete(ctx, claimer)).To(Succeed())
+		waitGone(claimer)
+		Consistently(func(g Gomega) {
+			_, exists := fake.Webhook(wh1)
+			g.Expect(exists).To(BeTrue(), "the owner's webhook stays in Twilio")
+			g.Expect(countFor(wh1, twiliofake.OpDelete)).To(BeZero())
+			g.Expect(condition(get(owner), v1alpha1.ConditionReady)).To(Equal("True/Available"))
+		}).WithTimeout(2 * syncPeriod).WithPolling(200 * time.Millisecond).Should(Succeed())
+	})
+
+	It("a user-written replaced-webhook naming another object's webhook deletes nothing, and is removed with a warning", func() {
+		victim := t.object("victim")
+		Expect(k8sClient.Create(ctx, victim)).To(Succeed())
+		victimSid := waitReady(victim).Status.Sid
+		o := t.object("writer")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		waitReady(o)
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationReplacedWebhook: t.convs[0] + "/" + victimSid})
+		Eventually(func() map[string]string { return get(o).Annotations }).WithTimeout(10 * time.Second).
+			WithPolling(100 * time.Millisecond).ShouldNot(HaveKey(v1alpha1.AnnotationReplacedWebhook))
+		waitEvent(o, EventLegacyAnnotation)
+		Consistently(func(g Gomega) {
+			g.Expect(countFor(victimSid, twiliofake.OpDelete)).To(BeZero())
+			_, exists := fake.Webhook(victimSid)
+			g.Expect(exists).To(BeTrue())
+		}).WithTimeout(2 * syncPeriod).WithPolling(200 * time.Millisecond).Should(Succeed())
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		waitGone(o)
+		_, exists := fake.Webhook(victimSid)
+		Expect(exists).To(BeTrue(), "deleting the object that carried the annotation deletes only its own webhook")
+		Expect(condition(get(victim), v1alpha1.ConditionReady)).To(Equal("True/Available"))
+	})
+
+	DescribeTable("a malformed webhook-sid never reaches Twilio, not even on deletion",
+		func(paused bool, value func(t *tenant) string) {
+			o := t.object("malformed", func(o *v1alpha1.ConversationWebhook) {
+				o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: value(t)}
+			})
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+			got := waitStalled(o, v1alpha1.ReasonInvalidAnnotation)
+			msg := ""
+			for _, c := range got.Status.Conditions {
+				if c.Type == v1alpha1.ConditionStalled {
+					msg = c.Message
+				}
+			}
+			Expect(msg).To(ContainSubstring(v1alpha1.AnnotationWebhookSid))
+			Expect(len(msg)).To(BeNumerically("<", 64+200), "the message echoes at most 64 characters of the value")
+			if paused {
+				setAnnotations(o, map[string]string{v1alpha1.AnnotationPaused: "true"})
+			}
+			Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+			waitGone(o)
+			Consistently(func(g Gomega) {
+				for _, conv := range t.convs {
+					g.Expect(countInConversation(conv, "")).To(BeZero(), "no request under conversation %s", conv)
+				}
+				for _, r := range fake.Requests() {
+					g.Expect(r.Path).NotTo(ContainSubstring(".."))
+				}
+			}).WithTimeout(syncPeriod).WithPolling(200 * time.Millisecond).Should(Succeed())
+		},
+		Entry("path traversal to another conversation", false, func(t *tenant) string { return "../../" + t.convs[1] }),
+		Entry("path traversal, paused before deletion", true, func(t *tenant) string { return "../../" + t.convs[1] }),
+		Entry("a SID one character short", false, func(*tenant) string { return "WH" + strings.Repeat("a", 31) }),
+		Entry("a long value", false, func(*tenant) string { return "WH" + strings.Repeat("b", 300) }),
+	)
+
+	It("GitOps re-applying a stale webhook-sid leaks nothing: three self-heal cycles end with one webhook", func() {
+		o := t.object("gitops")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		wh1 := waitReady(o).Status.Sid // the value a user committed to Git
+		for cycle := range 3 {
+			current := get(o).Status.Sid
+			Expect(fake.DeleteWebhook(current)).To(BeTrue(), "deleted outside the operator (cycle %d)", cycle)
+			var next string
+			Eventually(func(g Gomega) {
+				got := get(o)
+				g.Expect(got.Status.Sid).NotTo(BeElementOf(current, wh1))
+				g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("True/Available"))
+				next = got.Status.Sid
+			}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+			// Argo CD's self-heal puts the committed value back.
+			setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: wh1})
+			Eventually(func(g Gomega) {
+				got := get(o)
+				g.Expect(got.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationWebhookSid, next))
+				g.Expect(got.Status.Sid).To(Equal(next))
+			}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+		}
+		waitEvent(o, EventStaleWebhookSid)
+		Consistently(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).
+			WithTimeout(2 * syncPeriod).WithPolling(200 * time.Millisecond).Should(HaveLen(1))
+		Expect(fakeHooks(t.convs[0])[0].Sid).To(Equal(get(o).Status.Sid))
+	})
+
+	It("pointing webhook-sid at another existing webhook adopts it and deletes the one managed before: nothing is left unowned", func() {
+		o := t.object("switch")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		before := waitReady(o).Status.Sid
+		made := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
+			URL: "https://by-hand.example.com", Method: "post", Filters: []string{"onMessageAdded"}})
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: made})
+		Eventually(func(g Gomega) {
+			got := get(o)
+			g.Expect(got.Status.Sid).To(Equal(made))
+			g.Expect(got.Status.SupersededWebhook).To(BeNil())
+			g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("True/Available"))
+		}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+		_, exists := fake.Webhook(before)
+		Expect(exists).To(BeFalse(), "the webhook managed before is deleted as a replacement")
+		w, _ := fake.Webhook(made)
+		Expect(w.URL).To(Equal(o.Spec.URL), "the adopted webhook is brought to the spec")
+		Expect(unowned(t.convs[0])).To(BeEmpty())
+		waitEvent(o, EventAdopted)
+		waitEvent(o, EventReplaced)
+	})
+
+	It("a webhook another object records is never adopted by annotation, whoever was created first", func() {
+		// The claimer exists first, then points at a younger object's webhook.
+		claimer := t.object("older")
+		Expect(k8sClient.Create(ctx, claimer)).To(Succeed())
+		own := waitReady(claimer).Status.Sid
+		owner := t.object("younger", func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
+		Expect(k8sClient.Create(ctx, owner)).To(Succeed())
+		theirs := waitReady(owner).Status.Sid
+		setAnnotations(claimer, map[string]string{v1alpha1.AnnotationWebhookSid: theirs})
+		waitStalled(claimer, v1alpha1.ReasonSidConflict)
+		Expect(get(claimer).Status.Sid).To(Equal(own), "the claimer still records its own webhook")
+		Expect(condition(get(owner), v1alpha1.ConditionReady)).To(Equal("True/Available"))
+		Expect(k8sClient.Delete(ctx, claimer)).To(Succeed())
+		waitGone(claimer)
+		_, exists := fake.Webhook(theirs)
+		Expect(exists).To(BeTrue())
+		_, exists = fake.Webhook(own)
+		Expect(exists).To(BeFalse(), "the claimer's deletion deletes the webhook it recorded")
+	})
+
+	It("a malformed status record stalls with InvalidStatus and sends nothing", func() {
+		o := t.object("bad-status", func(o *v1alpha1.ConversationWebhook) {
+			o.Annotations = map[string]string{v1alpha1.AnnotationPaused: "true"}
+		})
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).
+			WithTimeout(10 * time.Second).Should(Equal("False/Paused"))
+		cur := get(o)
+		cur.Status.Sid = "WH" + strings.Repeat("0", 32) + "/../../x"
+		Expect(k8sClient.Status().Update(ctx, cur)).To(Succeed())
+		cur = get(o)
+		delete(cur.Annotations, v1alpha1.AnnotationPaused)
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		waitStalled(o, v1alpha1.ReasonInvalidStatus)
+		Expect(countInConversation(t.convs[0], "")).To(BeZero())
+		Expect(k8sClient.Delete(ctx, o, client.PropagationPolicy("Background"))).To(Succeed())
+		waitGone(o)
+		Expect(countInConversation(t.convs[0], "")).To(BeZero())
+	})
+})
