@@ -8,6 +8,9 @@ const (
 	ConditionReconciling = "Reconciling"
 	// ConditionStalled is True when progress needs a person.
 	ConditionStalled = "Stalled"
+	// ConditionSynced (managementPolicy Observe) is True when Twilio matches the
+	// spec, False with reason DriftDetected naming each differing field.
+	ConditionSynced = "Synced"
 )
 
 // Condition reasons.
@@ -42,6 +45,14 @@ const (
 	ReasonConfigurationRejected = "ConfigurationRejected"
 	// ReasonSidConflict: another object already manages the webhook SID.
 	ReasonSidConflict = "SidConflict"
+	// ReasonDriftDetected (Synced=False): Twilio differs from the spec; the operator observes only.
+	ReasonDriftDetected = "DriftDetected"
+	// ReasonInSync (Synced=True): Twilio matches the spec.
+	ReasonInSync = "InSync"
+	// ReasonNotFound (Observe): the webhook does not exist in Twilio; nothing is created.
+	ReasonNotFound = "NotFound"
+	// ReasonObserving (Observe, Ready=True): the webhook exists; the operator only reads it.
+	ReasonObserving = "Observing"
 	// ReasonInvalidAnnotation: an annotation's value is malformed; nothing is sent to Twilio.
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 	// ReasonInvalidStatus: the operator's record in status is malformed (edited

@@ -46,6 +46,19 @@ const (
 	DeletionPolicyOrphan DeletionPolicy = "Orphan"
 )
 
+// ManagementPolicy says whether the operator may write to Twilio.
+// +kubebuilder:validation:Enum=Full;Observe
+type ManagementPolicy string
+
+// Management policies.
+const (
+	// ManagementPolicyFull creates, updates, replaces and deletes the webhook.
+	ManagementPolicyFull ManagementPolicy = "Full"
+	// ManagementPolicyObserve only reads: it records what Twilio holds and
+	// reports drift in the Synced condition, and never writes to Twilio.
+	ManagementPolicyObserve ManagementPolicy = "Observe"
+)
+
 // SecretReference names a Secret in the object's own namespace.
 type SecretReference struct {
 	// name of a Secret in the same namespace as the ConversationWebhook. It holds
@@ -136,6 +149,17 @@ type ConversationWebhookSpec struct {
 	// +optional
 	// +kubebuilder:default=Delete
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// managementPolicy says whether the operator may write to Twilio: Full
+	// (default) keeps the webhook matching this spec; Observe never writes to
+	// Twilio (no create, update, replace or delete, not even on deletion of
+	// this object): it finds the webhook (by the webhook-sid annotation, or by
+	// listing the conversation for one that matches the spec), records it in
+	// status, and reports in the Synced condition how it differs from the spec.
+	// Switching to Full applies the spec.
+	// +optional
+	// +kubebuilder:default=Full
+	ManagementPolicy ManagementPolicy `json:"managementPolicy,omitempty"`
 }
 
 // WebhookConfiguration is a webhook's configuration as Twilio returned it.
