@@ -116,13 +116,23 @@ func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs 
 		return ctrl.Result{}, nil
 	}
 	api, err := r.twilioFor(ctx, obj)
+	var wh *twilio.Webhook
 	if err == nil {
-		err = r.sync(ctx, rs, api)
+		wh, err = r.sync(ctx, rs, api)
 	}
 	if err != nil {
 		return r.failed(ctx, obj, phaseOf(obj, err), err)
 	}
-	setReady(&obj.Status, obj.Generation, r.now())
+	if obj.Spec.ManagementPolicy != v1alpha1.ManagementPolicyObserve {
+		setReady(&obj.Status, obj.Generation, r.now())
+		return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
+	}
+	if wh == nil {
+		// Nothing to observe, and nothing may be created: look again next period.
+		setObservedNotFound(&obj.Status, obj.Generation)
+		return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
+	}
+	setObserved(&obj.Status, obj.Generation, r.now())
 	return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
 }
 

@@ -61,9 +61,9 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 	if err != nil {
 		return err
 	}
-	if obj.Spec.DeletionPolicy == v1alpha1.DeletionPolicyOrphan {
+	if why := keepReason(obj); why != "" {
 		if len(d.targets) > 0 {
-			r.event(obj, EventOrphaned, "Delete", "Left webhook(s) %s in Twilio (deletionPolicy Orphan)", strings.Join(d.sids(), ", "))
+			r.event(obj, EventOrphaned, "Delete", "Left webhook(s) %s in Twilio (%s)", strings.Join(d.sids(), ", "), why)
 		}
 		return nil
 	}
@@ -131,4 +131,15 @@ func (r *ConversationWebhookReconciler) orphaned(obj *v1alpha1.ConversationWebho
 	}
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventOrphaned, "Delete",
 		"%sleft in Twilio: %s. Delete by hand what nothing uses", why, strings.Join(left, ", "))
+}
+
+// keepReason says why the object's deletion leaves its webhooks in Twilio, or "".
+func keepReason(obj *v1alpha1.ConversationWebhook) string {
+	switch {
+	case obj.Spec.ManagementPolicy == v1alpha1.ManagementPolicyObserve:
+		return "managementPolicy Observe never writes to Twilio"
+	case obj.Spec.DeletionPolicy == v1alpha1.DeletionPolicyOrphan:
+		return "deletionPolicy Orphan"
+	}
+	return ""
 }

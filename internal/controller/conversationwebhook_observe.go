@@ -63,7 +63,10 @@ func (r *ConversationWebhookReconciler) observe(ctx context.Context, obj *v1alph
 		}
 	}
 	if led.owned == nil {
-		return obs, nil
+		if want.observeOnly && led.claimed() == "" {
+			obs.claim, err = r.findMatching(ctx, obj, api, want)
+		}
+		return obs, err
 	}
 	if obs.conflict, err = r.conflict(ctx, obj, led.owned.sid, true); err != nil || obs.conflict != "" {
 		return obs, err
@@ -152,4 +155,29 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		}
 	}
 	return nil, unknown, nil
+}
+
+// findMatching (managementPolicy Observe, nothing recorded and no webhook-sid)
+// lists the spec's conversation for a webhook that matches the spec and that no
+// other object manages.
+func (r *ConversationWebhookReconciler) findMatching(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
+	want desired) (*twilio.Webhook, error) {
+	list, err := api.ListWebhooks(ctx, want.scope)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		if !matchesSpec(want, &list[i]) {
+			continue
+		}
+		other, err := r.conflict(ctx, obj, list[i].Sid, false)
+		if err != nil {
+			return nil, err
+		}
+		if other == "" {
+			fillScope(&list[i], want.scope)
+			return &list[i], nil
+		}
+	}
+	return nil, nil
 }

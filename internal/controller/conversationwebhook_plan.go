@@ -17,6 +17,8 @@ type desired struct {
 	scope  twilio.Scope
 	target string
 	cfg    twilio.Configuration
+	// observeOnly is managementPolicy Observe: nothing is written to Twilio.
+	observeOnly bool
 }
 
 func desiredOf(spec *v1alpha1.ConversationWebhookSpec) desired {
@@ -33,6 +35,7 @@ func desiredOf(spec *v1alpha1.ConversationWebhookSpec) desired {
 	return desired{
 		scope:  twilio.Scope{ServiceSid: spec.ServiceSid, ConversationSid: spec.ConversationSid},
 		target: string(spec.Target), cfg: cfg,
+		observeOnly: spec.ManagementPolicy == v1alpha1.ManagementPolicyObserve,
 	}
 }
 
@@ -56,6 +59,8 @@ const (
 	stepDeleteSuperseded stepKind = "DeleteSuperseded"
 	// stepStall stops until a person changes something.
 	stepStall stepKind = "Stall"
+	// stepReport (managementPolicy Observe) reports what Twilio holds, writing nothing to it.
+	stepReport stepKind = "Report"
 )
 
 // Why a step is taken: its event reason.
@@ -88,6 +93,9 @@ type step struct {
 // It is pure: every input is in its arguments. Bookkeeping comes first, so a
 // superseded webhook is deleted before anything could supersede another.
 func plan(want desired, obs *observation, led *ledger, annotationsInSync bool) step {
+	if want.observeOnly {
+		return planObserve(obs, led, annotationsInSync)
+	}
 	switch {
 	case led.pending != nil && obs.recovered != nil:
 		return step{kind: stepRecord, why: whyRecover, webhook: obs.recovered, supersede: led.owned != nil}
@@ -115,6 +123,23 @@ func plan(want desired, obs *observation, led *ledger, annotationsInSync bool) s
 		return step{kind: stepAnnotate, why: whyStaleSid, detail: led.annotated}
 	}
 	return step{kind: stepNone}
+}
+
+// planObserve is plan for managementPolicy Observe: it records what it finds
+// (a pending create's result, the webhook the annotation names or the one that
+// matches the spec), never superseding, creating, updating or deleting.
+func planObserve(obs *observation, led *ledger, annotationsInSync bool) step {
+	switch {
+	case led.pending != nil && obs.recovered != nil:
+		return step{kind: stepRecord, why: whyRecover, webhook: obs.recovered}
+	case obs.conflict != "":
+		return step{kind: stepStall, why: v1alpha1.ReasonSidConflict, detail: obs.conflict}
+	case obs.claim != nil:
+		return step{kind: stepRecord, why: whyAdopt, webhook: obs.claim}
+	case !annotationsInSync && obs.current != nil && (led.claimed() == "" || obs.claimGone):
+		return step{kind: stepAnnotate, why: map[bool]string{true: whyStaleSid, false: whyBookkeep}[obs.claimGone], detail: led.annotated}
+	}
+	return step{kind: stepReport}
 }
 
 // planCurrent compares the owned webhook with the spec: a field Twilio cannot
@@ -147,33 +172,36 @@ func planCurrent(want desired, obs *observation, led *ledger) (step, bool) {
 	return step{kind: stepUpdate, why: whySpec, detail: diff}, true
 }
 
-// replaceReason names a field Twilio cannot update that differs: conversation,
+// replaceReason names a field Twilio cannot update that differs, as
+// "field Twilio's value → the spec's", or "".
+func replaceReason(want desired, wh *twilio.Webhook, scope twilio.Scope, replay recordedReplay) string {
+	d := replaceDiff(want, wh, scope, replay)
+	if d == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %s → %s", d.field, d.twilio, d.spec)
+}
+
+// replaceDiff finds a field Twilio cannot update that differs: conversation,
 // service, target, or replayAfter (recorded when the webhook was created).
 // Fields Twilio's answer left out never count as different.
-func replaceReason(want desired, wh *twilio.Webhook, scope twilio.Scope, replay recordedReplay) string {
+func replaceDiff(want desired, wh *twilio.Webhook, scope twilio.Scope, replay recordedReplay) *fieldDiff {
 	switch {
 	case wh.Target != "" && !strings.EqualFold(wh.Target, want.target):
-		return fmt.Sprintf("target %s → %s", wh.Target, want.target)
+		return &fieldDiff{field: "target", spec: want.target, twilio: wh.Target}
 	case !strings.EqualFold(scope.ConversationSid, want.scope.ConversationSid):
-		return fmt.Sprintf("conversationSid %s → %s", scope.ConversationSid, want.scope.ConversationSid)
+		return &fieldDiff{field: "conversationSid", spec: want.scope.ConversationSid, twilio: scope.ConversationSid}
 	case !strings.EqualFold(scope.ServiceSid, want.scope.ServiceSid):
-		return fmt.Sprintf("serviceSid %q → %q", scope.ServiceSid, want.scope.ServiceSid)
+		return &fieldDiff{field: "serviceSid", spec: show(want.scope.ServiceSid), twilio: show(scope.ServiceSid)}
 	}
 	had, known := wh.Configuration.ReplayAfter, true
 	if had == nil {
 		had, known = replay.value, replay.known
 	}
 	if w := want.cfg.ReplayAfter; known && ((had == nil) != (w == nil) || had != nil && *had != *w) {
-		return fmt.Sprintf("replayAfter %s → %s", intString(had), intString(w))
+		return &fieldDiff{field: "replayAfter", spec: intString(w), twilio: intString(had)}
 	}
-	return ""
-}
-
-// recordedReplay is the replayAfter the operator recorded for the owned webhook
-// (Twilio may leave it out of its answers): known once the webhook was recorded.
-type recordedReplay struct {
-	value *int32
-	known bool
+	return nil
 }
 
 func intString(i *int32) string {
@@ -186,24 +214,65 @@ func intString(i *int32) string {
 // configDiff names the fields Twilio can update in place that differ, or "":
 // method case-insensitively (Twilio's default is POST), filters and triggers as sets.
 func configDiff(want twilio.Configuration, wh *twilio.Webhook) string {
-	got := wh.Configuration
-	var diffs []string
-	if want.URL != got.URL {
-		diffs = append(diffs, "url")
+	var names []string
+	for _, d := range configDiffs(want, wh.Configuration) {
+		names = append(names, d.field)
 	}
-	if want.Method != "" && normMethod(want.Method) != normMethod(got.Method) {
-		diffs = append(diffs, "method")
+	return strings.Join(names, ", ")
+}
+
+// fieldDiff is one field that differs: the spec's value and Twilio's.
+type fieldDiff struct {
+	field, spec, twilio string
+}
+
+func (d fieldDiff) String() string { return fmt.Sprintf("%s: %s → %s", d.field, d.spec, d.twilio) }
+
+// configDiffs lists the updatable fields that differ.
+func configDiffs(want, got twilio.Configuration) []fieldDiff {
+	var diffs []fieldDiff
+	add := func(field string, differ bool, spec, tw interface{}) {
+		if differ {
+			diffs = append(diffs, fieldDiff{field: field, spec: show(spec), twilio: show(tw)})
+		}
 	}
-	if !sameSet(want.Filters, got.Filters) {
-		diffs = append(diffs, "filters")
+	add("url", want.URL != got.URL, want.URL, got.URL)
+	add("method", want.Method != "" && normMethod(want.Method) != normMethod(got.Method), want.Method, got.Method)
+	add("filters", !sameSet(want.Filters, got.Filters), want.Filters, got.Filters)
+	add("triggers", !sameSet(want.Triggers, got.Triggers), want.Triggers, got.Triggers)
+	add("flowSid", want.FlowSid != got.FlowSid, want.FlowSid, got.FlowSid)
+	return diffs
+}
+
+// driftOf lists every field in which the webhook differs from the spec, as
+// "field: spec → Twilio" (managementPolicy Observe's Synced message).
+func driftOf(want desired, wh *twilio.Webhook, scope twilio.Scope, replay recordedReplay) []string {
+	var out []string
+	if d := replaceDiff(want, wh, scope, replay); d != nil {
+		out = append(out, d.String())
 	}
-	if !sameSet(want.Triggers, got.Triggers) {
-		diffs = append(diffs, "triggers")
+	for _, d := range configDiffs(want.cfg, wh.Configuration) {
+		out = append(out, d.String())
 	}
-	if want.FlowSid != got.FlowSid {
-		diffs = append(diffs, "flowSid")
+	return out
+}
+
+func show(v interface{}) string {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return "unset"
+		}
+		return x
+	case []string:
+		if len(x) == 0 {
+			return "[]"
+		}
+		sorted := slices.Clone(x)
+		slices.Sort(sorted)
+		return "[" + strings.Join(slices.Compact(sorted), " ") + "]"
 	}
-	return strings.Join(diffs, ", ")
+	return fmt.Sprint(v)
 }
 
 func normMethod(m string) string {
@@ -252,4 +321,11 @@ func sameSet(a, b []string) bool {
 	slices.Sort(as)
 	slices.Sort(bs)
 	return slices.Equal(slices.Compact(as), slices.Compact(bs))
+}
+
+// recordedReplay is the replayAfter the operator recorded for the owned webhook
+// (Twilio may leave it out of its answers): known once the webhook was recorded.
+type recordedReplay struct {
+	value *int32
+	known bool
 }

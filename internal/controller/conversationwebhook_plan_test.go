@@ -158,6 +158,51 @@ func TestPlan(t *testing.T) {
 		{"target left out of Twilio's answer: nothing", func(c *planCase) {
 			c.obs.current.Target = ""
 		}},
+		{"observe: drift is reported, never updated", func(c *planCase) {
+			c.want.observeOnly, c.want.cfg.URL = true, "https://e.com/b"
+			c.wantKind = stepReport
+		}},
+		{"observe: a conversation change is reported, never replaced", func(c *planCase) {
+			c.want.observeOnly, c.want.scope.ConversationSid = true, planConv2
+			c.wantKind = stepReport
+		}},
+		{"observe: owned webhook gone: reported, never recreated", func(c *planCase) {
+			c.want.observeOnly, c.obs = true, observation{currentGone: true}
+			c.wantKind = stepReport
+		}},
+		{"observe: new object, nothing found: reported, never created", func(c *planCase) {
+			c.want.observeOnly, c.led, c.obs = true, ledger{}, observation{}
+			c.wantKind = stepReport
+		}},
+		{"observe: a superseded webhook is left alone", func(c *planCase) {
+			c.want.observeOnly = true
+			c.led.superseded = &ref{sid: planOld, scope: c.want.scope}
+			c.wantKind = stepReport
+		}},
+		{"observe: the webhook found is recorded without superseding the owned one", func(c *planCase) {
+			c.want.observeOnly = true
+			c.led.annotated, c.inSync = planOther, false
+			c.obs = observation{claim: other}
+			c.wantKind, c.wantWhy, c.supersede = stepRecord, whyAdopt, no
+		}},
+		{"observe: a pending create's result is recorded", func(c *planCase) {
+			c.want.observeOnly = true
+			c.led = ledger{pending: &pendingRecord{scope: c.want.scope, recorded: true}}
+			c.obs = observation{recovered: other}
+			c.wantKind, c.wantWhy = stepRecord, whyRecover
+		}},
+		{"observe: a pending create not found is not retried", func(c *planCase) {
+			c.want.observeOnly = true
+			c.led = ledger{pending: &pendingRecord{scope: c.want.scope, recorded: true}}
+			c.obs = observation{}
+			c.wantKind = stepReport
+		}},
+		{"observe: a stale annotation is rewritten (no Twilio write)", func(c *planCase) {
+			c.want.observeOnly = true
+			c.led.annotated, c.inSync = planOther, false
+			c.obs.claimGone = true
+			c.wantKind, c.wantWhy = stepAnnotate, whyStaleSid
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -286,5 +331,24 @@ func TestLedgerRoundTrip(t *testing.T) {
 	}
 	if !got.annotationsInSync(obj.Annotations) {
 		t.Fatalf("annotations not in sync after applying them: %v", obj.Annotations)
+	}
+}
+
+func TestDriftOf(t *testing.T) {
+	want := desiredOf(&v1alpha1.ConversationWebhookSpec{ConversationSid: planConv, Target: v1alpha1.TargetWebhook,
+		URL: "https://e.com/spec", Filters: []v1alpha1.Filter{"onMessageAdded", "onMessageRemoved"}})
+	wh := &twilio.Webhook{Target: "webhook", Configuration: twilio.Configuration{URL: "https://e.com/twilio", Method: "POST",
+		Filters: []string{"onMessageRemoved"}}}
+	got := driftOf(want, wh, want.scope, recordedReplay{})
+	exp := []string{"url: https://e.com/spec → https://e.com/twilio", "filters: [onMessageAdded onMessageRemoved] → [onMessageRemoved]"}
+	if strings.Join(got, "|") != strings.Join(exp, "|") {
+		t.Fatalf("driftOf = %q, want %q", got, exp)
+	}
+	if d := driftOf(want, wh, twilio.Scope{ConversationSid: planConv2}, recordedReplay{}); len(d) != 3 || !strings.HasPrefix(d[0], "conversationSid: "+planConv+" → "+planConv2) {
+		t.Fatalf("driftOf with another conversation = %q", d)
+	}
+	wh.Configuration.URL, wh.Configuration.Filters = want.cfg.URL, want.cfg.Filters
+	if d := driftOf(want, wh, want.scope, recordedReplay{}); len(d) != 0 {
+		t.Fatalf("no drift expected, got %q", d)
 	}
 }

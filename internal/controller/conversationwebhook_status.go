@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,6 +23,47 @@ func setReady(st *v1alpha1.ConversationWebhookStatus, generation int64, now meta
 	})
 	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionReconciling)
 	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionStalled)
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionSynced)
+}
+
+// setObserved records an observed webhook (managementPolicy Observe): it
+// exists, so Ready=True/Observing; drift is reported in Synced, not here, since
+// the object is doing what it was told (kstatus: Current).
+func setObserved(st *v1alpha1.ConversationWebhookStatus, generation int64, now metav1.Time) {
+	st.ObservedGeneration = generation
+	st.LastSyncTime = &now
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonObserving,
+		Message:            fmt.Sprintf("Webhook %s exists; managementPolicy Observe: read only, see the Synced condition", st.Sid),
+		ObservedGeneration: generation,
+	})
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionReconciling)
+	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionStalled)
+}
+
+// setObservedNotFound records that an observed webhook does not exist
+// (managementPolicy Observe creates nothing): Ready=False and Stalled=True
+// with reason NotFound, Synced False.
+func setObservedNotFound(st *v1alpha1.ConversationWebhookStatus, generation int64) {
+	msg := "No webhook found in Twilio (by the webhook-sid annotation, or matching the spec); managementPolicy Observe creates nothing"
+	setStalled(st, generation, v1alpha1.ReasonNotFound, msg)
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionSynced, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonNotFound,
+		Message: msg, ObservedGeneration: generation,
+	})
+}
+
+// setSynced records how the observed webhook differs from the spec
+// (managementPolicy Observe): Synced=True/InSync, or False/DriftDetected
+// naming each field as "field: spec → Twilio".
+func setSynced(st *v1alpha1.ConversationWebhookStatus, generation int64, drift []string) {
+	c := metav1.Condition{Type: v1alpha1.ConditionSynced, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonInSync,
+		Message: "Twilio matches the spec", ObservedGeneration: generation}
+	if len(drift) > 0 {
+		c.Status, c.Reason = metav1.ConditionFalse, v1alpha1.ReasonDriftDetected
+		c.Message = "Twilio differs from the spec (spec → Twilio): " + strings.Join(drift, "; ")
+	}
+	meta.SetStatusCondition(&st.Conditions, c)
 }
 
 // setProgressing records work still under way or a transient failure that will

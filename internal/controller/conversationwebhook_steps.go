@@ -52,28 +52,43 @@ type reconcileState struct {
 }
 
 // sync looks at Twilio once, then plans and acts one step at a time, each step
-// observing the answer of the last, until nothing is left to do.
-func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI) error {
+// observing the answer of the last, until nothing is left to do. It returns the
+// webhook as Twilio last answered (nil when, observing only, none was found).
+func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI) (*twilio.Webhook, error) {
 	want := desiredOf(&rs.obj.Spec)
 	led, err := readLedger(rs.obj, want)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	obs, err := r.observe(ctx, rs.obj, api, &led, want)
 	if err != nil {
-		return inPhase(phaseOfLedger(&led), err)
+		return nil, inPhase(phaseOfLedger(&led), err)
 	}
 	for range maxSteps {
 		st := plan(want, &obs, &led, led.annotationsInSync(rs.obj.Annotations))
-		if st.kind == stepNone {
+		switch st.kind {
+		case stepNone:
 			recordWebhook(&rs.obj.Status, obs.current, led.replay.value)
-			return nil
+			return obs.current, nil
+		case stepReport:
+			return r.report(rs, want, &led, obs.current), nil
 		}
 		if obs, err = r.act(ctx, rs, api, want, &led, obs, st); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return inPhase(v1alpha1.ReasonUpdating, errNotConverged)
+	return nil, inPhase(v1alpha1.ReasonUpdating, errNotConverged)
+}
+
+// report (managementPolicy Observe) records what Twilio holds and how it
+// differs from the spec, in the Synced condition.
+func (r *ConversationWebhookReconciler) report(rs *reconcileState, want desired, led *ledger, wh *twilio.Webhook) *twilio.Webhook {
+	if wh == nil {
+		return nil
+	}
+	recordWebhook(&rs.obj.Status, wh, led.replay.value)
+	setSynced(&rs.obj.Status, rs.obj.Generation, driftOf(want, wh, led.owned.scope, led.replay))
+	return wh
 }
 
 // act carries out one step.
