@@ -60,7 +60,7 @@ var _ = Describe("managementPolicy Observe", func() {
 				ContainSubstring("filters: [onMessageAdded onParticipantAdded] → [onMessageRemoved]")))
 		}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 		Expect(kstatus(get(o))).To(Equal(status.CurrentStatus), "drift under Observe is healthy: the object does what it was told")
-		Consistently(func() int { return writes(t.convs[0]) }).WithTimeout(3 * syncPeriod).WithPolling(200 * time.Millisecond).
+		Consistently(func() int { return writes(t.convs[0]) }).WithTimeout(3*syncPeriod).WithPolling(200*time.Millisecond).
 			Should(BeZero(), "Observe never writes to Twilio")
 		Expect(countFor(sid, twiliofake.OpFetch)).To(BeNumerically(">=", 2), "it keeps observing every period")
 
