@@ -53,6 +53,17 @@ const (
 	ReasonNotFound = "NotFound"
 	// ReasonObserving (Observe, Ready=True): the webhook exists; the operator only reads it.
 	ReasonObserving = "Observing"
+	// ReasonVerified (account Ready=True): Twilio accepted the credentials.
+	ReasonVerified = "Verified"
+	// ReasonAccountNotFound: the account the object names (or the default) does not exist.
+	ReasonAccountNotFound = "AccountNotFound"
+	// ReasonAccountNotAllowed: the ClusterTwilioAccount's conditions do not allow this namespace.
+	ReasonAccountNotAllowed = "AccountNotAllowed"
+	// ReasonAccountNotReady: the account's credentials are not verified yet; the object waits.
+	ReasonAccountNotReady = "AccountNotReady"
+	// ReasonAccountChanged: the account resolves to another Twilio account than
+	// the one the webhook was recorded in; the operator never recreates it there.
+	ReasonAccountChanged = "AccountChanged"
 	// ReasonInvalidAnnotation: an annotation's value is malformed; nothing is sent to Twilio.
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 	// ReasonInvalidStatus: the operator's record in status is malformed (edited

@@ -59,16 +59,6 @@ const (
 	ManagementPolicyObserve ManagementPolicy = "Observe"
 )
 
-// SecretReference names a Secret in the object's own namespace.
-type SecretReference struct {
-	// name of a Secret in the same namespace as the ConversationWebhook. It holds
-	// accountSid and either apiKeySid + apiKeySecret (preferred) or authToken.
-	// +required
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
-}
-
 // ConversationWebhookSpec is the webhook as it should exist in Twilio.
 // +kubebuilder:validation:XValidation:rule="self.target == 'studio' || has(self.url)",message="url is required when target is webhook or trigger",fieldPath=".url",reason=FieldValueRequired
 // +kubebuilder:validation:XValidation:rule="self.target != 'studio' || !has(self.url)",message="url must not be set when target is studio",fieldPath=".url",reason=FieldValueForbidden
@@ -139,10 +129,13 @@ type ConversationWebhookSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	ReplayAfter *int32 `json:"replayAfter,omitempty"`
 
-	// credentialsSecretRef names a Secret in this namespace with the Twilio
-	// credentials. When unset, the operator's --default-credentials-secret is used.
+	// accountRef names the account (and so the credentials) the webhook is
+	// managed with: a TwilioAccount in this namespace (kind TwilioAccount, the
+	// default) or a ClusterTwilioAccount whose conditions allow this namespace.
+	// When unset, the operator's --default-account ClusterTwilioAccount is used,
+	// subject to its conditions. Replaces credentialsSecretRef.
 	// +optional
-	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
+	AccountRef *AccountReference `json:"accountRef,omitempty"`
 
 	// deletionPolicy says what happens to the Twilio webhook when this object is
 	// deleted: Delete (default) removes it, Orphan leaves it in Twilio.

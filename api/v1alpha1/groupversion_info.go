@@ -21,7 +21,8 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &ConversationWebhook{}, &ConversationWebhookList{})
+	scheme.AddKnownTypes(GroupVersion, &ConversationWebhook{}, &ConversationWebhookList{},
+		&TwilioAccount{}, &TwilioAccountList{}, &ClusterTwilioAccount{}, &ClusterTwilioAccountList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -7,15 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -40,7 +40,8 @@ func main() {
 	flag.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 10, "Objects reconciled in parallel.")
 	flag.Float64Var(&cfg.twilioRPS, "twilio-rps", 25, "Twilio requests per second per account, shared by all workers.")
 	flag.DurationVar(&cfg.twilioTimeout, "twilio-timeout", 10*time.Second, "Timeout of one Twilio HTTP request.")
-	flag.StringVar(&cfg.defaultSecret, "default-credentials-secret", "", "namespace/name of the Secret used by objects without spec.credentialsSecretRef.")
+	flag.StringVar(&cfg.defaultAccount, "default-account", "",
+		"Name of the ClusterTwilioAccount used by objects without spec.accountRef (subject to its conditions); empty for none.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -54,23 +55,12 @@ func main() {
 
 // config holds the manager's flags.
 type config struct {
-	metricsAddr, probeAddr, twilioURL, defaultSecret string
-	secureMetrics, enableHTTP2, leaderElect          bool
-	leaderElectionNamespace                          string
-	syncPeriod, twilioTimeout                        time.Duration
-	maxConcurrent                                    int
-	twilioRPS                                        float64
-}
-
-func parseSecretRef(v string) (*types.NamespacedName, error) {
-	if v == "" {
-		return nil, nil
-	}
-	ns, name, ok := strings.Cut(v, "/")
-	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return nil, fmt.Errorf("--default-credentials-secret %q must be namespace/name", v)
-	}
-	return &types.NamespacedName{Namespace: ns, Name: name}, nil
+	metricsAddr, probeAddr, twilioURL, defaultAccount string
+	secureMetrics, enableHTTP2, leaderElect           bool
+	leaderElectionNamespace                           string
+	syncPeriod, twilioTimeout                         time.Duration
+	maxConcurrent                                     int
+	twilioRPS                                         float64
 }
 
 func run(cfg config) error {
@@ -79,10 +69,6 @@ func run(cfg config) error {
 	}
 	if cfg.maxConcurrent < 1 || cfg.twilioRPS <= 0 {
 		return errors.New("--max-concurrent-reconciles and --twilio-rps must be positive")
-	}
-	defaultSecret, err := parseSecretRef(cfg.defaultSecret)
-	if err != nil {
-		return err
 	}
 	factory, err := twilio.NewFactory(twilio.Options{
 		BaseURL: cfg.twilioURL, RequestsPerSecond: cfg.twilioRPS, Timeout: cfg.twilioTimeout,
@@ -113,23 +99,36 @@ func run(cfg config) error {
 		LeaderElectionID:              "conversation-webhook-operator.conversations.twilio-operator.io",
 		LeaderElectionNamespace:       cfg.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				controller.SecretMetadata(): {Transform: controller.StripSecretMetadata},
+			},
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
 	r := &controller.ConversationWebhookReconciler{
-		Client:             mgr.GetClient(),
-		APIReader:          mgr.GetAPIReader(),
-		Recorder:           mgr.GetEventRecorder("conversation-webhook-operator"),
-		Twilio:             factory,
-		DefaultCredentials: defaultSecret,
-		SyncPeriod:         cfg.syncPeriod,
-		Clock:              clock.RealClock{},
-		Metrics:            controller.NewMetrics(metrics.Registry),
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Recorder:       mgr.GetEventRecorder("conversation-webhook-operator"),
+		Twilio:         factory,
+		DefaultAccount: cfg.defaultAccount,
+		SyncPeriod:     cfg.syncPeriod,
+		Clock:          clock.RealClock{},
+		Metrics:        controller.NewMetrics(metrics.Registry),
 	}
 	if err := r.SetupWithManager(ctx, mgr, cfg.maxConcurrent); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
+	}
+	for _, cluster := range []bool{false, true} {
+		a := &controller.AccountReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Verifier: factory,
+			SyncPeriod: cfg.syncPeriod, Cluster: cluster}
+		if err := a.SetupWithManager(ctx, mgr); err != nil {
+			return fmt.Errorf("setting up account controller: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -114,8 +114,8 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(fakeHooks(conv)).To(HaveLen(1))
 		})
 
-		It("uses the operator's default credentials when no Secret is named", func() {
-			o := t.object("default-creds", func(o *v1alpha1.ConversationWebhook) { o.Spec.CredentialsSecretRef = nil })
+		It("uses the operator's default account when no account is named", func() {
+			o := t.object("default-creds", func(o *v1alpha1.ConversationWebhook) { o.Spec.AccountRef = nil })
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			waitReady(o)
 			Expect(fakeHooks(t.convs[0])).To(HaveLen(1))
@@ -383,53 +383,6 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			pause(o, false)
 			waitReady(o)
 			Expect(fakeHooks(t.convs[0])).To(HaveLen(1))
-		})
-	})
-
-	Describe("credentials", func() {
-		It("stalls with CredentialsMissing, then converges when the Secret appears", func() {
-			o := t.object("missing", func(o *v1alpha1.ConversationWebhook) {
-				o.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "later"}
-			})
-			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-			got := waitStalled(o, v1alpha1.ReasonCredentialsMissing)
-			Expect(stalledMessage(got)).To(ContainSubstring(t.ns + "/later"))
-			Expect(kstatus(got)).To(Equal(status.FailedStatus))
-			Expect(k8sClient.Create(ctx, credentialsSecret(t.ns, "later", testKeySecret))).To(Succeed())
-			waitReady(o)
-		})
-
-		It("stalls with CredentialsInvalid without leaking the secret, then converges when it is fixed", func() {
-			const wrong = "wrongSECRETvalue0000000000000009"
-			Expect(k8sClient.Create(ctx, credentialsSecret(t.ns, "bad", wrong))).To(Succeed())
-			o := t.object("invalid", func(o *v1alpha1.ConversationWebhook) {
-				o.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "bad"}
-			})
-			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-			got := waitStalled(o, v1alpha1.ReasonCredentialsInvalid)
-			Expect(stalledMessage(got)).To(ContainSubstring("20003"))
-			fake.ResetLog()
-			Consistently(func() int { return countInConversation(t.convs[0], "") }).WithTimeout(3*time.Second).
-				Should(BeZero(), "a terminal failure is not retried until something changes")
-			for _, text := range append(eventNotes(o), conditionMessages(got)...) {
-				Expect(text).NotTo(ContainSubstring(wrong))
-				Expect(text).NotTo(ContainSubstring(testKeySecret))
-			}
-			secret := &corev1.Secret{}
-			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: "bad"}, secret)).To(Succeed())
-			secret.Data["apiKeySecret"] = []byte(testKeySecret)
-			Expect(k8sClient.Update(ctx, secret)).To(Succeed())
-			waitReady(o)
-		})
-
-		It("never reads a Secret from another namespace", func() {
-			other := newTenant(1)
-			o := t.object("cross", func(o *v1alpha1.ConversationWebhook) {
-				o.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "only-elsewhere"}
-			})
-			Expect(k8sClient.Create(ctx, credentialsSecret(other.ns, "only-elsewhere", testKeySecret))).To(Succeed())
-			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-			waitStalled(o, v1alpha1.ReasonCredentialsMissing)
 		})
 	})
 

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -54,12 +53,13 @@ type ConversationWebhookReconciler struct {
 	// APIReader reads Secrets straight from the API server: the manager caches
 	// no Secret data.
 	APIReader client.Reader
+	// DefaultAccount is --default-account: the ClusterTwilioAccount used by
+	// objects without spec.accountRef ("" for none).
+	DefaultAccount string
 	// Recorder emits an event for every change made in Twilio and every failure.
 	Recorder events.EventRecorder
 	// Twilio builds clients per credentials.
 	Twilio TwilioClients
-	// DefaultCredentials is --default-credentials-secret; nil when unset.
-	DefaultCredentials *types.NamespacedName
 	// SyncPeriod is the drift-check period before jitter (--sync-period).
 	SyncPeriod time.Duration
 	// Clock stamps lastSyncTime and create-pending.
@@ -77,6 +77,8 @@ type ConversationWebhookReconciler struct {
 // +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=twilioaccounts;clustertwilioaccounts,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one ConversationWebhook and its Twilio webhook together.
@@ -161,6 +163,12 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 	if apierrors.IsConflict(err) {
 		// A stale view of the object: retry with the workqueue's backoff, quietly.
 		return ctrl.Result{}, err
+	}
+	var wait *accountWaitError
+	if errors.As(err, &wait) {
+		// The account's watch reconciles again once it is verified.
+		setProgressing(&obj.Status, obj.Generation, v1alpha1.ReasonAccountNotReady, err.Error())
+		return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
 	}
 	reason, terminal := classify(err)
 	if terminal {
@@ -251,10 +259,11 @@ func isPaused(obj *v1alpha1.ConversationWebhook) bool {
 }
 
 // SetupWithManager registers the controller, its field indexes and its watches:
-// the objects themselves (spec, annotation and deletion changes; not status) and
-// Secret metadata, so a changed Secret re-reconciles the objects that use it.
+// the objects themselves (spec, annotation and deletion changes; not status),
+// the accounts they use (verified, changed, gone) and the labels of namespaces
+// (a ClusterTwilioAccount's conditions select namespaces by label).
 func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrent int) error {
-	if err := r.setupCredentialsIndex(ctx, mgr); err != nil {
+	if err := r.setupAccountIndex(ctx, mgr); err != nil {
 		return err
 	}
 	if err := r.setupSidIndex(ctx, mgr); err != nil {
@@ -269,7 +278,10 @@ func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mg
 		}})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ConversationWebhook{}, builder.WithPredicates(changed)).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.objectsForSecret)).
+		Watches(&v1alpha1.TwilioAccount{}, handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)).
+		Watches(&v1alpha1.ClusterTwilioAccount{}, handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsForNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).
 		Named("conversationwebhook").
 		Complete(r)

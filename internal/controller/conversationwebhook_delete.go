@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,7 +71,10 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 	if len(d.targets) > 0 || d.pending != nil {
 		err = r.deleteTargets(ctx, obj, &d)
 	}
-	if _, terminal := classify(err); terminal || len(d.left) > 0 {
+	var wait *accountWaitError
+	if _, terminal := classify(err); terminal || len(d.left) > 0 || errors.As(err, &wait) && wait.rejected {
+		// Deletion never hangs on what only a person can fix (credentials gone
+		// with their namespace, a rejected key): the webhooks left are named.
 		r.orphaned(obj, err, &d)
 		return nil
 	}

@@ -2,26 +2,19 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
-)
-
-// Field indexes on ConversationWebhook objects.
-const (
-	// credentialsIndex holds "namespace/name" of the Secret an object uses.
-	credentialsIndex = "conversations.twilio-operator.io/credentials-secret"
 )
 
 // Secret keys.
@@ -32,18 +25,14 @@ const (
 	keyAPIKeySecret = "apiKeySecret"
 )
 
-// credentialsSecret is the Secret an object's credentials come from: its own
-// credentialsSecretRef (always in its namespace), else the default; nil if neither.
-func (r *ConversationWebhookReconciler) credentialsSecret(obj *v1alpha1.ConversationWebhook) *types.NamespacedName {
-	if ref := obj.Spec.CredentialsSecretRef; ref != nil {
-		return &types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}
-	}
-	return r.DefaultCredentials
-}
+var (
+	accountSidPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	apiKeySidPattern  = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
+)
 
-// credentialCache keeps the credentials of the Secrets objects use, keyed by
+// credentialCache keeps the credentials of the Secrets accounts name, keyed by
 // the Secret's resourceVersion: the data is read from the API server only when
-// the Secret changed. Only Secrets named by objects are ever read.
+// the Secret changed. Only Secrets named by accounts are ever read.
 type credentialCache struct {
 	mu      sync.Mutex
 	entries map[types.NamespacedName]cachedCredentials
@@ -70,71 +59,75 @@ func (c *credentialCache) put(ref types.NamespacedName, rv string, creds twilio.
 	c.entries[ref] = cachedCredentials{resourceVersion: rv, creds: creds}
 }
 
-// twilioFor returns the Twilio client for the object's credentials. The Secret's
-// metadata comes from the metadata-only cache; its data is read from the API
-// server when its resourceVersion is new to the operator.
-func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1alpha1.ConversationWebhook) (twilio.WebhookAPI, error) {
-	ref := r.credentialsSecret(obj)
-	if ref == nil {
-		return nil, stalled(v1alpha1.ReasonCredentialsMissing,
-			errors.New("no spec.credentialsSecretRef, and the operator has no --default-credentials-secret"))
-	}
-	creds, err := r.readCredentials(ctx, *ref)
-	if err != nil {
-		return nil, err
-	}
-	api, err := r.Twilio.For(creds)
-	if err != nil {
-		return nil, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s: %w", ref, err))
-	}
-	return api, nil
-}
-
-func (r *ConversationWebhookReconciler) readCredentials(ctx context.Context, ref types.NamespacedName) (twilio.Credentials, error) {
+// read returns the credentials in a Secret. Its metadata comes from the cache
+// (cached, which holds Secret metadata only); its data is read from the API
+// server (apiReader) when its resourceVersion is new. Values are trimmed of
+// surrounding whitespace (files made with echo end in a newline); missing or
+// malformed keys are CredentialsMissing, naming the key, never a value.
+func (c *credentialCache) read(ctx context.Context, cached, apiReader client.Reader, ref types.NamespacedName) (twilio.Credentials, error) {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := r.Get(ctx, ref, m); err == nil {
-		if creds, ok := r.credentials.get(ref, m.ResourceVersion); ok {
+	if err := cached.Get(ctx, ref, m); err == nil {
+		if creds, ok := c.get(ref, m.ResourceVersion); ok {
 			return creds, nil
 		}
 	}
 	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, ref, secret); err != nil {
+	if err := apiReader.Get(ctx, ref, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			return twilio.Credentials{}, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s not found", ref))
 		}
 		return twilio.Credentials{}, fmt.Errorf("reading credentials Secret %s: %w", ref, err)
 	}
-	creds := twilio.Credentials{
-		AccountSid:   string(secret.Data[keyAccountSid]),
-		AuthToken:    string(secret.Data[keyAuthToken]),
-		APIKeySid:    string(secret.Data[keyAPIKeySid]),
-		APIKeySecret: string(secret.Data[keyAPIKeySecret]),
+	creds := credentialsOf(secret.Data)
+	if err := checkCredentials(creds); err != nil {
+		return twilio.Credentials{}, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s: %w", ref, err))
 	}
-	r.credentials.put(ref, secret.ResourceVersion, creds)
+	c.put(ref, secret.ResourceVersion, creds)
 	return creds, nil
 }
 
-func (r *ConversationWebhookReconciler) setupCredentialsIndex(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ConversationWebhook{}, credentialsIndex, func(o client.Object) []string {
-		if ref := r.credentialsSecret(o.(*v1alpha1.ConversationWebhook)); ref != nil {
-			return []string{ref.String()}
-		}
-		return nil
-	})
+// credentialsOf reads the Secret keys, trimmed.
+func credentialsOf(data map[string][]byte) twilio.Credentials {
+	v := func(k string) string { return strings.TrimSpace(string(data[k])) }
+	return twilio.Credentials{AccountSid: v(keyAccountSid), AuthToken: v(keyAuthToken), APIKeySid: v(keyAPIKeySid), APIKeySecret: v(keyAPIKeySecret)}
 }
 
-// objectsForSecret maps a Secret to the objects whose credentials it holds.
-func (r *ConversationWebhookReconciler) objectsForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
-	var list v1alpha1.ConversationWebhookList
-	key := types.NamespacedName{Namespace: secret.GetNamespace(), Name: secret.GetName()}.String()
-	if err := r.List(ctx, &list, client.MatchingFields{credentialsIndex: key}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing objects that use a Secret", "secret", key)
-		return nil
+// checkCredentials checks that the keys a Secret needs are there and well
+// formed. Its errors name keys, never values.
+func checkCredentials(c twilio.Credentials) error {
+	switch {
+	case c.AccountSid == "":
+		return fmt.Errorf("key %s is missing or empty", keyAccountSid)
+	case !accountSidPattern.MatchString(c.AccountSid):
+		return fmt.Errorf("key %s is not AC followed by 32 hex digits", keyAccountSid)
+	case c.APIKeySid != "" || c.APIKeySecret != "":
+		if !apiKeySidPattern.MatchString(c.APIKeySid) {
+			return fmt.Errorf("key %s is missing or not SK followed by 32 hex digits", keyAPIKeySid)
+		}
+		if c.APIKeySecret == "" {
+			return fmt.Errorf("key %s is missing or empty", keyAPIKeySecret)
+		}
+	case c.AuthToken == "":
+		return fmt.Errorf("keys %s + %s (preferred) or %s are missing", keyAPIKeySid, keyAPIKeySecret, keyAuthToken)
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	return nil
+}
+
+// SecretMetadata is the object the manager caches Secrets as: metadata only.
+func SecretMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
+}
+
+// StripSecretMetadata is the cache transform of Secret metadata: the manager
+// keeps none of a Secret's annotations or managed fields (a client-side
+// kubectl apply stores the whole Secret, data included, in an annotation).
+func StripSecretMetadata(obj interface{}) (interface{}, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		o.SetAnnotations(nil)
+		o.SetManagedFields(nil)
 	}
-	return reqs
+	return obj, nil
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -56,8 +57,18 @@ var (
 	testMetrics  *Metrics
 	metricsReg   *prometheus.Registry
 	defaultCreds = types.NamespacedName{Namespace: "operator-system", Name: "default-twilio-credentials"}
-	stopManager  func()
+	// defaultAccountLabel on a namespace lets it use the default ClusterTwilioAccount.
+	defaultAccountLabel = "test.twilio-operator.io/default-account"
+	stopManager         func()
+	// managerCache is the running manager's cache, for tests of what it holds.
+	managerCache cache.Cache
 )
+
+// defaultAccount is the ClusterTwilioAccount the manager uses for objects without accountRef.
+const defaultAccount = "default"
+
+// accountName is each tenant's TwilioAccount.
+const accountName = "twilio"
 
 func TestController(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -89,6 +100,14 @@ var _ = BeforeSuite(func() {
 
 	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: ctrlObjectMeta(defaultCreds.Namespace, "")})).To(Succeed())
 	Expect(k8sClient.Create(context.Background(), credentialsSecret(defaultCreds.Namespace, defaultCreds.Name, testKeySecret))).To(Succeed())
+	Expect(k8sClient.Create(context.Background(), &v1alpha1.ClusterTwilioAccount{
+		ObjectMeta: ctrlObjectMeta(defaultAccount, ""),
+		Spec: v1alpha1.ClusterTwilioAccountSpec{
+			CredentialsSecretRef: v1alpha1.NamespacedSecretReference{Namespace: defaultCreds.Namespace, Name: defaultCreds.Name},
+			Conditions: []v1alpha1.AccountCondition{{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{defaultAccountLabel: "allowed"}}}},
+		},
+	})).To(Succeed())
 	stopManager = startManager()
 })
 
@@ -108,7 +127,11 @@ var _ = AfterSuite(func() {
 // cmd/manager wires it, and returns a function that stops it and waits.
 func startManager() func() {
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
+		Scheme: scheme,
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         map[client.Object]cache.ByObject{SecretMetadata(): {Transform: StripSecretMetadata}},
+		},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
@@ -122,11 +145,17 @@ func startManager() func() {
 	r := &ConversationWebhookReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("conversation-webhook-operator"),
-		Twilio:   factory, DefaultCredentials: &defaultCreds, SyncPeriod: syncPeriod,
+		Twilio:   factory, DefaultAccount: defaultAccount, SyncPeriod: syncPeriod,
 		Clock: clock.RealClock{}, Metrics: testMetrics,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	Expect(r.SetupWithManager(ctx, mgr, 10)).To(Succeed())
+	for _, cluster := range []bool{false, true} {
+		a := &AccountReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Verifier: factory,
+			SyncPeriod: syncPeriod, Cluster: cluster}
+		Expect(a.SetupWithManager(ctx, mgr)).To(Succeed())
+	}
+	managerCache = mgr.GetCache()
 	done := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
@@ -150,6 +179,11 @@ func credentialsSecret(namespace, name, keySecret string) *corev1.Secret {
 	}
 }
 
+func twilioAccount(namespace, name, secret string) *v1alpha1.TwilioAccount {
+	return &v1alpha1.TwilioAccount{ObjectMeta: ctrlObjectMeta(name, namespace),
+		Spec: v1alpha1.TwilioAccountSpec{CredentialsSecretRef: v1alpha1.SecretReference{Name: secret}}}
+}
+
 // tenant is one test's namespace, credentials Secret and conversations.
 type tenant struct {
 	ns    string
@@ -159,8 +193,17 @@ type tenant struct {
 func newTenant(conversations int) *tenant {
 	t := &tenant{ns: "t-" + utilrand.String(8)}
 	ctx := context.Background()
-	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: ctrlObjectMeta(t.ns, "")})).To(Succeed())
+	ns := &corev1.Namespace{ObjectMeta: ctrlObjectMeta(t.ns, "")}
+	ns.Labels = map[string]string{defaultAccountLabel: "allowed"}
+	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
 	Expect(k8sClient.Create(ctx, credentialsSecret(t.ns, secretName, testKeySecret))).To(Succeed())
+	Expect(k8sClient.Create(ctx, twilioAccount(t.ns, accountName, secretName))).To(Succeed())
+	// Verified before any test starts: a test that injects faults then fails only its own calls.
+	Eventually(func(g Gomega) {
+		a := &v1alpha1.TwilioAccount{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: accountName}, a)).To(Succeed())
+		g.Expect(a.Status.AccountSid).To(Equal(testAccount))
+	}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 	for range conversations {
 		sid := twiliofake.NewSid("CH")
 		fake.AddConversation(testAccount, sid)
@@ -174,11 +217,11 @@ func (t *tenant) object(name string, mods ...func(*v1alpha1.ConversationWebhook)
 	o := &v1alpha1.ConversationWebhook{
 		ObjectMeta: ctrlObjectMeta(name, t.ns),
 		Spec: v1alpha1.ConversationWebhookSpec{
-			ConversationSid:      t.convs[0],
-			Target:               v1alpha1.TargetWebhook,
-			URL:                  "https://hooks.example.com/" + name,
-			Filters:              []v1alpha1.Filter{"onMessageAdded", "onParticipantAdded"},
-			CredentialsSecretRef: &v1alpha1.SecretReference{Name: secretName},
+			ConversationSid: t.convs[0],
+			Target:          v1alpha1.TargetWebhook,
+			URL:             "https://hooks.example.com/" + name,
+			Filters:         []v1alpha1.Filter{"onMessageAdded", "onParticipantAdded"},
+			AccountRef:      &v1alpha1.AccountReference{Name: accountName},
 		},
 	}
 	for _, m := range mods {

@@ -110,8 +110,14 @@ var _ = Describe("CRD validation", func() {
 			func(o *v1alpha1.ConversationWebhook) { o.Spec.ReplayAfter = ptr.To[int32](-1) }),
 		Entry("deletionPolicy unknown", v1alpha1.TargetWebhook, "spec.deletionPolicy", "Unsupported value",
 			func(o *v1alpha1.ConversationWebhook) { o.Spec.DeletionPolicy = "Keep" }),
-		Entry("credentialsSecretRef without a name", v1alpha1.TargetWebhook, "spec.credentialsSecretRef.name", "at least 1 chars long",
-			func(o *v1alpha1.ConversationWebhook) { o.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{} }),
+		Entry("accountRef without a name", v1alpha1.TargetWebhook, "spec.accountRef.name", "at least 1 chars long",
+			func(o *v1alpha1.ConversationWebhook) { o.Spec.AccountRef = &v1alpha1.AccountReference{} }),
+		Entry("accountRef of an unknown kind", v1alpha1.TargetWebhook, "spec.accountRef.kind", "Unsupported value",
+			func(o *v1alpha1.ConversationWebhook) {
+				o.Spec.AccountRef = &v1alpha1.AccountReference{Kind: "Secret", Name: "x"}
+			}),
+		Entry("managementPolicy unknown", v1alpha1.TargetWebhook, "spec.managementPolicy", "Unsupported value",
+			func(o *v1alpha1.ConversationWebhook) { o.Spec.ManagementPolicy = "ReadOnly" }),
 	)
 
 	DescribeTable("accepts each target and applies the defaults",
@@ -121,6 +127,7 @@ var _ = Describe("CRD validation", func() {
 			got := get(o)
 			Expect(got.Spec.Method).To(Equal(v1alpha1.MethodPOST))
 			Expect(got.Spec.DeletionPolicy).To(Equal(v1alpha1.DeletionPolicyDelete))
+			Expect(got.Spec.ManagementPolicy).To(Equal(v1alpha1.ManagementPolicyFull))
 		},
 		Entry("webhook", v1alpha1.TargetWebhook),
 		Entry("trigger", v1alpha1.TargetTrigger),

@@ -115,6 +115,10 @@ func run() error {
 		StringData: map[string]string{"accountSid": account, "apiKeySid": keySid, "apiKeySecret": keySecret}}); err != nil {
 		return err
 	}
+	if err := c.Create(ctx, &v1alpha1.TwilioAccount{ObjectMeta: metav1.ObjectMeta{Name: "twilio", Namespace: ns},
+		Spec: v1alpha1.TwilioAccountSpec{CredentialsSecretRef: v1alpha1.SecretReference{Name: "twilio"}}}); err != nil {
+		return err
+	}
 	metricsAddr, err := freeAddr()
 	if err != nil {
 		return err
@@ -245,9 +249,9 @@ func createObjects(ctx context.Context, c client.Client, n, perSecond int) {
 					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("hook-%05d", i), Namespace: ns},
 					Spec: v1alpha1.ConversationWebhookSpec{
 						ConversationSid: fmt.Sprintf("CH%032x", i/4), Target: v1alpha1.TargetWebhook,
-						URL:                  fmt.Sprintf("https://hooks.example.com/%d", i),
-						Filters:              []v1alpha1.Filter{"onMessageAdded"},
-						CredentialsSecretRef: &v1alpha1.SecretReference{Name: "twilio"},
+						URL:        fmt.Sprintf("https://hooks.example.com/%d", i),
+						Filters:    []v1alpha1.Filter{"onMessageAdded"},
+						AccountRef: &v1alpha1.AccountReference{Name: "twilio"},
 					},
 				}
 				for c.Create(ctx, o) != nil {

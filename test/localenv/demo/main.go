@@ -144,10 +144,19 @@ func applySamples(ctx context.Context, c client.Client, dir string) ([]string, e
 	if err != nil {
 		return nil, err
 	}
-	// Secrets first, so that no sample waits for its credentials.
+	// Secrets first, then accounts, so that no sample waits for its credentials.
+	rank := func(f string) int {
+		switch {
+		case strings.Contains(f, "secret"):
+			return 0
+		case strings.Contains(f, "account"):
+			return 1
+		}
+		return 2
+	}
 	sort.SliceStable(files, func(i, j int) bool {
-		si, sj := strings.Contains(files[i], "secret"), strings.Contains(files[j], "secret")
-		return si && !sj || si == sj && files[i] < files[j]
+		ri, rj := rank(files[i]), rank(files[j])
+		return ri < rj || ri == rj && files[i] < files[j]
 	})
 	var names []string
 	for _, f := range files {

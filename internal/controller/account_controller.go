@@ -1,0 +1,175 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+)
+
+// AccountVerifier checks credentials with Twilio (*twilio.Factory in the manager).
+type AccountVerifier interface {
+	// VerifyAccount returns the account SID Twilio answers for the credentials.
+	VerifyAccount(ctx context.Context, creds twilio.Credentials) (string, error)
+}
+
+// secretIndex holds "namespace/name" of the Secret an account names.
+const secretIndex = "conversations.twilio-operator.io/credentials-secret"
+
+// AccountReconciler verifies the credentials of TwilioAccount and
+// ClusterTwilioAccount objects and records the account SID Twilio returns.
+type AccountReconciler struct {
+	client.Client
+	// APIReader reads Secret data straight from the API server: the manager
+	// caches Secret metadata only.
+	APIReader client.Reader
+	// Verifier checks credentials with Twilio.
+	Verifier AccountVerifier
+	// SyncPeriod is how often credentials are verified again.
+	SyncPeriod time.Duration
+	// Cluster selects ClusterTwilioAccount (true) or TwilioAccount (false).
+	Cluster bool
+
+	credentials credentialCache
+}
+
+// +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=twilioaccounts;clustertwilioaccounts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=twilioaccounts/status;clustertwilioaccounts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// account is what the reconciler needs of either kind.
+type account struct {
+	obj    client.Object
+	secret types.NamespacedName
+	status *v1alpha1.TwilioAccountStatus
+}
+
+func (r *AccountReconciler) newObject() client.Object {
+	if r.Cluster {
+		return &v1alpha1.ClusterTwilioAccount{}
+	}
+	return &v1alpha1.TwilioAccount{}
+}
+
+func accountOf(obj client.Object) account {
+	switch a := obj.(type) {
+	case *v1alpha1.ClusterTwilioAccount:
+		ref := a.Spec.CredentialsSecretRef
+		return account{obj: a, secret: types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, status: &a.Status}
+	case *v1alpha1.TwilioAccount:
+		return account{obj: a, secret: types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.CredentialsSecretRef.Name}, status: &a.Status}
+	}
+	panic(fmt.Sprintf("not an account: %T", obj))
+}
+
+// Reconcile verifies one account's credentials.
+func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	obj := r.newObject()
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := obj.DeepCopyObject().(client.Object)
+	acc := accountOf(obj)
+	defer func() {
+		if equality.Semantic.DeepEqual(accountOf(base).status, acc.status) {
+			return
+		}
+		if err := r.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+	}()
+	creds, err := r.credentials.read(ctx, r.Client, r.APIReader, acc.secret)
+	if err == nil {
+		var sid string
+		if sid, err = r.Verifier.VerifyAccount(ctx, creds); err == nil {
+			acc.status.AccountSid = sid
+			setAccountReady(acc.status, obj.GetGeneration(), metav1.ConditionTrue, v1alpha1.ReasonVerified,
+				fmt.Sprintf("Twilio accepted the credentials in Secret %s for account %s", acc.secret, sid))
+			return ctrl.Result{RequeueAfter: jitter(r.SyncPeriod)}, nil
+		}
+	}
+	reason, terminal := classify(err)
+	if !terminal {
+		// Twilio or the API server failed in a way a retry may fix: keep what was
+		// verified (a Twilio outage must not stop every webhook of the account).
+		return ctrl.Result{}, err
+	}
+	if reason != v1alpha1.ReasonCredentialsMissing {
+		reason = v1alpha1.ReasonCredentialsInvalid
+	}
+	setAccountReady(acc.status, obj.GetGeneration(), metav1.ConditionFalse, reason, err.Error())
+	// Fixing the Secret reconciles again (watched); a rejected key is retried each period.
+	return ctrl.Result{RequeueAfter: jitter(r.SyncPeriod)}, nil
+}
+
+func setAccountReady(st *v1alpha1.TwilioAccountStatus, generation int64, status metav1.ConditionStatus, reason, message string) {
+	st.ObservedGeneration = generation
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: status, Reason: reason,
+		Message: message, ObservedGeneration: generation})
+}
+
+// SetupWithManager registers the controller for its kind, an index of the
+// Secrets accounts name, and a watch of Secret metadata, so a changed Secret is
+// verified again.
+func (r *AccountReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	name := "twilioaccount"
+	if r.Cluster {
+		name = "clustertwilioaccount"
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, r.newObject(), secretIndex, func(o client.Object) []string {
+		return []string{accountOf(o).secret.String()}
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(r.newObject(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.accountsForSecret)).
+		Named(name).
+		Complete(r)
+}
+
+// accountsForSecret maps a Secret to the accounts of this kind that name it.
+func (r *AccountReconciler) accountsForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	key := types.NamespacedName{Namespace: secret.GetNamespace(), Name: secret.GetName()}.String()
+	var items []client.Object
+	if r.Cluster {
+		var list v1alpha1.ClusterTwilioAccountList
+		if err := r.List(ctx, &list, client.MatchingFields{secretIndex: key}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing accounts that use a Secret", "secret", key)
+			return nil
+		}
+		for i := range list.Items {
+			items = append(items, &list.Items[i])
+		}
+	} else {
+		var list v1alpha1.TwilioAccountList
+		if err := r.List(ctx, &list, client.MatchingFields{secretIndex: key}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing accounts that use a Secret", "secret", key)
+			return nil
+		}
+		for i := range list.Items {
+			items = append(items, &list.Items[i])
+		}
+	}
+	reqs := make([]reconcile.Request, 0, len(items))
+	for _, o := range items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+	}
+	return reqs
+}

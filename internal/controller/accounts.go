@@ -1,0 +1,219 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+)
+
+// accountIndex holds the account an object uses: "TwilioAccount/<namespace>/<name>"
+// or "ClusterTwilioAccount/<name>" (the default account included).
+const accountIndex = "conversations.twilio-operator.io/account"
+
+// resolvedAccount is the account an object acts with, resolved and verified.
+type resolvedAccount struct {
+	// key is the account's accountIndex value.
+	key string
+	// secret holds its credentials.
+	secret types.NamespacedName
+	// accountSid is the SID Twilio verified.
+	accountSid string
+	limits     *v1alpha1.AccountLimits
+}
+
+// accountKey is the accountIndex value of the account an object names (or the
+// default one), or "" when it names none and there is no default.
+func (r *ConversationWebhookReconciler) accountKey(obj *v1alpha1.ConversationWebhook) string {
+	ref := obj.Spec.AccountRef
+	switch {
+	case ref == nil && r.DefaultAccount == "":
+		return ""
+	case ref == nil:
+		return string(v1alpha1.AccountKindCluster) + "/" + r.DefaultAccount
+	case ref.Kind == v1alpha1.AccountKindCluster:
+		return string(v1alpha1.AccountKindCluster) + "/" + ref.Name
+	}
+	return string(v1alpha1.AccountKindNamespaced) + "/" + obj.Namespace + "/" + ref.Name
+}
+
+// resolveAccount finds the object's account and checks that its namespace may
+// use it and that its credentials are verified. Every failure is terminal
+// (Stalled) except an account not verified yet (the object waits for it).
+func (r *ConversationWebhookReconciler) resolveAccount(ctx context.Context, obj *v1alpha1.ConversationWebhook) (*resolvedAccount, error) {
+	ref := obj.Spec.AccountRef
+	if ref == nil && r.DefaultAccount == "" {
+		return nil, stalled(v1alpha1.ReasonAccountNotFound,
+			errors.New("no spec.accountRef, and the operator has no --default-account"))
+	}
+	acc := &resolvedAccount{key: r.accountKey(obj)}
+	var status *v1alpha1.TwilioAccountStatus
+	var generation int64
+	if ref != nil && ref.Kind != v1alpha1.AccountKindCluster {
+		a := &v1alpha1.TwilioAccount{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}, a); err != nil {
+			return nil, accountGetError(err, fmt.Sprintf("TwilioAccount %s/%s", obj.Namespace, ref.Name))
+		}
+		acc.secret = types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.CredentialsSecretRef.Name}
+		acc.limits, status, generation = a.Spec.Limits, &a.Status, a.Generation
+	} else {
+		name := r.DefaultAccount
+		if ref != nil {
+			name = ref.Name
+		}
+		a := &v1alpha1.ClusterTwilioAccount{}
+		if err := r.Get(ctx, types.NamespacedName{Name: name}, a); err != nil {
+			return nil, accountGetError(err, "ClusterTwilioAccount "+name)
+		}
+		if err := r.namespaceAllowed(ctx, obj.Namespace, a); err != nil {
+			return nil, err
+		}
+		acc.secret = types.NamespacedName{Namespace: a.Spec.CredentialsSecretRef.Namespace, Name: a.Spec.CredentialsSecretRef.Name}
+		acc.limits, status, generation = a.Spec.Limits, &a.Status, a.Generation
+	}
+	ready := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != generation ||
+		!accountSidPattern.MatchString(status.AccountSid) {
+		return nil, &accountWaitError{account: acc.key, rejected: ready != nil && ready.Status == metav1.ConditionFalse}
+	}
+	acc.accountSid = status.AccountSid
+	if rec := obj.Status.AccountSid; rec != "" && obj.Status.Sid != "" && rec != acc.accountSid {
+		return nil, stalled(v1alpha1.ReasonAccountChanged, fmt.Errorf(
+			"webhook %s was recorded in Twilio account %s, but %s acts for account %s; the operator never recreates a webhook in another "+
+				"account while the old one may exist: point spec.accountRef back, or move the webhook as the README's \"Moving a webhook "+
+				"between accounts\" says", obj.Status.Sid, rec, acc.key, acc.accountSid))
+	}
+	return acc, nil
+}
+
+func accountGetError(err error, what string) error {
+	if apierrors.IsNotFound(err) {
+		return stalled(v1alpha1.ReasonAccountNotFound, fmt.Errorf("%s not found", what))
+	}
+	return fmt.Errorf("reading %s: %w", what, err)
+}
+
+// accountWaitError is an account whose credentials are not verified (yet): the
+// object waits, without calling Twilio, and is reconciled when the account changes.
+type accountWaitError struct {
+	account string
+	// rejected: the account's Ready condition is False (credentials missing or
+	// rejected), not merely unverified yet.
+	rejected bool
+}
+
+func (e *accountWaitError) Error() string {
+	if e.rejected {
+		return fmt.Sprintf("%s is not Ready (see its Ready condition: credentials missing or rejected); nothing is sent to Twilio", e.account)
+	}
+	return fmt.Sprintf("waiting for %s to be Ready (its credentials verified); nothing is sent to Twilio", e.account)
+}
+
+// namespaceAllowed checks a ClusterTwilioAccount's conditions against a
+// namespace: listed by name, or its labels match a selector. No conditions
+// allow nothing.
+func (r *ConversationWebhookReconciler) namespaceAllowed(ctx context.Context, namespace string, a *v1alpha1.ClusterTwilioAccount) error {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+		return fmt.Errorf("reading namespace %s: %w", namespace, err)
+	}
+	for _, c := range a.Spec.Conditions {
+		if slices.Contains(c.Namespaces, namespace) {
+			return nil
+		}
+		if c.NamespaceSelector == nil {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(c.NamespaceSelector)
+		if err != nil {
+			continue // an invalid selector matches nothing
+		}
+		if sel.Matches(labels.Set(ns.Labels)) {
+			return nil
+		}
+	}
+	return stalled(v1alpha1.ReasonAccountNotAllowed, fmt.Errorf(
+		"ClusterTwilioAccount %s does not allow namespace %s: none of its spec.conditions matches it", a.Name, namespace))
+}
+
+// twilioFor resolves the object's account and returns its Twilio client. The
+// client acts for the account SID Twilio verified, whatever the Secret claims:
+// its rate budget is shared by every account object of that Twilio account.
+func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1alpha1.ConversationWebhook) (twilio.WebhookAPI, error) {
+	acc, err := r.resolveAccount(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := r.credentials.read(ctx, r.Client, r.APIReader, acc.secret)
+	if err != nil {
+		return nil, err
+	}
+	creds.AccountSid = acc.accountSid
+	api, err := r.Twilio.For(creds)
+	if err != nil {
+		return nil, stalled(v1alpha1.ReasonCredentialsInvalid, fmt.Errorf("credentials Secret %s: %w", acc.secret, err))
+	}
+	return api, nil
+}
+
+func (r *ConversationWebhookReconciler) setupAccountIndex(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ConversationWebhook{}, accountIndex, func(o client.Object) []string {
+		if key := r.accountKey(o.(*v1alpha1.ConversationWebhook)); key != "" {
+			return []string{key}
+		}
+		return nil
+	})
+}
+
+// objectsForAccount maps an account to the objects that use it.
+func (r *ConversationWebhookReconciler) objectsForAccount(ctx context.Context, account client.Object) []reconcile.Request {
+	key := string(v1alpha1.AccountKindCluster) + "/" + account.GetName()
+	if account.GetNamespace() != "" {
+		key = string(v1alpha1.AccountKindNamespaced) + "/" + account.GetNamespace() + "/" + account.GetName()
+	}
+	return r.requestsFor(ctx, client.MatchingFields{accountIndex: key})
+}
+
+// objectsForNamespace maps a namespace (its labels changed) to its objects that
+// use a ClusterTwilioAccount, whose conditions may now match it or not.
+func (r *ConversationWebhookReconciler) objectsForNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
+	var list v1alpha1.ConversationWebhookList
+	if err := r.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing objects of a namespace", "namespace", ns.GetName())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if o := &list.Items[i]; o.Spec.AccountRef == nil || o.Spec.AccountRef.Kind == v1alpha1.AccountKindCluster {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		}
+	}
+	return reqs
+}
+
+func (r *ConversationWebhookReconciler) requestsFor(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	var list v1alpha1.ConversationWebhookList
+	if err := r.List(ctx, &list, opts...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing objects that use an account")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}

@@ -1,0 +1,43 @@
+package twilio
+
+import (
+	"context"
+	"net/http"
+
+	conversations "github.com/twilio/twilio-go/rest/conversations/v1"
+)
+
+// OpVerify is the operation that checks credentials (GET /v1/Configuration).
+const OpVerify = "verify"
+
+// VerifyAccount checks credentials with Twilio: it fetches the account's
+// Conversations configuration (GET /v1/Configuration) and returns the account
+// SID Twilio answers with — the account every request made with these
+// credentials acts for, whatever the credentials claim. A rejected credential
+// is an *APIError for which IsUnauthorized is true.
+func (f *Factory) VerifyAccount(ctx context.Context, creds Credentials) (string, error) {
+	api, err := f.For(creds)
+	if err != nil {
+		return "", err
+	}
+	c, ok := api.(*Client)
+	if !ok {
+		return "", &APIError{Operation: OpVerify, Message: "internal: not a *Client"}
+	}
+	var sid string
+	err = c.do(ctx, OpVerify, func(svc *conversations.ApiService) error {
+		r, err := svc.FetchConfiguration()
+		if err == nil && r != nil {
+			sid = deref(r.AccountSid)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if !accountSidPattern.MatchString(sid) {
+		return "", &APIError{Operation: OpVerify, Status: http.StatusBadGateway,
+			Message: "Twilio's answer to GET /v1/Configuration has no usable account_sid"}
+	}
+	return sid, nil
+}
