@@ -137,7 +137,7 @@ func TestManifestsRoundTrip(t *testing.T) {
 		},
 		{
 			name: "service-scoped trigger", service: true,
-			in:   twiliofake.Webhook{Target: "trigger", URL: "https://hooks.example.com/st", Triggers: []string{"urgent"}},
+			in: twiliofake.Webhook{Target: "trigger", URL: "https://hooks.example.com/st", Triggers: []string{"urgent"}},
 			want: v1alpha1.ConversationWebhookSpec{Target: v1alpha1.TargetTrigger, URL: "https://hooks.example.com/st", Method: v1alpha1.MethodPOST,
 				Triggers: []string{"urgent"}},
 		},
