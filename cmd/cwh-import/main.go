@@ -104,29 +104,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "cwh-import:", err)
+		say(stderr, "cwh-import:", err)
 		return exitUsage
 	}
 	creds := credentialsFromEnv(getenv)
 	if cfg.credentialsFile != "" {
 		if creds, err = credentialsFromFile(cfg.credentialsFile); err != nil {
-			fmt.Fprintln(stderr, "cwh-import: credentials file:", err)
+			say(stderr, "cwh-import: credentials file:", err)
 			return exitUsage
 		}
 	}
 	factory, err := twilio.NewFactory(twilio.Options{BaseURL: cfg.apiURL})
 	if err != nil {
-		fmt.Fprintln(stderr, "cwh-import:", err)
+		say(stderr, "cwh-import:", err)
 		return exitUsage
 	}
 	api, err := factory.For(creds)
 	if err != nil {
-		fmt.Fprintln(stderr, "cwh-import: credentials:", err)
+		say(stderr, "cwh-import: credentials:", err)
 		return exitUsage
 	}
 	if cfg.outDir != "" {
 		if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
-			fmt.Fprintln(stderr, "cwh-import:", err)
+			say(stderr, "cwh-import:", err)
 			return exitUsage
 		}
 	}
@@ -137,16 +137,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	code := exitOK
 	written, err := write(objs, cfg, stdout, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "cwh-import:", err)
+		say(stderr, "cwh-import:", err)
 		code = exitUsage
 	}
 	for _, r := range refusals {
-		fmt.Fprintln(stderr, r.String())
+		say(stderr, r.String())
 	}
 	if listErr != nil {
-		fmt.Fprintln(stderr, "cwh-import:", listErr)
+		say(stderr, "cwh-import:", listErr)
 	}
-	fmt.Fprintf(stderr, "cwh-import: %d manifest(s) written, %d webhook(s) refused\n", written, len(refusals))
+	say(stderr, fmt.Sprintf("cwh-import: %d manifest(s) written, %d webhook(s) refused", written, len(refusals)))
 	if code == exitOK && (len(refusals) > 0 || listErr != nil) {
 		code = exitIncomplete
 	}
@@ -160,7 +160,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("cwh-import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
+		say(fs.Output(), strings.TrimSuffix(usage, "\n"))
 		fs.PrintDefaults()
 	}
 	fs.Func("file", "Read scopes from `PATH`, one per line (# comments and blank lines allowed). Repeatable.",
@@ -243,8 +243,8 @@ func write(objs []*v1alpha1.ConversationWebhook, cfg config, stdout, stderr io.W
 	written := 0
 	for _, obj := range objs {
 		if u, err := url.Parse(obj.Spec.URL); err == nil && u.User != nil {
-			fmt.Fprintf(stderr, "warning: %s (%s): spec.url carries a user name or password, written to the manifest in clear text\n",
-				obj.Annotations[v1alpha1.AnnotationWebhookSid], obj.Name)
+			say(stderr, fmt.Sprintf("warning: %s (%s): spec.url carries a user name or password, written to the manifest in clear text",
+				obj.Annotations[v1alpha1.AnnotationWebhookSid], obj.Name))
 		}
 		data, err := importer.YAML(obj)
 		if err != nil {
@@ -263,6 +263,12 @@ func write(objs []*v1alpha1.ConversationWebhook, cfg config, stdout, stderr io.W
 		written++
 	}
 	return written, nil
+}
+
+// say writes one line of messages to stderr; a failed write to stderr has
+// nowhere else to be reported.
+func say(w io.Writer, parts ...interface{}) {
+	_, _ = fmt.Fprintln(w, parts...)
 }
 
 func writeFile(path string, data []byte, force bool) error {
