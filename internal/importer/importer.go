@@ -112,8 +112,12 @@ func Manifests(ctx context.Context, api twilio.WebhookAPI, scopes []twilio.Scope
 		return nil, nil, err
 	}
 	for _, sc := range scopes {
-		if _, err := ParseScope(sc.String()); err != nil {
+		parsed, err := ParseScope(sc.String())
+		if err != nil {
 			return nil, nil, err
+		}
+		if parsed != sc {
+			return nil, nil, fmt.Errorf("scope %q: SIDs must not carry spaces", sc.String())
 		}
 	}
 	var (
@@ -125,7 +129,11 @@ func Manifests(ctx context.Context, api twilio.WebhookAPI, scopes []twilio.Scope
 	for _, sc := range scopes {
 		hooks, err := api.ListWebhooks(ctx, sc)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("listing the webhooks of conversation %s: %w", sc, err))
+			hint := ""
+			if twilio.IsConversationNotFound(err) && sc.ServiceSid == "" {
+				hint = " (a conversation of a named service is given as IS…/CH…)"
+			}
+			errs = append(errs, fmt.Errorf("listing the webhooks of conversation %s%s: %w", sc, hint, err))
 			if twilio.IsUnauthorized(err) || ctx.Err() != nil {
 				break
 			}

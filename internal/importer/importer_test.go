@@ -299,6 +299,10 @@ func TestManifestsChecksScopesFirst(t *testing.T) {
 	if err == nil || len(f.Requests()) != 0 {
 		t.Errorf("error = %v after %d requests, want an error before any request", err, len(f.Requests()))
 	}
+	_, _, err = Manifests(context.Background(), f.api(t), []twilio.Scope{{ConversationSid: f.conv + " "}}, Options{})
+	if err == nil || len(f.Requests()) != 0 {
+		t.Errorf("error = %v after %d requests, want an error before any request", err, len(f.Requests()))
+	}
 	_, _, err = Manifests(context.Background(), f.api(t), nil, Options{NamePrefix: "Bad_"})
 	if err == nil {
 		t.Error("a prefix that makes invalid names is accepted")
