@@ -208,6 +208,10 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	if len(cfg.scopes) == 0 {
 		return cfg, errors.New("no conversation SID given (arguments or --file); see --help")
 	}
+	if u, err := url.Parse(cfg.apiURL); err == nil && u.User != nil {
+		// Checked here so that no message ever quotes it.
+		return cfg, errors.New("--twilio-api-url must not carry credentials")
+	}
 	if cfg.timeout <= 0 {
 		return cfg, errors.New("--timeout must be positive")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -263,6 +264,12 @@ func TestCredentialErrorsShowNoSecret(t *testing.T) {
 		if strings.Contains(stderr, authToken+"x") || strings.Contains(stderr, keySecret+"x") {
 			t.Errorf("%s: stderr shows the wrong secret:\n%s", tc.name, stderr)
 		}
+	}
+
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--twilio-api-url", "ftp://u:" + keySecret + "@x", e.conv}, func(string) string { return "" }, io.Discard, &stderr)
+	if code != exitUsage || strings.Contains(stderr.String(), keySecret) {
+		t.Errorf("API URL with a password: exit %d, stderr:\n%s", code, stderr.String())
 	}
 
 	bad := filepath.Join(t.TempDir(), "broken.yaml")
