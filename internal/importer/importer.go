@@ -125,6 +125,7 @@ func Manifests(ctx context.Context, api twilio.WebhookAPI, scopes []twilio.Scope
 		refusals []Refusal
 		errs     []error
 		seen     = map[string]bool{}
+		names    = map[string]string{} // metadata.name → WH… SID
 	)
 	for _, sc := range scopes {
 		hooks, err := api.ListWebhooks(ctx, sc)
@@ -145,10 +146,17 @@ func Manifests(ctx context.Context, api twilio.WebhookAPI, scopes []twilio.Scope
 			}
 			seen[hooks[i].Sid] = true
 			obj, refusal := Manifest(sc, hooks[i], opts)
+			if refusal == nil && names[obj.Name] != "" {
+				// SIDs that differ only in the case of their hex digits.
+				refusal = &Refusal{Scope: sc, WebhookSid: hooks[i].Sid, Target: hooks[i].Target, Problems: []Problem{{
+					Field: "metadata.name", Reason: fmt.Sprintf("%q is already the name of %s", obj.Name, names[obj.Name]),
+				}}}
+			}
 			if refusal != nil {
 				refusals = append(refusals, *refusal)
 				continue
 			}
+			names[obj.Name] = hooks[i].Sid
 			objs = append(objs, obj)
 		}
 	}

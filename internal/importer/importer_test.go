@@ -337,3 +337,78 @@ func TestParseScope(t *testing.T) {
 		}
 	}
 }
+
+// listAPI answers ListWebhooks from a map and fails every other call: the
+// importer never writes.
+type listAPI map[twilio.Scope][]twilio.Webhook
+
+func (l listAPI) AccountSid() string { return fakeAccount }
+func (l listAPI) CreateWebhook(context.Context, twilio.Scope, twilio.CreateWebhookInput) (*twilio.Webhook, error) {
+	panic("write")
+}
+func (l listAPI) FetchWebhook(context.Context, twilio.Scope, string) (*twilio.Webhook, error) {
+	panic("fetch")
+}
+func (l listAPI) UpdateWebhook(context.Context, twilio.Scope, string, twilio.Configuration) (*twilio.Webhook, error) {
+	panic("write")
+}
+func (l listAPI) DeleteWebhook(context.Context, twilio.Scope, string) error { panic("write") }
+func (l listAPI) ListWebhooks(_ context.Context, sc twilio.Scope) ([]twilio.Webhook, error) {
+	return l[sc], nil
+}
+
+func TestManifestsNameCollision(t *testing.T) {
+	scope := twilio.Scope{ConversationSid: testConv}
+	studio := func(sid string) twilio.Webhook {
+		return twilio.Webhook{Sid: sid, ConversationSid: testConv, Target: "studio", Configuration: twilio.Configuration{FlowSid: testFlow}}
+	}
+	lower, upper := "WH"+strings.Repeat("ab", 16), "WH"+strings.Repeat("AB", 16)
+	objs, refusals, err := Manifests(context.Background(), listAPI{scope: {studio(lower), studio(upper)}}, []twilio.Scope{scope}, Options{})
+	if err != nil || len(objs) != 1 || len(refusals) != 1 || refusals[0].WebhookSid != upper || refusals[0].Problems[0].Field != "metadata.name" {
+		t.Errorf("objects %d, refusals %+v, error %v", len(objs), refusals, err)
+	}
+}
+
+// TestManifestKeywordShapes reads a trigger's keywords in either shape, and
+// leaves event filters of a trigger where they are.
+func TestManifestKeywordShapes(t *testing.T) {
+	scope := twilio.Scope{ConversationSid: testConv}
+	sid := "WH" + strings.Repeat("1", 32)
+	trigger := func(cfg twilio.Configuration) twilio.Webhook {
+		cfg.URL = "https://hooks.example.com/t"
+		return twilio.Webhook{Sid: sid, Target: "trigger", Configuration: cfg}
+	}
+	cases := []struct {
+		name              string
+		in                twilio.Configuration
+		filters, triggers string
+		refused           bool
+	}{
+		{"keywords under triggers", twilio.Configuration{Triggers: []string{"help"}}, "", "help", false},
+		{"keywords under filters", twilio.Configuration{Filters: []string{"help", "agent"}}, "", "help,agent", false},
+		{"events under filters and keywords under triggers", twilio.Configuration{Filters: []string{"onMessageAdded"}, Triggers: []string{"help"}},
+			"onMessageAdded", "help", false},
+		{"only events under filters", twilio.Configuration{Filters: []string{"onMessageAdded"}}, "", "", true},
+		{"events and words mixed under filters", twilio.Configuration{Filters: []string{"onMessageAdded", "help"}}, "", "", true},
+	}
+	for _, tc := range cases {
+		obj, refusal := Manifest(scope, trigger(tc.in), Options{})
+		if tc.refused {
+			if refusal == nil {
+				t.Errorf("%s: not refused", tc.name)
+			}
+			continue
+		}
+		if refusal != nil {
+			t.Errorf("%s: refused: %s", tc.name, refusal)
+			continue
+		}
+		var filters []string
+		for _, f := range obj.Spec.Filters {
+			filters = append(filters, string(f))
+		}
+		if strings.Join(filters, ",") != tc.filters || strings.Join(obj.Spec.Triggers, ",") != tc.triggers {
+			t.Errorf("%s: filters %v, triggers %v", tc.name, filters, obj.Spec.Triggers)
+		}
+	}
+}
