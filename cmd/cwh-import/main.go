@@ -85,6 +85,7 @@ type config struct {
 	apiURL          string
 	outDir          string
 	force           bool
+	rps             float64
 	timeout         time.Duration
 	opts            importer.Options
 }
@@ -114,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return exitUsage
 		}
 	}
-	factory, err := twilio.NewFactory(twilio.Options{BaseURL: cfg.apiURL})
+	factory, err := twilio.NewFactory(twilio.Options{BaseURL: cfg.apiURL, RequestsPerSecond: cfg.rps})
 	if err != nil {
 		say(stderr, "cwh-import:", err)
 		return exitUsage
@@ -174,7 +175,10 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.opts.NamePrefix, "name-prefix", importer.DefaultNamePrefix, "metadata.name is `PREFIX` + the lowercased WH… SID.")
 	fs.BoolVar(&cfg.opts.Manage, "manage", false,
 		"Write managementPolicy: Full and deletionPolicy: Delete (default Observe and Orphan: the operator writes nothing and deletes nothing).")
-	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "Give up on Twilio after this long.")
+	fs.Float64Var(&cfg.rps, "twilio-rps", 10,
+		"At most this many requests per second to Twilio (one per conversation, and one per further page of 5 webhooks), "+
+			"leaving the rest of the account's limit to the operator.")
+	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "Give up on Twilio after this long in all.")
 
 	var positional []string
 	for {
@@ -212,8 +216,8 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		// Checked here so that no message ever quotes it.
 		return cfg, errors.New("--twilio-api-url must not carry credentials")
 	}
-	if cfg.timeout <= 0 {
-		return cfg, errors.New("--timeout must be positive")
+	if cfg.timeout <= 0 || cfg.rps <= 0 {
+		return cfg, errors.New("--timeout and --twilio-rps must be positive")
 	}
 	return cfg, cfg.opts.Validate()
 }
