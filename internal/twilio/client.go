@@ -254,6 +254,9 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 		attemptCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
 		err := call(c.service(attemptCtx, op, info))
 		cancel()
+		if err == nil && info.status >= 300 && info.status < 400 {
+			err = fmt.Errorf("%w: redirected (HTTP %d)", errNotTwilio, info.status)
+		}
 		if err == nil {
 			return nil
 		}
@@ -290,31 +293,57 @@ func backoff(base, maxWait time.Duration, attempt int) time.Duration {
 	return half + rand.N(half+1) //nolint:gosec // jitter, not security
 }
 
-// toAPIError turns twilio-go's error and the recorded answer into an *APIError.
+// toAPIError turns twilio-go's error (or one of the client's own checks) and the
+// recorded answer into an *APIError. Only an error status whose body is Twilio's
+// error JSON with a code is Twilio's answer; everything else that arrived is
+// marked errNotTwilio, and a create answered 2xx without a usable body is marked
+// errIncompleteCreate.
 func toAPIError(op string, err error, info *answer) *APIError {
+	if own := AsAPIError(err); own != nil {
+		if own.Status == 0 {
+			own.Status, own.ContentType, own.RetryAfter = info.status, info.contentType, info.retryAfter
+		}
+		return own
+	}
+	base := APIError{Operation: op, Status: info.status, ContentType: info.contentType, RetryAfter: info.retryAfter}
 	var restErr *twclient.TwilioRestError
+	isRest := errors.As(err, &restErr)
 	switch {
-	case errors.As(err, &restErr) && info.status != 0:
-		return &APIError{
-			Operation: op, Status: info.status, Code: restErr.Code,
-			Message: restErr.Message, MoreInfo: restErr.MoreInfo, RetryAfter: info.retryAfter,
-		}
+	case isRest && info.status == 0:
+		// twilio-go refused the request before sending it (21222, 21224).
+		base.Code, base.MoreInfo = restErr.Code, restErr.MoreInfo
+		base.Message = "the Twilio library refused the request before sending it: " + restErr.Message
+		return &base
+	case isRest && info.status >= 400 && restErr.Code != codeUnknown:
+		base.Code, base.Message, base.MoreInfo = restErr.Code, restErr.Message, restErr.MoreInfo
+		return &base
 	case info.status >= 400:
-		// An error status whose body was not Twilio's JSON: a proxy or load balancer answered.
-		return &APIError{
-			Operation: op, Status: info.status, RetryAfter: info.retryAfter,
-			Message: fmt.Sprintf("answer is not a Twilio error (%s)", http.StatusText(info.status)),
-			Err:     fmt.Errorf("%s: %w", errorClassUndecodableResponse, err),
+		// An error status whose body is not Twilio's error JSON: a proxy, a load
+		// balancer or a wrong API URL answered.
+		what := "not JSON"
+		if isRest {
+			what = "JSON without a Twilio error code"
 		}
+		base.Message = fmt.Sprintf("%s, body %s", http.StatusText(info.status), what)
+		base.Err = fmt.Errorf("%w: %s", errNotTwilio, what)
+		return &base
+	case errors.Is(err, errNotTwilio):
+		base.Message = err.Error()
+		base.Err = err
+		return &base
 	case info.status != 0:
 		// A success status whose body could not be decoded.
-		return &APIError{
-			Operation: op, Status: http.StatusBadGateway,
-			Message: "undecodable answer: " + err.Error(),
-			Err:     fmt.Errorf("%s: %w", errorClassUndecodableResponse, err),
+		base.Message = "undecodable answer: " + err.Error()
+		base.Err = fmt.Errorf("%w: %w", errNotTwilio, err)
+		if op == OpCreate && info.status < 300 {
+			base.Message = "create answered with an undecodable body, the webhook may exist: " + err.Error()
+			base.Err = fmt.Errorf("%w: %w: %w", errIncompleteCreate, errNotTwilio, err)
 		}
+		return &base
 	default:
-		return &APIError{Operation: op, Message: describeNetworkError(err), Err: fmt.Errorf("%s: %w", errorClassNetwork, err)}
+		base.Message = describeNetworkError(err)
+		base.Err = fmt.Errorf("%w: %w", errNetwork, err)
+		return &base
 	}
 }
 
@@ -333,8 +362,9 @@ func describeNetworkError(err error) string {
 
 // answer records what the server said to one attempt.
 type answer struct {
-	status     int
-	retryAfter time.Duration
+	status      int
+	contentType string
+	retryAfter  time.Duration
 }
 
 // rewriteTransport sends every request to the configured base URL.
@@ -370,6 +400,7 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	code := "error"
 	if err == nil {
 		t.info.status = resp.StatusCode
+		t.info.contentType = resp.Header.Get("Content-Type")
 		t.info.retryAfter = parseRetryAfter(resp.Header.Get(retryAfterHeader), time.Now())
 		code = fmt.Sprint(resp.StatusCode)
 	}
