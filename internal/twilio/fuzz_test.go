@@ -20,6 +20,9 @@ func FuzzDecodeConfiguration(f *testing.F) {
 		`{"flowSid":"FW1","replayAfter":"12"}`,
 		`{"replay_after":1e300}`, `{"replay_after":-0}`, `{"filters":[null,1,"x"]}`,
 		`[]`, `null`, `"configuration"`, `{}`,
+		`{"url":"https://e.com","method":"POST","filters":["keyword1","keyword2"]}`,
+		`{"filters":["onMessageAdded","help"],"triggers":null}`, `{"filters":null,"triggers":[]}`,
+		`{"url":null,"method":null,"flow_sid":null,"replay_after":null}`,
 	} {
 		f.Add(seed)
 	}
@@ -49,7 +52,39 @@ func FuzzDecodeConfiguration(f *testing.F) {
 		if string(a) != string(b) {
 			t.Fatalf("round trip changed %s into %s", a, b)
 		}
+		checkTriggerShape(t, doc, &raw)
 	})
+}
+
+// checkTriggerShape decodes doc as a trigger webhook's configuration: keywords
+// read from filters are never event names, filters kept are always event names,
+// and nothing is lost or invented.
+func checkTriggerShape(t *testing.T, doc string, raw *interface{}) {
+	t.Helper()
+	plain, plainAbsent := decodeConfiguration("", raw)
+	trig, trigAbsent := decodeConfiguration("trigger", raw)
+	if plainAbsent&fieldBits[FieldTriggers] == 0 || plainAbsent&fieldBits[FieldFilters] != 0 {
+		// triggers present, or filters absent: both decodings agree.
+		a, _ := json.Marshal(plain)
+		b, _ := json.Marshal(trig)
+		if string(a) != string(b) || plainAbsent != trigAbsent {
+			t.Fatalf("%s: trigger decoding %s differs from %s", doc, b, a)
+		}
+		return
+	}
+	if trigAbsent&fieldBits[FieldTriggers] != 0 || len(trig.Filters)+len(trig.Triggers) != len(plain.Filters) {
+		t.Fatalf("%s: split %v + %v of %v", doc, trig.Filters, trig.Triggers, plain.Filters)
+	}
+	for _, f := range trig.Filters {
+		if !IsEventName(f) {
+			t.Fatalf("%s: keyword %q kept as a filter", doc, f)
+		}
+	}
+	for _, k := range trig.Triggers {
+		if IsEventName(k) {
+			t.Fatalf("%s: event %q read as a keyword", doc, k)
+		}
+	}
 }
 
 func toAny(s []string) []interface{} {
@@ -78,6 +113,12 @@ func FuzzWebhookAnswer(f *testing.F) {
 	f.Add(200, `not json`)
 	f.Add(200, `{"date_created":"yesterday"}`)
 	f.Add(401, ``)
+	f.Add(404, `<html>404 Not Found</html>`)
+	f.Add(404, `{"message":"no code"}`)
+	f.Add(404, `{"code":50360,"message":"Webhook not found","status":404}`)
+	f.Add(201, `{"sid":null,"target":"webhook"}`)
+	f.Add(200, `{"sid":"WH1","conversation_sid":null,"target":null,"configuration":null}`)
+	f.Add(200, `{"sid":"WH00000000000000000000000000000001","target":"trigger","configuration":{"filters":["a","onMessageAdded"]}}`)
 	f.Fuzz(func(t *testing.T, status int, body string) {
 		if status < 200 || status > 599 || (status >= 300 && status < 400) {
 			return
@@ -91,13 +132,33 @@ func FuzzWebhookAnswer(f *testing.F) {
 			resp.Request = req
 			return resp, nil
 		})
-		fac, err := NewFactory(Options{BaseURL: "http://twilio.invalid", MaxAttempts: 1, Timeout: 2 * time.Second, Transport: answer})
+		fac, err := NewFactory(Options{BaseURL: "http://twilio.invalid", MaxAttempts: 1, Timeout: 2 * time.Second, Transport: answer, RequestsPerSecond: 1e6, Burst: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c, _ := fac.For(Credentials{AccountSid: "AC00000000000000000000000000000001", AuthToken: "tokenSECRET"})
-		wh, err := c.FetchWebhook(t.Context(), Scope{ConversationSid: "CH1"}, "WH1")
+		var code struct {
+			Code int `json:"code"`
+		}
+		twilioCode := json.Unmarshal([]byte(body), &code) == nil && code.Code != 0
+		created, createErr := c.CreateWebhook(t.Context(), Scope{ConversationSid: "CH1"}, CreateWebhookInput{Target: "webhook"})
 		switch {
+		case createErr == nil && (created == nil || !IsWebhookSid(created.Sid)):
+			t.Fatalf("create answered %d %q: accepted without a webhook SID: %+v", status, body, created)
+		case createErr != nil && status < 300 && (!IsIncompleteCreate(createErr) || IsTerminal(createErr)):
+			t.Fatalf("create answered %d %q: %v is not an incomplete create", status, body, createErr)
+		case createErr != nil && IsNotFound(createErr) && !twilioCode:
+			t.Fatalf("create answered %d %q: not found without Twilio's code", status, body)
+		}
+		const sid = "WH00000000000000000000000000000001"
+		wh, err := c.FetchWebhook(t.Context(), Scope{ConversationSid: "CH1"}, sid)
+		switch {
+		case err == nil && wh.Sid != sid:
+			t.Fatalf("status %d: fetched %q for %s", status, wh.Sid, sid)
+		case IsNotFound(err) && (status != 404 || !twilioCode):
+			t.Fatalf("status %d %q: not found without Twilio's 404 JSON", status, body)
+		case err != nil && !twilioCode && status >= 400 && (!IsNotTwilioAnswer(err) || !IsRetryable(err) || IsUnauthorized(err)):
+			t.Fatalf("status %d %q: %v: want a transient answer that is not Twilio's", status, body, err)
 		case err == nil && (status >= 300 || wh == nil):
 			t.Fatalf("status %d: no error, webhook %v", status, wh)
 		case err != nil && AsAPIError(err) == nil:
