@@ -83,6 +83,44 @@ func (c Credentials) Validate() error {
 	return nil
 }
 
+// Trimmed returns the credentials with surrounding whitespace removed from every value.
+func (c Credentials) Trimmed() Credentials {
+	return Credentials{
+		AccountSid: strings.TrimSpace(c.AccountSid), AuthToken: strings.TrimSpace(c.AuthToken),
+		APIKeySid: strings.TrimSpace(c.APIKeySid), APIKeySecret: strings.TrimSpace(c.APIKeySecret),
+	}
+}
+
+// basicAuthValue is what twilio-go accepts as a Basic-auth user name or password
+// (client.validateCredentials in twilio-go v1.31.0): anything else it refuses
+// locally, with its errors 21222 and 21224, before sending a request.
+var basicAuthValue = regexp.MustCompile(`^[a-zA-Z0-9]*$`)
+
+// checkSendable refuses credentials twilio-go would refuse before sending. The
+// error names the Secret key, never the value.
+func (c Credentials) checkSendable() error {
+	userKey, passKey := "accountSid", "authToken"
+	if c.APIKeySid != "" {
+		userKey, passKey = "apiKeySid", "apiKeySecret"
+	}
+	user, pass := c.basicAuth()
+	refuse := func(key string, code int) error {
+		return &APIError{
+			Operation: OpCredentials, Code: code,
+			Message: key + " contains characters other than letters and digits (inside the value, after trimming surrounding whitespace): " +
+				"the Twilio library refuses it before sending a request",
+			MoreInfo: fmt.Sprintf("https://www.twilio.com/docs/errors/%d", code),
+		}
+	}
+	switch {
+	case !basicAuthValue.MatchString(user):
+		return refuse(userKey, CodeInvalidUsername)
+	case !basicAuthValue.MatchString(pass):
+		return refuse(passKey, CodeInvalidPassword)
+	}
+	return nil
+}
+
 func (c Credentials) basicAuth() (string, string) {
 	if c.APIKeySid != "" {
 		return c.APIKeySid, c.APIKeySecret
@@ -187,9 +225,18 @@ func NewFactory(opts Options) (*Factory, error) {
 }
 
 // For returns the client of the credentials' account, building it on first use or
-// when the credentials differ from the cached client's.
+// when the credentials differ from the cached client's. Every value is trimmed of
+// surrounding whitespace first (Secrets made from files written by echo end in a
+// newline). A value of the wrong shape is a plain error naming the Secret key; a
+// value twilio-go would refuse before sending anything (it accepts only letters
+// and digits in Basic auth) is an *APIError for which IsUnauthorized is true,
+// naming the Secret key, never the value.
 func (f *Factory) For(creds Credentials) (WebhookAPI, error) {
+	creds = creds.Trimmed()
 	if err := creds.Validate(); err != nil {
+		return nil, err
+	}
+	if err := creds.checkSendable(); err != nil {
 		return nil, err
 	}
 	fp := creds.fingerprint()
