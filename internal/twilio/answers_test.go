@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 )
 
 const goodSid = "WH0123456789abcdef0123456789ABCDEF"
@@ -209,5 +210,89 @@ func TestTriggerKeywordsInEitherShape(t *testing.T) {
 				t.Fatalf("Has filters %v triggers %v", wh.Has(twilio.FieldFilters), wh.Has(twilio.FieldTriggers))
 			}
 		})
+	}
+}
+
+// TestClientReadsTheFakesShapes runs the client against the fake in each answer
+// shape: what the client decodes must not depend on the shape.
+func TestClientReadsTheFakesShapes(t *testing.T) {
+	for _, where := range []string{twiliofake.KeywordsInTriggers, twiliofake.KeywordsInFilters} {
+		for _, withService := range []bool{false, true} {
+			t.Run(where+map[bool]string{false: "", true: " service path"}[withService], func(t *testing.T) {
+				e := newEnv(t)
+				if err := e.fake.SetTriggerKeywordsIn(where); err != nil {
+					t.Fatal(err)
+				}
+				scope := twilio.Scope{ConversationSid: conv}
+				if withService {
+					scope.ServiceSid = e.service
+				}
+				in := twilio.CreateWebhookInput{Target: "trigger", Configuration: twilio.Configuration{
+					URL: "https://example.com/t", Method: "POST", Filters: []string{"onMessageAdded"}, Triggers: []string{"help", "stop"},
+				}}
+				created, err := e.client.CreateWebhook(t.Context(), scope, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fetched, err := e.client.FetchWebhook(t.Context(), scope, created.Sid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				listed, err := e.client.ListWebhooks(t.Context(), scope)
+				if err != nil || len(listed) != 1 {
+					t.Fatalf("list: %v %v", err, listed)
+				}
+				updated, err := e.client.UpdateWebhook(t.Context(), scope, created.Sid, twilio.Configuration{Triggers: []string{"go"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name, wh := range map[string]*twilio.Webhook{"create": created, "fetch": fetched, "list": &listed[0]} {
+					if !slices.Equal(wh.Configuration.Filters, []string{"onMessageAdded"}) || !slices.Equal(wh.Configuration.Triggers, []string{"help", "stop"}) ||
+						!wh.Has(twilio.FieldTriggers) || !wh.Has(twilio.FieldFilters) {
+						t.Fatalf("%s: %+v", name, wh.Configuration)
+					}
+				}
+				if !slices.Equal(updated.Configuration.Triggers, []string{"go"}) || !slices.Equal(updated.Configuration.Filters, []string{"onMessageAdded"}) {
+					t.Fatalf("update: %+v", updated.Configuration)
+				}
+			})
+		}
+	}
+}
+
+func TestClientOverNullFields(t *testing.T) {
+	e := newEnv(t)
+	scope := twilio.Scope{ConversationSid: conv}
+	created, err := e.client.CreateWebhook(t.Context(), scope, webhookInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.fake.SetNullFields("conversation_sid", "target", "configuration.filters", "configuration.method"); err != nil {
+		t.Fatal(err)
+	}
+	fetched, err := e.client.FetchWebhook(t.Context(), scope, created.Sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fetched.Absent(); !slices.Equal(got, []string{twilio.FieldConversationSid, twilio.FieldServiceSid, twilio.FieldTarget,
+		twilio.FieldMethod, twilio.FieldFilters, twilio.FieldTriggers, twilio.FieldFlowSid, twilio.FieldReplayAfter}) {
+		t.Fatalf("absent %v", got)
+	}
+	if err := e.fake.SetNullFields("sid"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.CreateWebhook(t.Context(), scope, webhookInput()); !twilio.IsIncompleteCreate(err) {
+		t.Fatalf("create answered with a null sid: %v", err)
+	}
+	if n := len(e.fake.Webhooks()); n != 2 {
+		t.Fatalf("%d webhooks: the incomplete create did make one, and only one", n)
+	}
+	list, err := e.client.ListWebhooks(t.Context(), scope)
+	if err == nil || list != nil || !twilio.IsRetryable(err) {
+		t.Fatalf("list with null sids: %v %v", err, list)
+	}
+	fetched, err = e.client.FetchWebhook(t.Context(), scope, created.Sid)
+	if err != nil || fetched.Sid != created.Sid || fetched.Has(twilio.FieldSid) {
+		t.Fatalf("fetch with a null sid: %v %+v", err, fetched)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -153,8 +154,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e, isErr := out.(*apiError); isErr {
 		code = e.Code
 	}
-	var sid string
-	if wh, isWh := out.(map[string]interface{}); isWh {
+	sid := entry.WebhookSid
+	if wh, isWh := out.(map[string]interface{}); isWh && sid == "" {
 		sid, _ = wh["sid"].(string)
 	}
 	s.record(entry, status, code, fault.Kind, sid)
@@ -278,11 +279,14 @@ func (s *Server) serveAPI(r *http.Request, rt route, form url.Values, entry *Req
 	}
 	switch rt.op {
 	case OpCreate:
-		return s.createLocked(acct, rt, form)
+		return s.createLocked(acct, rt, form, entry)
 	case OpList:
 		return s.listLocked(rt, form)
 	}
 	wh, found := s.webhooks[rt.webhook]
+	if found && wh.ConversationSid == rt.conversation && rt.op != OpDelete {
+		entry.WebhookSid = wh.Sid // logged even when its answer shows it null
+	}
 	if !found || wh.ConversationSid != rt.conversation {
 		return http.StatusNotFound, twErr(404, 20404, "The requested resource /Conversations/"+rt.conversation+"/Webhooks/"+rt.webhook+" was not found")
 	}
@@ -315,7 +319,7 @@ func (s *Server) checkConversationLocked(acct string, rt route) *apiError {
 	return nil
 }
 
-func (s *Server) createLocked(acct string, rt route, form url.Values) (int, interface{}) {
+func (s *Server) createLocked(acct string, rt route, form url.Values, entry *Request) (int, interface{}) {
 	target := form.Get("Target")
 	switch {
 	case target == "":
@@ -354,6 +358,7 @@ func (s *Server) createLocked(acct string, rt route, form url.Values) (int, inte
 	s.seq++
 	wh.seq = s.seq
 	s.webhooks[wh.Sid] = wh
+	entry.WebhookSid = wh.Sid
 	return http.StatusCreated, s.renderLocked(wh, rt)
 }
 
@@ -370,7 +375,10 @@ func (s *Server) updateLocked(wh *Webhook, rt route, form url.Values) (int, inte
 	return http.StatusOK, s.renderLocked(wh, rt)
 }
 
-// applyConfig copies the Configuration.* parameters that are present.
+// applyConfig copies the Configuration.* parameters that are present. As on
+// Twilio, a parameter that is not sent keeps its value: an empty list cannot be
+// sent as form fields, so an update cannot clear a webhook's last filter or
+// keyword.
 func applyConfig(wh *Webhook, form url.Values) *apiError {
 	if v, ok := form["Configuration.Url"]; ok {
 		wh.URL = v[0]
@@ -448,7 +456,8 @@ func (s *Server) basePathLocked(rt route) string {
 	return s.publicURL + "/v1/Conversations/" + rt.conversation + "/Webhooks"
 }
 
-// renderLocked is the webhook's JSON as Twilio returns it.
+// renderLocked is the webhook's JSON as Twilio returns it, in the shape chosen by
+// SetTriggerKeywordsIn and with the fields chosen by SetNullFields answered null.
 func (s *Server) renderLocked(wh *Webhook, rt route) map[string]interface{} {
 	cfg := map[string]interface{}{}
 	if wh.URL != "" {
@@ -458,10 +467,14 @@ func (s *Server) renderLocked(wh *Webhook, rt route) map[string]interface{} {
 		cfg["method"] = wh.Method
 	}
 	if len(wh.Filters) > 0 {
-		cfg["filters"] = wh.Filters
+		cfg["filters"] = slices.Clone(wh.Filters)
 	}
-	if len(wh.Triggers) > 0 {
-		cfg["triggers"] = wh.Triggers
+	switch {
+	case len(wh.Triggers) == 0:
+	case s.keywordsInFilters && wh.Target == "trigger":
+		cfg["filters"] = append(slices.Clone(wh.Filters), wh.Triggers...)
+	default:
+		cfg["triggers"] = slices.Clone(wh.Triggers)
 	}
 	if wh.FlowSid != "" {
 		cfg["flow_sid"] = wh.FlowSid
@@ -482,6 +495,7 @@ func (s *Server) renderLocked(wh *Webhook, rt route) map[string]interface{} {
 	if rt.service != "" {
 		out["chat_service_sid"] = wh.ServiceSid
 	}
+	s.nullFieldsLocked(out)
 	return out
 }
 
