@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -142,35 +143,54 @@ func FuzzWebhookAnswer(f *testing.F) {
 		}
 		twilioCode := json.Unmarshal([]byte(body), &code) == nil && code.Code != 0
 		created, createErr := c.CreateWebhook(t.Context(), Scope{ConversationSid: "CH1"}, CreateWebhookInput{Target: "webhook"})
-		switch {
-		case createErr == nil && (created == nil || !IsWebhookSid(created.Sid)):
-			t.Fatalf("create answered %d %q: accepted without a webhook SID: %+v", status, body, created)
-		case createErr != nil && status < 300 && (!IsIncompleteCreate(createErr) || IsTerminal(createErr)):
-			t.Fatalf("create answered %d %q: %v is not an incomplete create", status, body, createErr)
-		case createErr != nil && IsNotFound(createErr) && !twilioCode:
-			t.Fatalf("create answered %d %q: not found without Twilio's code", status, body)
+		if msg := checkCreateAnswer(status, twilioCode, created, createErr); msg != "" {
+			t.Fatalf("create answered %d %q: %s", status, body, msg)
 		}
-		const sid = "WH00000000000000000000000000000001"
-		wh, err := c.FetchWebhook(t.Context(), Scope{ConversationSid: "CH1"}, sid)
-		switch {
-		case err == nil && wh.Sid != sid:
-			t.Fatalf("status %d: fetched %q for %s", status, wh.Sid, sid)
-		case IsNotFound(err) && (status != 404 || !twilioCode):
-			t.Fatalf("status %d %q: not found without Twilio's 404 JSON", status, body)
-		case err != nil && !twilioCode && status >= 400 && (!IsNotTwilioAnswer(err) || !IsRetryable(err) || IsUnauthorized(err)):
-			t.Fatalf("status %d %q: %v: want a transient answer that is not Twilio's", status, body, err)
-		case err == nil && (status >= 300 || wh == nil):
-			t.Fatalf("status %d: no error, webhook %v", status, wh)
-		case err != nil && AsAPIError(err) == nil:
-			t.Fatalf("status %d: error %T is not an *APIError", status, err)
-		case err != nil && strings.Contains(err.Error(), "tokenSECRET"):
-			t.Fatalf("secret in error %q", err)
-		case err != nil && status >= 500 && !IsRetryable(err):
-			t.Fatalf("status %d not retryable: %v", status, err)
-		case err != nil && status == 429 && !IsRateLimited(err):
-			t.Fatalf("429 not rate limited: %v", err)
+		wh, err := c.FetchWebhook(t.Context(), Scope{ConversationSid: "CH1"}, fuzzSid)
+		if msg := checkFetchAnswer(status, twilioCode, wh, err); msg != "" {
+			t.Fatalf("fetch answered %d %q: %s", status, body, msg)
 		}
 	})
+}
+
+const fuzzSid = "WH00000000000000000000000000000001"
+
+// checkCreateAnswer says what is wrong with a create's outcome, or "".
+func checkCreateAnswer(status int, twilioCode bool, created *Webhook, err error) string {
+	switch {
+	case err == nil && (created == nil || !IsWebhookSid(created.Sid)):
+		return fmt.Sprintf("accepted without a webhook SID: %+v", created)
+	case err != nil && status < 300 && (!IsIncompleteCreate(err) || IsTerminal(err)):
+		return fmt.Sprintf("%v is not an incomplete create", err)
+	case err != nil && IsNotFound(err) && !twilioCode:
+		return "not found without Twilio's code"
+	}
+	return ""
+}
+
+// checkFetchAnswer says what is wrong with a fetch's outcome, or "".
+func checkFetchAnswer(status int, twilioCode bool, wh *Webhook, err error) string {
+	if err == nil {
+		if status >= 300 || wh == nil || wh.Sid != fuzzSid {
+			return fmt.Sprintf("no error, webhook %+v", wh)
+		}
+		return ""
+	}
+	switch {
+	case AsAPIError(err) == nil:
+		return fmt.Sprintf("error %T is not an *APIError", err)
+	case strings.Contains(err.Error(), "tokenSECRET"):
+		return fmt.Sprintf("secret in error %q", err)
+	case IsNotFound(err) && (status != 404 || !twilioCode):
+		return "not found without Twilio's 404 JSON"
+	case !twilioCode && status >= 400 && (!IsNotTwilioAnswer(err) || !IsRetryable(err) || IsUnauthorized(err)):
+		return fmt.Sprintf("%v: want a transient answer that is not Twilio's", err)
+	case status >= 500 && !IsRetryable(err):
+		return fmt.Sprintf("not retryable: %v", err)
+	case status == 429 && !IsRateLimited(err):
+		return fmt.Sprintf("not rate limited: %v", err)
+	}
+	return ""
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)

@@ -20,7 +20,7 @@ type targetCase struct {
 	keep twilio.Configuration
 }
 
-func targetCases(t *testing.T) []targetCase {
+func targetCases() []targetCase {
 	zero := int32(0)
 	cases := []targetCase{
 		{
@@ -51,7 +51,7 @@ func targetCases(t *testing.T) []targetCase {
 // TestWebhookContract creates, fetches, lists, updates and deletes a webhook of
 // each target in a throwaway conversation and checks every answer.
 func TestWebhookContract(t *testing.T) {
-	for _, tc := range targetCases(t) {
+	for _, tc := range targetCases() {
 		t.Run(tc.target, func(t *testing.T) {
 			s := newSuite(t)
 			scope := s.conversation()
