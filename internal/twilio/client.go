@@ -63,8 +63,10 @@ func (c Credentials) String() string {
 	return fmt.Sprintf("account %s, auth token", c.AccountSid)
 }
 
-// Validate checks the credentials' shape. Its errors name keys, never values.
+// Validate checks the credentials' shape, as Factory.For uses them: trimmed of
+// surrounding whitespace. Its errors name keys, never values.
 func (c Credentials) Validate() error {
+	c = c.Trimmed()
 	switch {
 	case c.AccountSid == "":
 		return errors.New("accountSid is missing")

@@ -90,3 +90,12 @@ func TestCredentialShapeErrorsShowNoValue(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateJudgesTrimmedValues(t *testing.T) {
+	if err := (twilio.Credentials{AccountSid: account + "\n", AuthToken: " " + authToken + "\n"}).Validate(); err != nil {
+		t.Fatalf("newline-terminated values: %v", err)
+	}
+	if err := (twilio.Credentials{AccountSid: account, AuthToken: " \n"}).Validate(); err == nil {
+		t.Fatal("a whitespace-only auth token passed")
+	}
+}
