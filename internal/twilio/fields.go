@@ -2,7 +2,6 @@ package twilio
 
 import (
 	"regexp"
-	"strings"
 )
 
 // Names of the answer fields whose presence Webhook.Has reports. Top-level fields
@@ -89,80 +88,3 @@ var eventNames = map[string]bool{
 // IsEventName reports whether s is one of the ten events a filter may name
 // (onMessageAdded … onDeliveryUpdated).
 func IsEventName(s string) bool { return eventNames[s] }
-
-// DecodeConfiguration reads the free-form configuration object of a Twilio webhook
-// answer without knowing the webhook's target: keywords are read from triggers
-// only. Prefer DecodeWebhookConfiguration, which also reads Twilio's other shape.
-func DecodeConfiguration(raw *interface{}) Configuration {
-	cfg, _ := decodeConfiguration("", raw)
-	return cfg
-}
-
-// DecodeWebhookConfiguration reads the free-form configuration object of a Twilio
-// webhook answer whose target is target. Twilio names fields in snake_case
-// (flow_sid, replay_after); camelCase is accepted too. Values of the wrong type
-// count as absent, unknown fields are ignored.
-//
-// Trigger keywords come in two shapes. The keywords are read from triggers when
-// that key holds a list (even an empty one). When triggers is absent or null and
-// the target is trigger (case-insensitively), they are read from filters, the
-// shape of every example in Twilio's OpenAPI document: the entries of filters that
-// are one of the ten event names (onMessageAdded … onDeliveryUpdated) stay
-// Filters, every other entry is a keyword and goes to Triggers. A keyword spelled
-// exactly like an event name therefore reads as a filter. For any other target
-// filters and triggers are read as they are.
-func DecodeWebhookConfiguration(target string, raw *interface{}) Configuration {
-	cfg, _ := decodeConfiguration(target, raw)
-	return cfg
-}
-
-func decodeConfiguration(target string, raw *interface{}) (Configuration, fieldSet) {
-	var cfg Configuration
-	var absent fieldSet
-	m := map[string]interface{}{}
-	if raw != nil {
-		if obj, ok := (*raw).(map[string]interface{}); ok {
-			m = obj
-		}
-	}
-	pick := func(keys ...string) interface{} {
-		for _, k := range keys {
-			if v, ok := m[k]; ok && v != nil {
-				return v
-			}
-		}
-		return nil
-	}
-	var ok bool
-	cfg.URL, ok = pick("url").(string)
-	absent.mark(FieldURL, !ok)
-	cfg.Method, ok = pick("method").(string)
-	absent.mark(FieldMethod, !ok)
-	cfg.FlowSid, ok = pick("flow_sid", "flowSid", "flow_id").(string)
-	absent.mark(FieldFlowSid, !ok)
-	cfg.ReplayAfter = intValue(pick("replay_after", "replayAfter"))
-	absent.mark(FieldReplayAfter, cfg.ReplayAfter == nil)
-	filters, hasFilters := stringList(pick("filters"))
-	triggers, hasTriggers := stringList(pick("triggers"))
-	if !hasTriggers && hasFilters && strings.EqualFold(target, "trigger") {
-		filters, triggers, hasTriggers = splitKeywords(filters)
-	}
-	cfg.Filters, cfg.Triggers = filters, triggers
-	absent.mark(FieldFilters, !hasFilters)
-	absent.mark(FieldTriggers, !hasTriggers)
-	return cfg, absent
-}
-
-// splitKeywords separates event names (filters) from keywords (triggers). Both
-// results are non-nil: the answer carried both, possibly empty.
-func splitKeywords(list []string) (filters, keywords []string, ok bool) {
-	filters, keywords = []string{}, []string{}
-	for _, s := range list {
-		if eventNames[s] {
-			filters = append(filters, s)
-		} else {
-			keywords = append(keywords, s)
-		}
-	}
-	return filters, keywords, true
-}

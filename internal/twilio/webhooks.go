@@ -3,8 +3,6 @@ package twilio
 import (
 	"context"
 	"encoding/json"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -264,152 +262,6 @@ func listPage(api *conversations.ApiService, scope Scope, next string) ([]Webhoo
 	return list, deref(r.Meta.NextPageUrl), err
 }
 
-func items(in []conversations.ConversationsV1ConversationScopedWebhook) ([]Webhook, error) {
-	out := make([]Webhook, 0, len(in))
-	for i := range in {
-		wh := fromModel(&in[i])
-		if err := checkListed(wh); err != nil {
-			return nil, err
-		}
-		out = append(out, *wh)
-	}
-	return out, nil
-}
-
-func serviceItems(in []conversations.ConversationsV1ServiceConversationScopedWebhook) ([]Webhook, error) {
-	out := make([]Webhook, 0, len(in))
-	for i := range in {
-		wh := fromServiceModel(&in[i])
-		if err := checkListed(wh); err != nil {
-			return nil, err
-		}
-		out = append(out, *wh)
-	}
-	return out, nil
-}
-
-// modelFields are the fields both of twilio-go's webhook models carry.
-type modelFields struct {
-	sid, accountSid, serviceSid, conversationSid, target, url *string
-	configuration                                             *interface{}
-	dateCreated, dateUpdated                                  *time.Time
-}
-
-func fromModel(m *conversations.ConversationsV1ConversationScopedWebhook) *Webhook {
-	if m == nil {
-		return nil
-	}
-	return newWebhook(modelFields{
-		sid: m.Sid, accountSid: m.AccountSid, conversationSid: m.ConversationSid, target: m.Target,
-		url: m.Url, configuration: m.Configuration, dateCreated: m.DateCreated, dateUpdated: m.DateUpdated,
-	})
-}
-
-func fromServiceModel(m *conversations.ConversationsV1ServiceConversationScopedWebhook) *Webhook {
-	if m == nil {
-		return nil
-	}
-	return newWebhook(modelFields{
-		sid: m.Sid, accountSid: m.AccountSid, serviceSid: m.ChatServiceSid, conversationSid: m.ConversationSid,
-		target: m.Target, url: m.Url, configuration: m.Configuration, dateCreated: m.DateCreated, dateUpdated: m.DateUpdated,
-	})
-}
-
-// newWebhook builds a Webhook from an answer, recording which fields were absent
-// or null. The conversation-scoped answer has no chat_service_sid: it is absent.
-func newWebhook(f modelFields) *Webhook {
-	wh := &Webhook{
-		Sid: deref(f.sid), AccountSid: deref(f.accountSid), ServiceSid: deref(f.serviceSid),
-		ConversationSid: deref(f.conversationSid), Target: deref(f.target), URL: deref(f.url),
-		DateCreated: derefTime(f.dateCreated), DateUpdated: derefTime(f.dateUpdated),
-	}
-	wh.Configuration, wh.absent = decodeConfiguration(wh.Target, f.configuration)
-	wh.absent.mark(FieldSid, f.sid == nil)
-	wh.absent.mark(FieldAccountSid, f.accountSid == nil)
-	wh.absent.mark(FieldServiceSid, f.serviceSid == nil)
-	wh.absent.mark(FieldConversationSid, f.conversationSid == nil)
-	wh.absent.mark(FieldTarget, f.target == nil)
-	wh.absent.mark(FieldResourceURL, f.url == nil)
-	return wh
-}
-
-// checkCreated accepts a create's 2xx answer only with a webhook SID: without
-// one the webhook may exist all the same, and the caller must find it by listing.
-func checkCreated(wh *Webhook) error {
-	if wh == nil || !IsWebhookSid(wh.Sid) {
-		got := "no sid"
-		if wh != nil && wh.Has(FieldSid) {
-			got = "a sid that is not WH + 32 hex digits"
-		}
-		return &APIError{
-			Operation: OpCreate,
-			Message:   "Twilio answered the create with " + got + ": the webhook may exist; list the conversation's webhooks to find it",
-			Err:       errIncompleteCreate,
-		}
-	}
-	return nil
-}
-
-// checkAnswered accepts a fetch's or update's answer for the webhook sid: an
-// absent or null sid is taken to be the requested one (Has(FieldSid) stays
-// false), a malformed or different one makes the answer unusable.
-func checkAnswered(op, sid string, wh *Webhook) error {
-	switch {
-	case wh == nil:
-		return &APIError{Operation: op, Message: "empty answer", Err: errMalformedAnswer}
-	case !wh.Has(FieldSid):
-		wh.Sid = sid
-		return nil
-	case !IsWebhookSid(wh.Sid) || !strings.EqualFold(wh.Sid, sid):
-		return &APIError{Operation: op, Message: "the answer is not webhook " + sid + ": its sid is missing, malformed or another webhook's", Err: errMalformedAnswer}
-	}
-	return nil
-}
-
-// checkListed refuses a listed webhook without a webhook SID: skipping it could
-// hide the webhook a pending create made, and the caller would create another.
-func checkListed(wh *Webhook) error {
-	if wh == nil || !IsWebhookSid(wh.Sid) {
-		return &APIError{Operation: OpList, Message: "a listed webhook has no sid, or one that is not WH + 32 hex digits", Err: errMalformedAnswer}
-	}
-	return nil
-}
-
-func stringList(v interface{}) ([]string, bool) {
-	list, ok := v.([]interface{})
-	if !ok {
-		return nil, false
-	}
-	out := make([]string, 0, len(list))
-	for _, item := range list {
-		if s, ok := item.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out, true
-}
-
-func intValue(v interface{}) *int32 {
-	var f float64
-	switch x := v.(type) {
-	case float64:
-		f = x
-	case string:
-		parsed, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-		if err != nil {
-			return nil
-		}
-		f = parsed
-	default:
-		return nil
-	}
-	if f < 0 || f > math.MaxInt32 || f != math.Trunc(f) {
-		return nil
-	}
-	i := int32(f)
-	return &i
-}
-
 func lowerMethod(m string) string { return strings.ToLower(m) }
 
 func optString(s string) *string {
@@ -432,18 +284,4 @@ func optInt(i *int32) *int {
 	}
 	v := int(*i)
 	return &v
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-func derefTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return t.UTC()
 }
