@@ -186,8 +186,10 @@ func (c *Client) service(ctx context.Context, op string, info *answer) *conversa
 
 // do runs one operation: it waits for the account's rate limiter before every
 // attempt and retries what is safe to retry. A 429 is retried for every operation
-// (Twilio never processed it); 5xx and network errors are retried for every
-// operation but create, whose outcome is then unknown. Nothing retries another 4xx.
+// (Twilio never processed it); 5xx, network errors, answers that are not
+// Twilio's (IsNotTwilioAnswer) and 2xx answers without a usable SID are retried
+// for every operation but create, whose outcome is then unknown. Nothing retries
+// Twilio's other 4xx. A redirect is an answer that is not Twilio's.
 func (c *Client) do(ctx context.Context, op string, call func(*conversations.ApiService) error) error {
 	logger := log.FromContext(ctx).WithValues("operation", op, "account", c.creds.AccountSid)
 	opts := c.factory.opts
