@@ -296,3 +296,20 @@ func TestClientOverNullFields(t *testing.T) {
 		t.Fatalf("fetch with a null sid: %v %+v", err, fetched)
 	}
 }
+
+func TestCreateAnsweredWithNullSidIsFoundByListing(t *testing.T) {
+	e := newEnv(t)
+	scope := twilio.Scope{ConversationSid: conv}
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultNullSid, Operation: twiliofake.OpCreate})
+	_, err := e.client.CreateWebhook(t.Context(), scope, webhookInput())
+	if !twilio.IsIncompleteCreate(err) || twilio.IsTerminal(err) {
+		t.Fatalf("create answered with a null sid: %v", err)
+	}
+	list, err := e.client.ListWebhooks(t.Context(), scope)
+	if err != nil || len(list) != 1 || list[0].Sid != e.fake.Webhooks()[0].Sid {
+		t.Fatalf("list after an incomplete create: %v %+v", err, list)
+	}
+	if n := len(e.fake.Requests()); n != 2 {
+		t.Fatalf("%d requests: the create must not be repeated", n)
+	}
+}

@@ -540,3 +540,28 @@ func TestControlSettingsShapes(t *testing.T) {
 		t.Fatalf("PUT {} did not restore the defaults: %v", listed)
 	}
 }
+
+func TestNullSidFaultProcessesTheRequest(t *testing.T) {
+	e := newEnv(t)
+	path := "/v1/Conversations/" + conv + "/Webhooks"
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultNullSid, Operation: twiliofake.OpCreate})
+	got := e.do(t, http.MethodPost, path, webhookForm(), account, token)
+	if v, ok := got.Body["sid"]; got.Status != 201 || !ok || v != nil {
+		t.Fatalf("create: %d sid %v (present %v), want 201 with a null sid", got.Status, v, ok)
+	}
+	hooks := e.fake.Webhooks()
+	if len(hooks) != 1 {
+		t.Fatalf("%d webhooks stored: the create must be processed", len(hooks))
+	}
+	if reqs := e.fake.Requests(); reqs[0].WebhookSid != hooks[0].Sid || reqs[0].Fault != twiliofake.FaultNullSid {
+		t.Fatalf("log %+v", reqs[0])
+	}
+	if got := e.do(t, http.MethodGet, path+"/"+hooks[0].Sid, nil, account, token); got.Body["sid"] != hooks[0].Sid {
+		t.Fatalf("the fault applies once: %v", got.Body)
+	}
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultNullSid, Operation: twiliofake.OpList})
+	listed := e.do(t, http.MethodGet, path, nil, account, token).Body["webhooks"].([]interface{})
+	if v, ok := listed[0].(map[string]interface{})["sid"]; !ok || v != nil {
+		t.Fatalf("listed sid %v", v)
+	}
+}

@@ -44,6 +44,10 @@ const (
 	// FaultNonJSON answers 502 with a text/html page without processing, as a load
 	// balancer in front of Twilio does.
 	FaultNonJSON FaultKind = "non-json"
+	// FaultNullSid processes the request, then answers its webhook's sid as JSON
+	// null (a create that succeeded with an answer the client cannot use); for a
+	// list, every listed sid.
+	FaultNullSid FaultKind = "null-sid"
 )
 
 // Fault is one scripted failure, applied to the next request of Operation ("" any).

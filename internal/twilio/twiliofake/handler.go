@@ -159,6 +159,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sid, _ = wh["sid"].(string)
 	}
 	s.record(entry, status, code, fault.Kind, sid)
+	if fault.Kind == FaultNullSid {
+		nullSids(out)
+	}
 	if fault.Kind == FaultLoseResponse {
 		dropConnection(w)
 		return
@@ -230,6 +233,22 @@ func writeJSON(w http.ResponseWriter, status int, v interface{}) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// nullSids answers the sid of a rendered webhook, or of each listed one, as null.
+func nullSids(out interface{}) {
+	m, ok := out.(map[string]interface{})
+	if !ok {
+		return
+	}
+	if _, isWebhook := m["sid"]; isWebhook {
+		m["sid"] = nil
+	}
+	if items, isList := m["webhooks"].([]map[string]interface{}); isList {
+		for _, it := range items {
+			it["sid"] = nil
+		}
+	}
 }
 
 // writeHTML answers as a proxy or load balancer in front of Twilio does: an
