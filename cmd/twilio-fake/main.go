@@ -6,6 +6,8 @@
 //
 // Its control API (GET /_fake/webhooks, POST /_fake/conversations, PUT
 // /_fake/settings, GET /_fake/stats) is described in package twiliofake.
+// --trigger-keywords-in=filters answers trigger keywords as Twilio's OpenAPI
+// examples do; --null-fields answers the named fields as JSON null.
 package main
 
 import (
@@ -36,6 +38,10 @@ func main() {
 		"Comma-separated conversation SIDs in the default service.")
 	anyConv := flag.Bool("any-conversation", false, "Treat every well-formed CH SID as an existing conversation.")
 	latency := flag.Duration("latency", 0, "Delay of every answer.")
+	keywordsIn := flag.String("trigger-keywords-in", twiliofake.KeywordsInTriggers,
+		"Where a trigger webhook's keywords are answered: triggers, or filters (as in Twilio's OpenAPI examples).")
+	nullFields := flag.String("null-fields", "",
+		"Comma-separated answer fields to answer as JSON null, among: "+strings.Join(twiliofake.NullableFields, ", ")+".")
 	flag.Parse()
 
 	fake := twiliofake.New()
@@ -48,6 +54,18 @@ func main() {
 	}
 	fake.SetAnyConversation(*anyConv)
 	fake.SetLatency(*latency)
+	if err := fake.SetTriggerKeywordsIn(*keywordsIn); err != nil {
+		log.Fatal(err)
+	}
+	var nulls []string
+	for _, f := range strings.Split(*nullFields, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			nulls = append(nulls, f)
+		}
+	}
+	if err := fake.SetNullFields(nulls...); err != nil {
+		log.Fatal(err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

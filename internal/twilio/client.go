@@ -6,15 +6,12 @@ package twilio
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -36,65 +33,6 @@ const (
 	OpDelete = "delete"
 	OpList   = "list"
 )
-
-var (
-	accountSidPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	apiKeySidPattern  = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
-)
-
-// Credentials authenticate to one Twilio account: an API key (preferred) or the
-// account's auth token. String never shows a secret.
-type Credentials struct {
-	// AccountSid is the account (AC…) the webhooks belong to.
-	AccountSid string
-	// AuthToken is the account's auth token; used when no API key is given.
-	AuthToken string
-	// APIKeySid is an API key (SK…) of the account.
-	APIKeySid string
-	// APIKeySecret is the API key's secret.
-	APIKeySecret string
-}
-
-// String names the account and the kind of credential, never a secret.
-func (c Credentials) String() string {
-	if c.APIKeySid != "" {
-		return fmt.Sprintf("account %s, API key %s", c.AccountSid, c.APIKeySid)
-	}
-	return fmt.Sprintf("account %s, auth token", c.AccountSid)
-}
-
-// Validate checks the credentials' shape. Its errors name keys, never values.
-func (c Credentials) Validate() error {
-	switch {
-	case c.AccountSid == "":
-		return errors.New("accountSid is missing")
-	case !accountSidPattern.MatchString(c.AccountSid):
-		return errors.New("accountSid is not an AC… SID")
-	case c.APIKeySid != "" || c.APIKeySecret != "":
-		if !apiKeySidPattern.MatchString(c.APIKeySid) {
-			return errors.New("apiKeySid is missing or not an SK… SID")
-		}
-		if c.APIKeySecret == "" {
-			return errors.New("apiKeySecret is missing")
-		}
-	case c.AuthToken == "":
-		return errors.New("neither apiKeySid + apiKeySecret nor authToken is set")
-	}
-	return nil
-}
-
-func (c Credentials) basicAuth() (string, string) {
-	if c.APIKeySid != "" {
-		return c.APIKeySid, c.APIKeySecret
-	}
-	return c.AccountSid, c.AuthToken
-}
-
-// fingerprint identifies a set of credentials without revealing them.
-func (c Credentials) fingerprint() string {
-	sum := sha256.Sum256([]byte(c.AccountSid + "\x00" + c.AuthToken + "\x00" + c.APIKeySid + "\x00" + c.APIKeySecret))
-	return hex.EncodeToString(sum[:])
-}
 
 // Options configure a Factory.
 type Options struct {
@@ -187,9 +125,18 @@ func NewFactory(opts Options) (*Factory, error) {
 }
 
 // For returns the client of the credentials' account, building it on first use or
-// when the credentials differ from the cached client's.
+// when the credentials differ from the cached client's. Every value is trimmed of
+// surrounding whitespace first (Secrets made from files written by echo end in a
+// newline). A value of the wrong shape is a plain error naming the Secret key; a
+// value twilio-go would refuse before sending anything (it accepts only letters
+// and digits in Basic auth) is an *APIError for which IsUnauthorized is true,
+// naming the Secret key, never the value.
 func (f *Factory) For(creds Credentials) (WebhookAPI, error) {
+	creds = creds.Trimmed()
 	if err := creds.Validate(); err != nil {
+		return nil, err
+	}
+	if err := creds.checkSendable(); err != nil {
 		return nil, err
 	}
 	fp := creds.fingerprint()
@@ -239,8 +186,10 @@ func (c *Client) service(ctx context.Context, op string, info *answer) *conversa
 
 // do runs one operation: it waits for the account's rate limiter before every
 // attempt and retries what is safe to retry. A 429 is retried for every operation
-// (Twilio never processed it); 5xx and network errors are retried for every
-// operation but create, whose outcome is then unknown. Nothing retries another 4xx.
+// (Twilio never processed it); 5xx, network errors, answers that are not
+// Twilio's (IsNotTwilioAnswer) and 2xx answers without a usable SID are retried
+// for every operation but create, whose outcome is then unknown. Nothing retries
+// Twilio's other 4xx. A redirect is an answer that is not Twilio's.
 func (c *Client) do(ctx context.Context, op string, call func(*conversations.ApiService) error) error {
 	logger := log.FromContext(ctx).WithValues("operation", op, "account", c.creds.AccountSid)
 	opts := c.factory.opts
@@ -254,6 +203,9 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 		attemptCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
 		err := call(c.service(attemptCtx, op, info))
 		cancel()
+		if err == nil && info.status >= 300 && info.status < 400 {
+			err = fmt.Errorf("%w: redirected (HTTP %d)", errNotTwilio, info.status)
+		}
 		if err == nil {
 			return nil
 		}
@@ -290,31 +242,57 @@ func backoff(base, maxWait time.Duration, attempt int) time.Duration {
 	return half + rand.N(half+1) //nolint:gosec // jitter, not security
 }
 
-// toAPIError turns twilio-go's error and the recorded answer into an *APIError.
+// toAPIError turns twilio-go's error (or one of the client's own checks) and the
+// recorded answer into an *APIError. Only an error status whose body is Twilio's
+// error JSON with a code is Twilio's answer; everything else that arrived is
+// marked errNotTwilio, and a create answered 2xx without a usable body is marked
+// errIncompleteCreate.
 func toAPIError(op string, err error, info *answer) *APIError {
+	if own := AsAPIError(err); own != nil {
+		if own.Status == 0 {
+			own.Status, own.ContentType, own.RetryAfter = info.status, info.contentType, info.retryAfter
+		}
+		return own
+	}
+	base := APIError{Operation: op, Status: info.status, ContentType: info.contentType, RetryAfter: info.retryAfter}
 	var restErr *twclient.TwilioRestError
+	isRest := errors.As(err, &restErr)
 	switch {
-	case errors.As(err, &restErr) && info.status != 0:
-		return &APIError{
-			Operation: op, Status: info.status, Code: restErr.Code,
-			Message: restErr.Message, MoreInfo: restErr.MoreInfo, RetryAfter: info.retryAfter,
-		}
+	case isRest && info.status == 0:
+		// twilio-go refused the request before sending it (21222, 21224).
+		base.Code, base.MoreInfo = restErr.Code, restErr.MoreInfo
+		base.Message = "the Twilio library refused the request before sending it: " + restErr.Message
+		return &base
+	case isRest && info.status >= 400 && restErr.Code != codeUnknown:
+		base.Code, base.Message, base.MoreInfo = restErr.Code, restErr.Message, restErr.MoreInfo
+		return &base
 	case info.status >= 400:
-		// An error status whose body was not Twilio's JSON: a proxy or load balancer answered.
-		return &APIError{
-			Operation: op, Status: info.status, RetryAfter: info.retryAfter,
-			Message: fmt.Sprintf("answer is not a Twilio error (%s)", http.StatusText(info.status)),
-			Err:     fmt.Errorf("%s: %w", errorClassUndecodableResponse, err),
+		// An error status whose body is not Twilio's error JSON: a proxy, a load
+		// balancer or a wrong API URL answered.
+		what := "not JSON"
+		if isRest {
+			what = "JSON without a Twilio error code"
 		}
+		base.Message = fmt.Sprintf("%s, body %s", http.StatusText(info.status), what)
+		base.Err = fmt.Errorf("%w: %s", errNotTwilio, what)
+		return &base
+	case errors.Is(err, errNotTwilio):
+		base.Message = err.Error()
+		base.Err = err
+		return &base
 	case info.status != 0:
 		// A success status whose body could not be decoded.
-		return &APIError{
-			Operation: op, Status: http.StatusBadGateway,
-			Message: "undecodable answer: " + err.Error(),
-			Err:     fmt.Errorf("%s: %w", errorClassUndecodableResponse, err),
+		base.Message = "undecodable answer: " + err.Error()
+		base.Err = fmt.Errorf("%w: %w", errNotTwilio, err)
+		if op == OpCreate && info.status < 300 {
+			base.Message = "create answered with an undecodable body, the webhook may exist: " + err.Error()
+			base.Err = fmt.Errorf("%w: %w: %w", errIncompleteCreate, errNotTwilio, err)
 		}
+		return &base
 	default:
-		return &APIError{Operation: op, Message: describeNetworkError(err), Err: fmt.Errorf("%s: %w", errorClassNetwork, err)}
+		base.Message = describeNetworkError(err)
+		base.Err = fmt.Errorf("%w: %w", errNetwork, err)
+		return &base
 	}
 }
 
@@ -333,8 +311,9 @@ func describeNetworkError(err error) string {
 
 // answer records what the server said to one attempt.
 type answer struct {
-	status     int
-	retryAfter time.Duration
+	status      int
+	contentType string
+	retryAfter  time.Duration
 }
 
 // rewriteTransport sends every request to the configured base URL.
@@ -370,6 +349,7 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	code := "error"
 	if err == nil {
 		t.info.status = resp.StatusCode
+		t.info.contentType = resp.Header.Get("Content-Type")
 		t.info.retryAfter = parseRetryAfter(resp.Header.Get(retryAfterHeader), time.Now())
 		code = fmt.Sprint(resp.StatusCode)
 	}

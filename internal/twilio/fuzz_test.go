@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,6 +21,9 @@ func FuzzDecodeConfiguration(f *testing.F) {
 		`{"flowSid":"FW1","replayAfter":"12"}`,
 		`{"replay_after":1e300}`, `{"replay_after":-0}`, `{"filters":[null,1,"x"]}`,
 		`[]`, `null`, `"configuration"`, `{}`,
+		`{"url":"https://e.com","method":"POST","filters":["keyword1","keyword2"]}`,
+		`{"filters":["onMessageAdded","help"],"triggers":null}`, `{"filters":null,"triggers":[]}`,
+		`{"url":null,"method":null,"flow_sid":null,"replay_after":null}`,
 	} {
 		f.Add(seed)
 	}
@@ -49,7 +53,39 @@ func FuzzDecodeConfiguration(f *testing.F) {
 		if string(a) != string(b) {
 			t.Fatalf("round trip changed %s into %s", a, b)
 		}
+		checkTriggerShape(t, doc, &raw)
 	})
+}
+
+// checkTriggerShape decodes doc as a trigger webhook's configuration: keywords
+// read from filters are never event names, filters kept are always event names,
+// and nothing is lost or invented.
+func checkTriggerShape(t *testing.T, doc string, raw *interface{}) {
+	t.Helper()
+	plain, plainAbsent := decodeConfiguration("", raw)
+	trig, trigAbsent := decodeConfiguration("trigger", raw)
+	if plainAbsent&fieldBits[FieldTriggers] == 0 || plainAbsent&fieldBits[FieldFilters] != 0 {
+		// triggers present, or filters absent: both decodings agree.
+		a, _ := json.Marshal(plain)
+		b, _ := json.Marshal(trig)
+		if string(a) != string(b) || plainAbsent != trigAbsent {
+			t.Fatalf("%s: trigger decoding %s differs from %s", doc, b, a)
+		}
+		return
+	}
+	if trigAbsent&fieldBits[FieldTriggers] != 0 || len(trig.Filters)+len(trig.Triggers) != len(plain.Filters) {
+		t.Fatalf("%s: split %v + %v of %v", doc, trig.Filters, trig.Triggers, plain.Filters)
+	}
+	for _, f := range trig.Filters {
+		if !IsEventName(f) {
+			t.Fatalf("%s: keyword %q kept as a filter", doc, f)
+		}
+	}
+	for _, k := range trig.Triggers {
+		if IsEventName(k) {
+			t.Fatalf("%s: event %q read as a keyword", doc, k)
+		}
+	}
 }
 
 func toAny(s []string) []interface{} {
@@ -78,6 +114,12 @@ func FuzzWebhookAnswer(f *testing.F) {
 	f.Add(200, `not json`)
 	f.Add(200, `{"date_created":"yesterday"}`)
 	f.Add(401, ``)
+	f.Add(404, `<html>404 Not Found</html>`)
+	f.Add(404, `{"message":"no code"}`)
+	f.Add(404, `{"code":50360,"message":"Webhook not found","status":404}`)
+	f.Add(201, `{"sid":null,"target":"webhook"}`)
+	f.Add(200, `{"sid":"WH1","conversation_sid":null,"target":null,"configuration":null}`)
+	f.Add(200, `{"sid":"WH00000000000000000000000000000001","target":"trigger","configuration":{"filters":["a","onMessageAdded"]}}`)
 	f.Fuzz(func(t *testing.T, status int, body string) {
 		if status < 200 || status > 599 || (status >= 300 && status < 400) {
 			return
@@ -91,25 +133,64 @@ func FuzzWebhookAnswer(f *testing.F) {
 			resp.Request = req
 			return resp, nil
 		})
-		fac, err := NewFactory(Options{BaseURL: "http://twilio.invalid", MaxAttempts: 1, Timeout: 2 * time.Second, Transport: answer})
+		fac, err := NewFactory(Options{BaseURL: "http://twilio.invalid", MaxAttempts: 1, Timeout: 2 * time.Second, Transport: answer, RequestsPerSecond: 1e6, Burst: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c, _ := fac.For(Credentials{AccountSid: "AC00000000000000000000000000000001", AuthToken: "tokenSECRET"})
-		wh, err := c.FetchWebhook(t.Context(), Scope{ConversationSid: "CH1"}, "WH1")
-		switch {
-		case err == nil && (status >= 300 || wh == nil):
-			t.Fatalf("status %d: no error, webhook %v", status, wh)
-		case err != nil && AsAPIError(err) == nil:
-			t.Fatalf("status %d: error %T is not an *APIError", status, err)
-		case err != nil && strings.Contains(err.Error(), "tokenSECRET"):
-			t.Fatalf("secret in error %q", err)
-		case err != nil && status >= 500 && !IsRetryable(err):
-			t.Fatalf("status %d not retryable: %v", status, err)
-		case err != nil && status == 429 && !IsRateLimited(err):
-			t.Fatalf("429 not rate limited: %v", err)
+		var code struct {
+			Code int `json:"code"`
+		}
+		twilioCode := json.Unmarshal([]byte(body), &code) == nil && code.Code != 0
+		created, createErr := c.CreateWebhook(t.Context(), Scope{ConversationSid: "CH1"}, CreateWebhookInput{Target: "webhook"})
+		if msg := checkCreateAnswer(status, twilioCode, created, createErr); msg != "" {
+			t.Fatalf("create answered %d %q: %s", status, body, msg)
+		}
+		wh, err := c.FetchWebhook(t.Context(), Scope{ConversationSid: "CH1"}, fuzzSid)
+		if msg := checkFetchAnswer(status, twilioCode, wh, err); msg != "" {
+			t.Fatalf("fetch answered %d %q: %s", status, body, msg)
 		}
 	})
+}
+
+const fuzzSid = "WH00000000000000000000000000000001"
+
+// checkCreateAnswer says what is wrong with a create's outcome, or "".
+func checkCreateAnswer(status int, twilioCode bool, created *Webhook, err error) string {
+	switch {
+	case err == nil && (created == nil || !IsWebhookSid(created.Sid)):
+		return fmt.Sprintf("accepted without a webhook SID: %+v", created)
+	case err != nil && status < 300 && (!IsIncompleteCreate(err) || IsTerminal(err)):
+		return fmt.Sprintf("%v is not an incomplete create", err)
+	case err != nil && IsNotFound(err) && !twilioCode:
+		return "not found without Twilio's code"
+	}
+	return ""
+}
+
+// checkFetchAnswer says what is wrong with a fetch's outcome, or "".
+func checkFetchAnswer(status int, twilioCode bool, wh *Webhook, err error) string {
+	if err == nil {
+		if status >= 300 || wh == nil || wh.Sid != fuzzSid {
+			return fmt.Sprintf("no error, webhook %+v", wh)
+		}
+		return ""
+	}
+	switch {
+	case AsAPIError(err) == nil:
+		return fmt.Sprintf("error %T is not an *APIError", err)
+	case strings.Contains(err.Error(), "tokenSECRET"):
+		return fmt.Sprintf("secret in error %q", err)
+	case IsNotFound(err) && (status != 404 || !twilioCode):
+		return "not found without Twilio's 404 JSON"
+	case !twilioCode && status >= 400 && (!IsNotTwilioAnswer(err) || !IsRetryable(err) || IsUnauthorized(err)):
+		return fmt.Sprintf("%v: want a transient answer that is not Twilio's", err)
+	case status >= 500 && !IsRetryable(err):
+		return fmt.Sprintf("not retryable: %v", err)
+	case status == 429 && !IsRateLimited(err):
+		return fmt.Sprintf("not rate limited: %v", err)
+	}
+	return ""
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)

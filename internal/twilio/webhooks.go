@@ -3,8 +3,6 @@ package twilio
 import (
 	"context"
 	"encoding/json"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -68,7 +66,9 @@ type CreateWebhookInput struct {
 	Configuration Configuration
 }
 
-// Webhook is a webhook as Twilio returned it.
+// Webhook is a webhook as Twilio returned it. Twilio's spec marks most fields
+// nullable: Has tells a field that was absent or null (zero value here, Has
+// false) from one that was empty (zero value, Has true).
 type Webhook struct {
 	Sid             string
 	AccountSid      string
@@ -80,10 +80,14 @@ type Webhook struct {
 	Configuration Configuration
 	DateCreated   time.Time
 	DateUpdated   time.Time
+	// absent are the fields the answer did not carry (see Has).
+	absent fieldSet
 }
 
 // CreateWebhook creates a webhook. A failed create is never retried except on 429:
-// after a 5xx or a network error Twilio may have created it all the same.
+// after a 5xx or a network error Twilio may have created it all the same. A 2xx
+// answer without a usable sid (absent, null, not WH + 32 hex digits, or not
+// JSON) is an error for which IsIncompleteCreate is true.
 func (c *Client) CreateWebhook(ctx context.Context, scope Scope, in CreateWebhookInput) (*Webhook, error) {
 	var out *Webhook
 	cfg := in.Configuration
@@ -93,33 +97,53 @@ func (c *Client) CreateWebhook(ctx context.Context, scope Scope, in CreateWebhoo
 			p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
 			p.ConfigurationFilters, p.ConfigurationTriggers, p.ConfigurationReplayAfter = optSlice(cfg.Filters), optSlice(cfg.Triggers), optInt(cfg.ReplayAfter)
 			r, err := api.CreateServiceConversationScopedWebhook(scope.ServiceSid, scope.ConversationSid, p)
-			out = fromServiceModel(r, err)
-			return err
+			if err != nil {
+				return err
+			}
+			out = fromServiceModel(r)
+			return checkCreated(out)
 		}
 		p := &conversations.CreateConversationScopedWebhookParams{Target: &in.Target}
 		p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
 		p.ConfigurationFilters, p.ConfigurationTriggers, p.ConfigurationReplayAfter = optSlice(cfg.Filters), optSlice(cfg.Triggers), optInt(cfg.ReplayAfter)
 		r, err := api.CreateConversationScopedWebhook(scope.ConversationSid, p)
-		out = fromModel(r, err)
-		return err
+		if err != nil {
+			return err
+		}
+		out = fromModel(r)
+		return checkCreated(out)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// FetchWebhook returns one webhook.
+// FetchWebhook returns one webhook. An answer whose sid is absent or null is taken
+// to be the requested webhook (Has(FieldSid) is false); one whose sid is malformed
+// or another webhook's is a retryable error.
 func (c *Client) FetchWebhook(ctx context.Context, scope Scope, sid string) (*Webhook, error) {
 	var out *Webhook
 	err := c.do(ctx, OpFetch, func(api *conversations.ApiService) error {
 		if scope.ServiceSid != "" {
 			r, err := api.FetchServiceConversationScopedWebhook(scope.ServiceSid, scope.ConversationSid, sid)
-			out = fromServiceModel(r, err)
-			return err
+			if err != nil {
+				return err
+			}
+			out = fromServiceModel(r)
+			return checkAnswered(OpFetch, sid, out)
 		}
 		r, err := api.FetchConversationScopedWebhook(scope.ConversationSid, sid)
-		out = fromModel(r, err)
-		return err
+		if err != nil {
+			return err
+		}
+		out = fromModel(r)
+		return checkAnswered(OpFetch, sid, out)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // UpdateWebhook changes a webhook in place. ReplayAfter is not sent: Twilio
@@ -132,17 +156,26 @@ func (c *Client) UpdateWebhook(ctx context.Context, scope Scope, sid string, cfg
 			p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
 			p.ConfigurationFilters, p.ConfigurationTriggers = optSlice(cfg.Filters), optSlice(cfg.Triggers)
 			r, err := api.UpdateServiceConversationScopedWebhook(scope.ServiceSid, scope.ConversationSid, sid, p)
-			out = fromServiceModel(r, err)
-			return err
+			if err != nil {
+				return err
+			}
+			out = fromServiceModel(r)
+			return checkAnswered(OpUpdate, sid, out)
 		}
 		p := &conversations.UpdateConversationScopedWebhookParams{}
 		p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
 		p.ConfigurationFilters, p.ConfigurationTriggers = optSlice(cfg.Filters), optSlice(cfg.Triggers)
 		r, err := api.UpdateConversationScopedWebhook(scope.ConversationSid, sid, p)
-		out = fromModel(r, err)
-		return err
+		if err != nil {
+			return err
+		}
+		out = fromModel(r)
+		return checkAnswered(OpUpdate, sid, out)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // DeleteWebhook deletes a webhook. A 404 is returned as an error: callers that
@@ -158,6 +191,9 @@ func (c *Client) DeleteWebhook(ctx context.Context, scope Scope, sid string) err
 
 // ListWebhooks returns all webhooks of the conversation. It asks for pages of
 // PageSize and follows meta.next_page_url; each page is one rate-limited request.
+// A listed webhook without a WH… sid fails the whole list with a retryable error
+// rather than being skipped: a skipped webhook could be the one a pending create
+// made, and the caller would create another.
 func (c *Client) ListWebhooks(ctx context.Context, scope Scope) ([]Webhook, error) {
 	var all []Webhook
 	next := ""
@@ -197,13 +233,15 @@ func listPage(api *conversations.ApiService, scope Scope, next string) ([]Webhoo
 			if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 				return nil, "", err
 			}
-			return serviceItems(r.Webhooks), deref(r.Meta.NextPageUrl), nil
+			list, err := serviceItems(r.Webhooks)
+			return list, deref(r.Meta.NextPageUrl), err
 		}
 		var r conversations.ListConversationScopedWebhookResponse
 		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 			return nil, "", err
 		}
-		return items(r.Webhooks), deref(r.Meta.NextPageUrl), nil
+		list, err := items(r.Webhooks)
+		return list, deref(r.Meta.NextPageUrl), err
 	}
 	size := PageSize
 	if scope.ServiceSid != "" {
@@ -212,117 +250,16 @@ func listPage(api *conversations.ApiService, scope Scope, next string) ([]Webhoo
 		if err != nil {
 			return nil, "", err
 		}
-		return serviceItems(r.Webhooks), deref(r.Meta.NextPageUrl), nil
+		list, err := serviceItems(r.Webhooks)
+		return list, deref(r.Meta.NextPageUrl), err
 	}
 	r, err := api.PageConversationScopedWebhook(scope.ConversationSid,
 		&conversations.ListConversationScopedWebhookParams{PageSize: &size}, "", "")
 	if err != nil {
 		return nil, "", err
 	}
-	return items(r.Webhooks), deref(r.Meta.NextPageUrl), nil
-}
-
-func items(in []conversations.ConversationsV1ConversationScopedWebhook) []Webhook {
-	out := make([]Webhook, 0, len(in))
-	for i := range in {
-		out = append(out, *fromModel(&in[i], nil))
-	}
-	return out
-}
-
-func serviceItems(in []conversations.ConversationsV1ServiceConversationScopedWebhook) []Webhook {
-	out := make([]Webhook, 0, len(in))
-	for i := range in {
-		out = append(out, *fromServiceModel(&in[i], nil))
-	}
-	return out
-}
-
-func fromModel(m *conversations.ConversationsV1ConversationScopedWebhook, err error) *Webhook {
-	if err != nil || m == nil {
-		return nil
-	}
-	return &Webhook{
-		Sid: deref(m.Sid), AccountSid: deref(m.AccountSid), ConversationSid: deref(m.ConversationSid),
-		Target: deref(m.Target), URL: deref(m.Url), Configuration: DecodeConfiguration(m.Configuration),
-		DateCreated: derefTime(m.DateCreated), DateUpdated: derefTime(m.DateUpdated),
-	}
-}
-
-func fromServiceModel(m *conversations.ConversationsV1ServiceConversationScopedWebhook, err error) *Webhook {
-	if err != nil || m == nil {
-		return nil
-	}
-	return &Webhook{
-		Sid: deref(m.Sid), AccountSid: deref(m.AccountSid), ServiceSid: deref(m.ChatServiceSid),
-		ConversationSid: deref(m.ConversationSid), Target: deref(m.Target), URL: deref(m.Url),
-		Configuration: DecodeConfiguration(m.Configuration),
-		DateCreated:   derefTime(m.DateCreated), DateUpdated: derefTime(m.DateUpdated),
-	}
-}
-
-// DecodeConfiguration reads the free-form configuration object of a Twilio webhook
-// answer. Twilio names fields in snake_case (flow_sid, replay_after); camelCase is
-// accepted too. Unknown fields and values of the wrong type are ignored.
-func DecodeConfiguration(raw *interface{}) Configuration {
-	var cfg Configuration
-	if raw == nil {
-		return cfg
-	}
-	m, ok := (*raw).(map[string]interface{})
-	if !ok {
-		return cfg
-	}
-	pick := func(keys ...string) interface{} {
-		for _, k := range keys {
-			if v, ok := m[k]; ok && v != nil {
-				return v
-			}
-		}
-		return nil
-	}
-	cfg.URL, _ = pick("url").(string)
-	cfg.Method, _ = pick("method").(string)
-	cfg.FlowSid, _ = pick("flow_sid", "flowSid", "flow_id").(string)
-	cfg.Filters = stringList(pick("filters"))
-	cfg.Triggers = stringList(pick("triggers"))
-	cfg.ReplayAfter = intValue(pick("replay_after", "replayAfter"))
-	return cfg
-}
-
-func stringList(v interface{}) []string {
-	list, ok := v.([]interface{})
-	if !ok {
-		return nil
-	}
-	out := make([]string, 0, len(list))
-	for _, item := range list {
-		if s, ok := item.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func intValue(v interface{}) *int32 {
-	var f float64
-	switch x := v.(type) {
-	case float64:
-		f = x
-	case string:
-		parsed, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-		if err != nil {
-			return nil
-		}
-		f = parsed
-	default:
-		return nil
-	}
-	if f < 0 || f > math.MaxInt32 || f != math.Trunc(f) {
-		return nil
-	}
-	i := int32(f)
-	return &i
+	list, err := items(r.Webhooks)
+	return list, deref(r.Meta.NextPageUrl), err
 }
 
 func lowerMethod(m string) string { return strings.ToLower(m) }
@@ -347,18 +284,4 @@ func optInt(i *int32) *int {
 	}
 	v := int(*i)
 	return &v
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-func derefTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return t.UTC()
 }

@@ -2,7 +2,9 @@ package twiliofake
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,7 +16,8 @@ type ControlConversation struct {
 	ConversationSid string `json:"conversationSid"`
 }
 
-// ControlSettings are the fault settings of the control API.
+// ControlSettings are the fault and answer-shape settings of the control API.
+// Every PUT sets all of them: a field left out returns to its default.
 type ControlSettings struct {
 	LatencyMillis  int         `json:"latencyMillis"`
 	MaxInFlight    int         `json:"maxInFlight"`
@@ -24,6 +27,11 @@ type ControlSettings struct {
 	FaultSeed      uint64      `json:"faultSeed"`
 	FaultKinds     []FaultKind `json:"faultKinds"`
 	RecordRequests *bool       `json:"recordRequests,omitempty"`
+	// TriggerKeywordsIn is where trigger keywords are answered: "triggers"
+	// (default) or "filters" (Twilio's examples). See SetTriggerKeywordsIn.
+	TriggerKeywordsIn string `json:"triggerKeywordsIn,omitempty"`
+	// NullFields are answered as JSON null (see NullableFields, SetNullFields).
+	NullFields []string `json:"nullFields,omitempty"`
 }
 
 // ControlStats are the counts the control API reports.
@@ -39,7 +47,7 @@ type ControlStats struct {
 //	GET    /_fake/webhooks            all stored webhooks
 //	DELETE /_fake/webhooks/{sid}      delete one behind the operator's back
 //	POST   /_fake/conversations       register a conversation (ControlConversation)
-//	PUT    /_fake/settings            latency, limits and random faults (ControlSettings)
+//	PUT    /_fake/settings            latency, limits, random faults, answer shapes (ControlSettings)
 //	GET    /_fake/stats               request and fault counts
 //	POST   /_fake/reset-stats         clear the request log and counts
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
@@ -78,6 +86,10 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, twErr(400, 20422, err.Error()))
 			return
 		}
+		if err := c.Validate(); err != nil {
+			writeJSON(w, http.StatusBadRequest, twErr(400, 20422, err.Error()))
+			return
+		}
 		s.ApplySettings(c)
 		w.WriteHeader(http.StatusNoContent)
 	case path == "stats" && r.Method == http.MethodGet:
@@ -90,8 +102,27 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// ApplySettings sets latency, limits and random faults at once.
+// Validate checks the answer-shape settings.
+func (c ControlSettings) Validate() error {
+	for _, f := range c.NullFields {
+		if !slices.Contains(NullableFields, f) {
+			return fmt.Errorf("twiliofake: field %q cannot be answered null; want one of %s", f, strings.Join(NullableFields, ", "))
+		}
+	}
+	switch c.TriggerKeywordsIn {
+	case "", KeywordsInTriggers, KeywordsInFilters:
+		return nil
+	}
+	return fmt.Errorf("twiliofake: trigger keywords in %q: want %q or %q", c.TriggerKeywordsIn, KeywordsInTriggers, KeywordsInFilters)
+}
+
+// ApplySettings sets latency, limits, random faults and answer shapes at once.
+// Answer-shape settings that Validate refuses are left unchanged.
 func (s *Server) ApplySettings(c ControlSettings) {
+	if c.Validate() == nil {
+		_ = s.SetTriggerKeywordsIn(c.TriggerKeywordsIn)
+		_ = s.SetNullFields(c.NullFields...)
+	}
 	s.SetLatency(time.Duration(c.LatencyMillis) * time.Millisecond)
 	s.SetMaxInFlight(c.MaxInFlight)
 	s.SetAccountRate(c.AccountRPS, c.AccountBurst, 0)

@@ -56,16 +56,18 @@ type Webhook struct {
 
 // Request is one entry of the request log.
 type Request struct {
-	Time       time.Time
-	Method     string
-	Path       string
-	Operation  string
-	Account    string
-	Form       url.Values
-	RawBody    string
-	Status     int
-	Code       int
-	Fault      FaultKind
+	Time      time.Time
+	Method    string
+	Path      string
+	Operation string
+	Account   string
+	Form      url.Values
+	RawBody   string
+	Status    int
+	Code      int
+	Fault     FaultKind
+	// WebhookSid is the webhook a create made or a fetch or update answered
+	// (even when SetNullFields answers its sid null).
 	WebhookSid string
 }
 
@@ -106,6 +108,9 @@ type Server struct {
 	log            []Request
 	recordRequests bool
 	maxPerConv     int
+
+	keywordsInFilters bool
+	nullFields        []string
 }
 
 // New returns an empty fake with no accounts.

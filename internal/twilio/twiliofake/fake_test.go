@@ -2,6 +2,7 @@ package twiliofake_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -338,5 +339,229 @@ func TestStickyFaultsLastUntilCleared(t *testing.T) {
 	e.fake.ClearFaults()
 	if got := e.do(t, http.MethodGet, path, nil, account, token); got.Status != 200 {
 		t.Fatalf("list answered %d after ClearFaults", got.Status)
+	}
+}
+
+func TestProxyAndAuthFaultsAreNotProcessed(t *testing.T) {
+	cases := []struct {
+		kind        twiliofake.FaultKind
+		status      int
+		contentType string
+		code        int
+	}{
+		{twiliofake.FaultUnauthorized, 401, "application/json", 20003},
+		{twiliofake.FaultHTML404, 404, "text/html", 0},
+		{twiliofake.FaultNonJSON, 502, "text/html", 0},
+	}
+	for _, tc := range cases {
+		for _, random := range []bool{false, true} {
+			t.Run(string(tc.kind)+map[bool]string{false: " scripted", true: " random"}[random], func(t *testing.T) {
+				e := newEnv(t)
+				if random {
+					e.fake.SetRandomFaults(1, 7, tc.kind)
+				} else {
+					e.fake.InjectFaults(twiliofake.Fault{Kind: tc.kind, Operation: twiliofake.OpCreate})
+				}
+				req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.srv.URL+"/v1/Conversations/"+conv+"/Webhooks", strings.NewReader(webhookForm().Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(account, token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				raw, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.contentType) {
+					t.Fatalf("answer %d %q, want %d %s", resp.StatusCode, resp.Header.Get("Content-Type"), tc.status, tc.contentType)
+				}
+				var body map[string]interface{}
+				jsonErr := json.Unmarshal(raw, &body)
+				if tc.code != 0 && (jsonErr != nil || body["code"] != float64(tc.code)) {
+					t.Fatalf("body %q, want Twilio code %d", raw, tc.code)
+				}
+				if tc.code == 0 && jsonErr == nil {
+					t.Fatalf("body %q is JSON, want a proxy's HTML page", raw)
+				}
+				if n := len(e.fake.Webhooks()); n != 0 {
+					t.Fatalf("%d webhooks stored: the fault must not be processed", n)
+				}
+				if got := e.fake.FaultCounts()[tc.kind]; got != 1 {
+					t.Fatalf("fault counts %v", e.fake.FaultCounts())
+				}
+				if reqs := e.fake.Requests(); len(reqs) != 1 || reqs[0].Status != tc.status || reqs[0].Fault != tc.kind {
+					t.Fatalf("request log %+v", reqs)
+				}
+			})
+		}
+	}
+}
+
+func triggerForm() url.Values {
+	return url.Values{
+		"Target": {"trigger"}, "Configuration.Url": {"https://e.com"}, "Configuration.Method": {"post"},
+		"Configuration.Filters": {"onMessageAdded"}, "Configuration.Triggers": {"help", "stop"},
+	}
+}
+
+func TestTriggerKeywordsInEitherKey(t *testing.T) {
+	path := "/v1/Conversations/" + conv + "/Webhooks"
+	for _, tc := range []struct {
+		where        string
+		wantFilters  []interface{}
+		wantTriggers interface{}
+	}{
+		{"", []interface{}{"onMessageAdded"}, []interface{}{"help", "stop"}},
+		{twiliofake.KeywordsInTriggers, []interface{}{"onMessageAdded"}, []interface{}{"help", "stop"}},
+		{twiliofake.KeywordsInFilters, []interface{}{"onMessageAdded", "help", "stop"}, nil},
+	} {
+		t.Run("in "+tc.where, func(t *testing.T) {
+			e := newEnv(t)
+			if err := e.fake.SetTriggerKeywordsIn(tc.where); err != nil {
+				t.Fatal(err)
+			}
+			created := e.do(t, http.MethodPost, path, triggerForm(), account, token)
+			sid, _ := created.Body["sid"].(string)
+			fetched := e.do(t, http.MethodGet, path+"/"+sid, nil, account, token)
+			listed := e.do(t, http.MethodGet, path, nil, account, token).Body["webhooks"].([]interface{})[0].(map[string]interface{})
+			for op, body := range map[string]map[string]interface{}{"create": created.Body, "fetch": fetched.Body, "list": listed} {
+				cfg := body["configuration"].(map[string]interface{})
+				if !jsonEqual(cfg["filters"], tc.wantFilters) || !jsonEqual(cfg["triggers"], tc.wantTriggers) {
+					t.Fatalf("%s: configuration %v", op, cfg)
+				}
+			}
+			stored, _ := e.fake.Webhook(sid)
+			if len(stored.Filters) != 1 || len(stored.Triggers) != 2 {
+				t.Fatalf("stored %+v: the switch changes answers only", stored)
+			}
+		})
+	}
+	if err := twiliofake.New().SetTriggerKeywordsIn("keywords"); err == nil {
+		t.Fatal("an unknown shape was accepted")
+	}
+}
+
+func jsonEqual(a, b interface{}) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+func TestNullFields(t *testing.T) {
+	e := newEnv(t)
+	base := "/v1/Services/" + e.defSvc + "/Conversations/" + conv + "/Webhooks"
+	if err := e.fake.SetNullFields("sid", "chat_service_sid", "target", "configuration.method", "configuration.replay_after"); err != nil {
+		t.Fatal(err)
+	}
+	created := e.do(t, http.MethodPost, base, webhookForm(), account, token)
+	if created.Status != 201 {
+		t.Fatalf("create: %d", created.Status)
+	}
+	for _, k := range []string{"sid", "chat_service_sid", "target"} {
+		if v, ok := created.Body[k]; !ok || v != nil {
+			t.Fatalf("%s = %v (present %v), want null", k, v, ok)
+		}
+	}
+	cfg := created.Body["configuration"].(map[string]interface{})
+	if v, ok := cfg["method"]; !ok || v != nil || cfg["url"] != "https://example.com/hook" {
+		t.Fatalf("configuration %v", cfg)
+	}
+	if v, ok := cfg["replay_after"]; !ok || v != nil {
+		t.Fatalf("replay_after %v", cfg)
+	}
+	reqs := e.fake.Requests()
+	sid := reqs[len(reqs)-1].WebhookSid
+	if stored, ok := e.fake.Webhook(sid); !ok || stored.Method != "post" || stored.Target != "webhook" {
+		t.Fatalf("stored %+v (%v): nulls change answers only; the log keeps the SID", stored, ok)
+	}
+	// On the conversation path there is no chat_service_sid to null.
+	if got := e.do(t, http.MethodGet, "/v1/Conversations/"+conv+"/Webhooks/"+sid, nil, account, token); got.Status != 200 {
+		t.Fatalf("fetch: %d", got.Status)
+	} else if _, ok := got.Body["chat_service_sid"]; ok {
+		t.Fatalf("conversation path answers chat_service_sid: %v", got.Body)
+	}
+	if err := e.fake.SetNullFields("nope"); err == nil {
+		t.Fatal("an unknown field was accepted")
+	}
+	if err := e.fake.SetNullFields(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.do(t, http.MethodGet, base+"/"+sid, nil, account, token); got.Body["sid"] != sid {
+		t.Fatalf("after SetNullFields(): %v", got.Body)
+	}
+}
+
+func TestUpdateWithoutFiltersKeepsThem(t *testing.T) {
+	e := newEnv(t)
+	path := "/v1/Conversations/" + conv + "/Webhooks"
+	sid := e.do(t, http.MethodPost, path, triggerForm(), account, token).Body["sid"].(string)
+	got := e.do(t, http.MethodPost, path+"/"+sid, url.Values{"Configuration.Url": {"https://e.com/v2"}}, account, token)
+	cfg := got.Body["configuration"].(map[string]interface{})
+	if got.Status != 200 || !jsonEqual(cfg["filters"], []string{"onMessageAdded"}) || !jsonEqual(cfg["triggers"], []string{"help", "stop"}) {
+		t.Fatalf("update without filters or triggers: %d %v: Twilio keeps both", got.Status, cfg)
+	}
+	if stored, _ := e.fake.Webhook(sid); len(stored.Filters) != 1 || stored.URL != "https://e.com/v2" {
+		t.Fatalf("stored %+v", stored)
+	}
+}
+
+func TestControlSettingsShapes(t *testing.T) {
+	e := newEnv(t)
+	put := func(body string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, e.srv.URL+"/_fake/settings", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := put(`{"triggerKeywordsIn":"filters","nullFields":["target"]}`); s != 204 {
+		t.Fatalf("PUT settings: %d", s)
+	}
+	path := "/v1/Conversations/" + conv + "/Webhooks"
+	got := e.do(t, http.MethodPost, path, triggerForm(), account, token)
+	cfg := got.Body["configuration"].(map[string]interface{})
+	if got.Body["target"] != nil || cfg["triggers"] != nil || !jsonEqual(cfg["filters"], []string{"onMessageAdded", "help", "stop"}) {
+		t.Fatalf("answer %v", got.Body)
+	}
+	for _, bad := range []string{`{"triggerKeywordsIn":"keywords"}`, `{"nullFields":["nope"]}`} {
+		if s := put(bad); s != 400 {
+			t.Fatalf("PUT %s: %d, want 400", bad, s)
+		}
+	}
+	if got := e.do(t, http.MethodGet, path, nil, account, token); got.Body["webhooks"].([]interface{})[0].(map[string]interface{})["target"] != nil {
+		t.Fatal("a refused PUT changed the settings")
+	}
+	if s := put(`{}`); s != 204 {
+		t.Fatalf("PUT {}: %d", s)
+	}
+	listed := e.do(t, http.MethodGet, path, nil, account, token).Body["webhooks"].([]interface{})[0].(map[string]interface{})
+	if listed["target"] != "trigger" || listed["configuration"].(map[string]interface{})["triggers"] == nil {
+		t.Fatalf("PUT {} did not restore the defaults: %v", listed)
+	}
+}
+
+func TestNullSidFaultProcessesTheRequest(t *testing.T) {
+	e := newEnv(t)
+	path := "/v1/Conversations/" + conv + "/Webhooks"
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultNullSid, Operation: twiliofake.OpCreate})
+	got := e.do(t, http.MethodPost, path, webhookForm(), account, token)
+	if v, ok := got.Body["sid"]; got.Status != 201 || !ok || v != nil {
+		t.Fatalf("create: %d sid %v (present %v), want 201 with a null sid", got.Status, v, ok)
+	}
+	hooks := e.fake.Webhooks()
+	if len(hooks) != 1 {
+		t.Fatalf("%d webhooks stored: the create must be processed", len(hooks))
+	}
+	if reqs := e.fake.Requests(); reqs[0].WebhookSid != hooks[0].Sid || reqs[0].Fault != twiliofake.FaultNullSid {
+		t.Fatalf("log %+v", reqs[0])
+	}
+	if got := e.do(t, http.MethodGet, path+"/"+hooks[0].Sid, nil, account, token); got.Body["sid"] != hooks[0].Sid {
+		t.Fatalf("the fault applies once: %v", got.Body)
+	}
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultNullSid, Operation: twiliofake.OpList})
+	listed := e.do(t, http.MethodGet, path, nil, account, token).Body["webhooks"].([]interface{})
+	if v, ok := listed[0].(map[string]interface{})["sid"]; !ok || v != nil {
+		t.Fatalf("listed sid %v", v)
 	}
 }

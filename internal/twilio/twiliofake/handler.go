@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -133,6 +134,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, out = http.StatusInternalServerError, twErr(500, 20500, "Internal Server Error")
 	case FaultError:
 		status, out = fault.Status, twErr(fault.Status, fault.Code, errorMessages[fault.Code])
+	case FaultUnauthorized:
+		status, out = http.StatusUnauthorized, twErr(401, 20003, "Authenticate")
+	case FaultHTML404, FaultNonJSON:
+		status = http.StatusNotFound
+		if fault.Kind == FaultNonJSON {
+			status = http.StatusBadGateway
+		}
+		s.record(entry, status, 0, fault.Kind, "")
+		writeHTML(w, status)
+		return
 	default:
 		if fault.Kind == FaultDeletedFirst && rt.webhook != "" {
 			s.DeleteWebhook(rt.webhook)
@@ -147,11 +158,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e, isErr := out.(*apiError); isErr {
 		code = e.Code
 	}
-	var sid string
-	if wh, isWh := out.(map[string]interface{}); isWh {
+	sid := entry.WebhookSid
+	if wh, isWh := out.(map[string]interface{}); isWh && sid == "" {
 		sid, _ = wh["sid"].(string)
 	}
 	s.record(entry, status, code, fault.Kind, sid)
+	if fault.Kind == FaultNullSid {
+		nullSids(out)
+	}
 	if fault.Kind == FaultLoseResponse {
 		dropConnection(w)
 		return
@@ -225,6 +239,31 @@ func writeJSON(w http.ResponseWriter, status int, v interface{}) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// nullSids answers the sid of a rendered webhook, or of each listed one, as null.
+func nullSids(out interface{}) {
+	m, ok := out.(map[string]interface{})
+	if !ok {
+		return
+	}
+	if _, isWebhook := m["sid"]; isWebhook {
+		m["sid"] = nil
+	}
+	if items, isList := m["webhooks"].([]map[string]interface{}); isList {
+		for _, it := range items {
+			it["sid"] = nil
+		}
+	}
+}
+
+// writeHTML answers as a proxy or load balancer in front of Twilio does: an
+// HTML page, no Twilio error JSON.
+func writeHTML(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, "<html><head><title>%d %s</title></head><body><center><h1>%d %s</h1></center><hr><center>nginx</center></body></html>\n",
+		status, http.StatusText(status), status, http.StatusText(status))
+}
+
 func (s *Server) accountOfLocked(user string) string {
 	if strings.HasPrefix(user, "SK") {
 		return s.apiKeys[user][0]
@@ -263,11 +302,14 @@ func (s *Server) serveAPI(r *http.Request, rt route, form url.Values, entry *Req
 	}
 	switch rt.op {
 	case OpCreate:
-		return s.createLocked(acct, rt, form)
+		return s.createLocked(acct, rt, form, entry)
 	case OpList:
 		return s.listLocked(rt, form)
 	}
 	wh, found := s.webhooks[rt.webhook]
+	if found && wh.ConversationSid == rt.conversation && rt.op != OpDelete {
+		entry.WebhookSid = wh.Sid // logged even when its answer shows it null
+	}
 	if !found || wh.ConversationSid != rt.conversation {
 		return http.StatusNotFound, twErr(404, 20404, "The requested resource /Conversations/"+rt.conversation+"/Webhooks/"+rt.webhook+" was not found")
 	}
@@ -300,7 +342,7 @@ func (s *Server) checkConversationLocked(acct string, rt route) *apiError {
 	return nil
 }
 
-func (s *Server) createLocked(acct string, rt route, form url.Values) (int, interface{}) {
+func (s *Server) createLocked(acct string, rt route, form url.Values, entry *Request) (int, interface{}) {
 	target := form.Get("Target")
 	switch {
 	case target == "":
@@ -339,6 +381,7 @@ func (s *Server) createLocked(acct string, rt route, form url.Values) (int, inte
 	s.seq++
 	wh.seq = s.seq
 	s.webhooks[wh.Sid] = wh
+	entry.WebhookSid = wh.Sid
 	return http.StatusCreated, s.renderLocked(wh, rt)
 }
 
@@ -355,7 +398,10 @@ func (s *Server) updateLocked(wh *Webhook, rt route, form url.Values) (int, inte
 	return http.StatusOK, s.renderLocked(wh, rt)
 }
 
-// applyConfig copies the Configuration.* parameters that are present.
+// applyConfig copies the Configuration.* parameters that are present. As on
+// Twilio, a parameter that is not sent keeps its value: an empty list cannot be
+// sent as form fields, so an update cannot clear a webhook's last filter or
+// keyword.
 func applyConfig(wh *Webhook, form url.Values) *apiError {
 	if v, ok := form["Configuration.Url"]; ok {
 		wh.URL = v[0]
@@ -433,7 +479,8 @@ func (s *Server) basePathLocked(rt route) string {
 	return s.publicURL + "/v1/Conversations/" + rt.conversation + "/Webhooks"
 }
 
-// renderLocked is the webhook's JSON as Twilio returns it.
+// renderLocked is the webhook's JSON as Twilio returns it, in the shape chosen by
+// SetTriggerKeywordsIn and with the fields chosen by SetNullFields answered null.
 func (s *Server) renderLocked(wh *Webhook, rt route) map[string]interface{} {
 	cfg := map[string]interface{}{}
 	if wh.URL != "" {
@@ -443,10 +490,14 @@ func (s *Server) renderLocked(wh *Webhook, rt route) map[string]interface{} {
 		cfg["method"] = wh.Method
 	}
 	if len(wh.Filters) > 0 {
-		cfg["filters"] = wh.Filters
+		cfg["filters"] = slices.Clone(wh.Filters)
 	}
-	if len(wh.Triggers) > 0 {
-		cfg["triggers"] = wh.Triggers
+	switch {
+	case len(wh.Triggers) == 0:
+	case s.keywordsInFilters && wh.Target == "trigger":
+		cfg["filters"] = append(slices.Clone(wh.Filters), wh.Triggers...)
+	default:
+		cfg["triggers"] = slices.Clone(wh.Triggers)
 	}
 	if wh.FlowSid != "" {
 		cfg["flow_sid"] = wh.FlowSid
@@ -467,6 +518,7 @@ func (s *Server) renderLocked(wh *Webhook, rt route) map[string]interface{} {
 	if rt.service != "" {
 		out["chat_service_sid"] = wh.ServiceSid
 	}
+	s.nullFieldsLocked(out)
 	return out
 }
 
