@@ -187,7 +187,7 @@ func replaceReason(want desired, wh *twilio.Webhook, scope twilio.Scope, replay 
 // Fields Twilio's answer left out never count as different.
 func replaceDiff(want desired, wh *twilio.Webhook, scope twilio.Scope, replay recordedReplay) *fieldDiff {
 	switch {
-	case wh.Target != "" && !strings.EqualFold(wh.Target, want.target):
+	case wh.Has(twilio.FieldTarget) && wh.Target != "" && !strings.EqualFold(wh.Target, want.target):
 		return &fieldDiff{field: "target", spec: want.target, twilio: wh.Target}
 	case !strings.EqualFold(scope.ConversationSid, want.scope.ConversationSid):
 		return &fieldDiff{field: "conversationSid", spec: want.scope.ConversationSid, twilio: scope.ConversationSid}
@@ -215,7 +215,7 @@ func intString(i *int32) string {
 // method case-insensitively (Twilio's default is POST), filters and triggers as sets.
 func configDiff(want twilio.Configuration, wh *twilio.Webhook) string {
 	var names []string
-	for _, d := range configDiffs(want, wh.Configuration) {
+	for _, d := range configDiffs(want, wh) {
 		names = append(names, d.field)
 	}
 	return strings.Join(names, ", ")
@@ -228,19 +228,22 @@ type fieldDiff struct {
 
 func (d fieldDiff) String() string { return fmt.Sprintf("%s: %s → %s", d.field, d.spec, d.twilio) }
 
-// configDiffs lists the updatable fields that differ.
-func configDiffs(want, got twilio.Configuration) []fieldDiff {
+// configDiffs lists the updatable fields that differ. A field Twilio's answer
+// left out (absent or null) is unknown, never different: it never causes an
+// update or a replacement.
+func configDiffs(want twilio.Configuration, wh *twilio.Webhook) []fieldDiff {
+	got := wh.Configuration
 	var diffs []fieldDiff
-	add := func(field string, differ bool, spec, tw interface{}) {
-		if differ {
+	add := func(field, answerField string, differ bool, spec, tw interface{}) {
+		if differ && wh.Has(answerField) {
 			diffs = append(diffs, fieldDiff{field: field, spec: show(spec), twilio: show(tw)})
 		}
 	}
-	add("url", want.URL != got.URL, want.URL, got.URL)
-	add("method", want.Method != "" && normMethod(want.Method) != normMethod(got.Method), want.Method, got.Method)
-	add("filters", !sameSet(want.Filters, got.Filters), want.Filters, got.Filters)
-	add("triggers", !sameSet(want.Triggers, got.Triggers), want.Triggers, got.Triggers)
-	add("flowSid", want.FlowSid != got.FlowSid, want.FlowSid, got.FlowSid)
+	add("url", twilio.FieldURL, want.URL != got.URL, want.URL, got.URL)
+	add("method", twilio.FieldMethod, want.Method != "" && normMethod(want.Method) != normMethod(got.Method), want.Method, got.Method)
+	add("filters", twilio.FieldFilters, !sameSet(want.Filters, got.Filters), want.Filters, got.Filters)
+	add("triggers", twilio.FieldTriggers, !sameSet(want.Triggers, got.Triggers), want.Triggers, got.Triggers)
+	add("flowSid", twilio.FieldFlowSid, want.FlowSid != got.FlowSid, want.FlowSid, got.FlowSid)
 	return diffs
 }
 
@@ -251,7 +254,7 @@ func driftOf(want desired, wh *twilio.Webhook, scope twilio.Scope, replay record
 	if d := replaceDiff(want, wh, scope, replay); d != nil {
 		out = append(out, d.String())
 	}
-	for _, d := range configDiffs(want.cfg, wh.Configuration) {
+	for _, d := range configDiffs(want.cfg, wh) {
 		out = append(out, d.String())
 	}
 	return out
@@ -284,7 +287,7 @@ func normMethod(m string) string {
 
 // configMatches says whether got's updatable fields match want.
 func configMatches(want, got twilio.Configuration) bool {
-	return configDiff(want, &twilio.Webhook{Configuration: got}) == ""
+	return len(configDiffs(want, &twilio.Webhook{Configuration: got})) == 0
 }
 
 // matchesSpec says whether an existing webhook is the one the spec describes
@@ -292,7 +295,8 @@ func configMatches(want, got twilio.Configuration) bool {
 func matchesSpec(want desired, wh *twilio.Webhook) bool {
 	replayOK := wh.Configuration.ReplayAfter == nil || want.cfg.ReplayAfter == nil ||
 		*wh.Configuration.ReplayAfter == *want.cfg.ReplayAfter
-	return strings.EqualFold(wh.Target, want.target) && replayOK && configMatches(want.cfg, wh.Configuration)
+	targetOK := !wh.Has(twilio.FieldTarget) || strings.EqualFold(wh.Target, want.target)
+	return targetOK && replayOK && len(configDiffs(want.cfg, wh)) == 0
 }
 
 // fingerprint identifies a webhook's target and configuration as Twilio returns

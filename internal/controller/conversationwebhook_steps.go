@@ -233,7 +233,7 @@ func (r *ConversationWebhookReconciler) update(ctx context.Context, rs *reconcil
 	led *ledger, obs observation) (observation, error) {
 	sid := led.owned.sid
 	recorded := rs.obj.Status.Configuration
-	drift := rs.obj.Status.Sid == sid && recorded != nil && !configMatches(recordedConfig(recorded), obs.current.Configuration)
+	drift := rs.obj.Status.Sid == sid && recorded != nil && len(configDiffs(recordedConfig(recorded), obs.current)) > 0
 	wh, err := api.UpdateWebhook(ctx, led.owned.scope, sid, want.cfg)
 	switch {
 	case twilio.IsNotFound(err):
