@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
@@ -173,6 +174,22 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.force, "force", false, "With --out, overwrite existing files.")
 	fs.StringVar(&cfg.opts.Namespace, "namespace", "", "Set metadata.namespace to `NAME` (default: none, for kubectl -n or kustomize).")
 	fs.StringVar(&cfg.opts.NamePrefix, "name-prefix", importer.DefaultNamePrefix, "metadata.name is `PREFIX` + the lowercased WH… SID.")
+	fs.Func("account", "Write spec.accountRef: `[ClusterTwilioAccount/]NAME` (a TwilioAccount in --namespace, or a ClusterTwilioAccount); "+
+		"default: none, the operator's --default-account.", func(v string) error {
+		kind, name, cluster := strings.Cut(v, "/")
+		ref := &v1alpha1.AccountReference{Kind: v1alpha1.AccountKindNamespaced, Name: v}
+		if cluster {
+			if kind != string(v1alpha1.AccountKindCluster) {
+				return fmt.Errorf("--account %q: the kind before / must be %s", v, v1alpha1.AccountKindCluster)
+			}
+			ref = &v1alpha1.AccountReference{Kind: v1alpha1.AccountKindCluster, Name: name}
+		}
+		if errs := validation.IsDNS1123Subdomain(ref.Name); len(errs) > 0 {
+			return fmt.Errorf("--account %q: %s", v, strings.Join(errs, "; "))
+		}
+		cfg.opts.Account = ref
+		return nil
+	})
 	fs.BoolVar(&cfg.opts.Manage, "manage", false,
 		"Write managementPolicy: Full and deletionPolicy: Delete (default Observe and Orphan: the operator writes nothing and deletes nothing).")
 	fs.Float64Var(&cfg.rps, "twilio-rps", 10,

@@ -307,3 +307,36 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestAccountFlag(t *testing.T) {
+	e := newEnv(t)
+	e.fake.CreateWebhook(twiliofake.Webhook{ConversationSid: e.conv, Target: "webhook", URL: "https://hooks.example.com/w",
+		Method: "post", Filters: []string{"onMessageAdded"}})
+	for _, tc := range []struct {
+		flag string
+		want *v1alpha1.AccountReference
+		code int
+	}{
+		{"", nil, exitOK},
+		{"team-a", &v1alpha1.AccountReference{Kind: v1alpha1.AccountKindNamespaced, Name: "team-a"}, exitOK},
+		{"ClusterTwilioAccount/shared", &v1alpha1.AccountReference{Kind: v1alpha1.AccountKindCluster, Name: "shared"}, exitOK},
+		{"Secret/x", nil, exitUsage},
+		{"Not_A_Name", nil, exitUsage},
+	} {
+		args := []string{e.conv}
+		if tc.flag != "" {
+			args = append(args, "--account", tc.flag)
+		}
+		code, stdout, stderr := e.run(t, args...)
+		if code != tc.code {
+			t.Fatalf("--account %q: exit %d, want %d; stderr:\n%s", tc.flag, code, tc.code, stderr)
+		}
+		if code != exitOK {
+			continue
+		}
+		got := documents(t, stdout)[0].Spec.AccountRef
+		if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+			t.Errorf("--account %q: accountRef %+v, want %+v", tc.flag, got, tc.want)
+		}
+	}
+}

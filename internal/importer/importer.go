@@ -36,6 +36,9 @@ type Options struct {
 	// Orphan), so that neither drift correction nor pruning touches a webhook
 	// before its team has reviewed the imported spec.
 	Manage bool
+	// Account, when set, is written as spec.accountRef; unset, the objects use
+	// the operator's --default-account.
+	Account *v1alpha1.AccountReference
 }
 
 // Validate checks the options: the namespace and the names they make must be
@@ -199,6 +202,9 @@ func Manifest(scope twilio.Scope, wh twilio.Webhook, opts Options) (*v1alpha1.Co
 			Annotations: map[string]string{v1alpha1.AnnotationWebhookSid: wh.Sid},
 		},
 		Spec: spec,
+	}
+	if opts.Account != nil {
+		obj.Spec.AccountRef = opts.Account.DeepCopy()
 	}
 	return obj, nil
 }

@@ -27,6 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/importer"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 	"github.com/twilio-operator/conversation-webhook-operator/test/localenv"
 )
@@ -112,8 +114,11 @@ func run() error {
 		return err
 	}
 	show(env)
+	if err := importStep(ctx, env, fake, timeout); err != nil {
+		return err
+	}
 	if oneshot {
-		step("DEMO_ONESHOT=1: every sample is Ready")
+		step("DEMO_ONESHOT=1: every sample is Ready, and the imported webhook is observed")
 		return nil
 	}
 	fmt.Printf(`
@@ -236,4 +241,64 @@ func show(env *localenv.Env) {
 	out, _ := json.MarshalIndent(env.Fake.Webhooks(), "    ", "  ")
 	fmt.Println("    " + string(out))
 	step("export KUBECONFIG=" + env.Kubeconfig)
+}
+
+// importStep shows the migration path: a webhook made by hand in Twilio is
+// imported as cwh-import does (managementPolicy Observe), applied, and its
+// Synced condition printed.
+func importStep(ctx context.Context, env *localenv.Env, fake *twiliofake.Server, timeout time.Duration) error {
+	conv := demoConversations[1]
+	sid := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: conv, Target: "webhook", URL: "https://legacy.example.com/hook",
+		Method: "post", Filters: []string{"onMessageAdded"}})
+	step("A webhook made by hand in Twilio: " + sid + " in " + conv + "; importing it as bin/cwh-import would:")
+	fmt.Printf("    bin/cwh-import --twilio-api-url %s --namespace %s %s\n", env.FakeURL, demoNamespace, conv)
+	factory, err := twilio.NewFactory(twilio.Options{BaseURL: env.FakeURL, Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	api, err := factory.For(twilio.Credentials{AccountSid: demoAccount, APIKeySid: demoKeySid, APIKeySecret: demoKeySecret})
+	if err != nil {
+		return err
+	}
+	objs, refusals, err := importer.Manifests(ctx, api, []twilio.Scope{{ConversationSid: conv}}, importer.Options{Namespace: demoNamespace})
+	if err != nil || len(refusals) > 0 {
+		return fmt.Errorf("import: %v %v", err, refusals)
+	}
+	for _, o := range objs {
+		if o.Annotations[v1alpha1.AnnotationWebhookSid] != sid {
+			continue // the samples' own webhooks
+		}
+		o.Spec.AccountRef = &v1alpha1.AccountReference{Name: "twilio"}
+		out, err := importer.YAML(o)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s", indent(string(out)))
+		if err := env.Client.Create(ctx, o); err != nil {
+			return fmt.Errorf("applying the imported manifest: %w", err)
+		}
+		return waitSynced(ctx, env, o.Name, timeout)
+	}
+	return fmt.Errorf("import: webhook %s not among the imported manifests", sid)
+}
+
+func waitSynced(ctx context.Context, env *localenv.Env, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		o := &v1alpha1.ConversationWebhook{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: name}, o); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionSynced); c != nil {
+			fmt.Printf("    %s: Synced=%s/%s: %s (managementPolicy %s: it only observes)\n", name, c.Status, c.Reason, c.Message,
+				o.Spec.ManagementPolicy)
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%s has no Synced condition after %s", name, timeout)
+}
+
+func indent(s string) string {
+	return "      " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n      ") + "\n"
 }
