@@ -38,7 +38,9 @@ func main() {
 	flag.StringVar(&cfg.twilioURL, "twilio-api-url", twilio.DefaultBaseURL, "Twilio Conversations API base URL (regional hosts, local fakes).")
 	flag.DurationVar(&cfg.syncPeriod, "sync-period", 10*time.Minute, "How often each webhook is checked for drift (jittered ±10%).")
 	flag.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 10, "Objects reconciled in parallel.")
-	flag.Float64Var(&cfg.twilioRPS, "twilio-rps", 25, "Twilio requests per second per account, shared by all workers.")
+	flag.Float64Var(&cfg.twilioRPS, "twilio-rps", 25, "Twilio requests per second per account, shared by all workers (an account's spec.limits overrides it).")
+	flag.IntVar(&cfg.twilioMaxInFlight, "twilio-max-inflight", 10,
+		"Twilio requests in flight per account, the ceiling of its adaptive limit (an account's spec.limits overrides it).")
 	flag.DurationVar(&cfg.twilioTimeout, "twilio-timeout", 10*time.Second, "Timeout of one Twilio HTTP request.")
 	flag.StringVar(&cfg.defaultAccount, "default-account", "",
 		"Name of the ClusterTwilioAccount used by objects without spec.accountRef (subject to its conditions); empty for none.")
@@ -59,7 +61,7 @@ type config struct {
 	secureMetrics, enableHTTP2, leaderElect           bool
 	leaderElectionNamespace                           string
 	syncPeriod, twilioTimeout                         time.Duration
-	maxConcurrent                                     int
+	maxConcurrent, twilioMaxInFlight                  int
 	twilioRPS                                         float64
 }
 
@@ -67,11 +69,11 @@ func run(cfg config) error {
 	if cfg.syncPeriod < controller.MinPollInterval {
 		return fmt.Errorf("--sync-period %s is below the %s floor", cfg.syncPeriod, controller.MinPollInterval)
 	}
-	if cfg.maxConcurrent < 1 || cfg.twilioRPS <= 0 {
-		return errors.New("--max-concurrent-reconciles and --twilio-rps must be positive")
+	if cfg.maxConcurrent < 1 || cfg.twilioRPS <= 0 || cfg.twilioMaxInFlight < 1 {
+		return errors.New("--max-concurrent-reconciles, --twilio-rps and --twilio-max-inflight must be positive")
 	}
 	factory, err := twilio.NewFactory(twilio.Options{
-		BaseURL: cfg.twilioURL, RequestsPerSecond: cfg.twilioRPS, Timeout: cfg.twilioTimeout,
+		BaseURL: cfg.twilioURL, RequestsPerSecond: cfg.twilioRPS, MaxInFlight: cfg.twilioMaxInFlight, Timeout: cfg.twilioTimeout,
 		Metrics: twilio.NewMetrics(metrics.Registry),
 	})
 	if err != nil {
@@ -137,6 +139,6 @@ func run(cfg config) error {
 		return err
 	}
 	ctrl.Log.WithName("setup").Info("Starting manager", "twilioAPI", cfg.twilioURL, "syncPeriod", cfg.syncPeriod.String(),
-		"maxConcurrentReconciles", cfg.maxConcurrent, "twilioRPS", cfg.twilioRPS)
+		"maxConcurrentReconciles", cfg.maxConcurrent, "twilioRPS", cfg.twilioRPS, "twilioMaxInFlight", cfg.twilioMaxInFlight)
 	return mgr.Start(ctx)
 }

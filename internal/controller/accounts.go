@@ -163,6 +163,7 @@ func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1al
 		return nil, err
 	}
 	creds.AccountSid = acc.accountSid
+	r.Twilio.SetLimits(acc.accountSid, acc.key, limitsOf(acc.limits))
 	api, err := r.Twilio.For(creds)
 	if err != nil {
 		return nil, stalled(v1alpha1.ReasonCredentialsInvalid, fmt.Errorf("credentials Secret %s: %w", acc.secret, err))
@@ -216,4 +217,19 @@ func (r *ConversationWebhookReconciler) requestsFor(ctx context.Context, opts ..
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
+}
+
+// limitsOf converts an account's limits; unset fields are the operator's defaults.
+func limitsOf(l *v1alpha1.AccountLimits) twilio.Limits {
+	var out twilio.Limits
+	if l == nil {
+		return out
+	}
+	if l.MaxInFlight != nil {
+		out.MaxInFlight = int(*l.MaxInFlight)
+	}
+	if l.RequestsPerSecond != nil {
+		out.RequestsPerSecond = float64(*l.RequestsPerSecond)
+	}
+	return out
 }

@@ -42,7 +42,12 @@ const statusPatchTimeout = 10 * time.Second
 // TwilioClients hands out a Twilio client for a set of credentials
 // (*twilio.Factory in the manager).
 type TwilioClients interface {
+	// For returns the client for credentials; its requests count against the
+	// budget of creds.AccountSid.
 	For(creds twilio.Credentials) (twilio.WebhookAPI, error)
+	// SetLimits records the limits an account object (source) sets for a
+	// Twilio account; the smallest of them apply.
+	SetLimits(accountSid, source string, l twilio.Limits)
 }
 
 var _ TwilioClients = (*twilio.Factory)(nil)
@@ -121,6 +126,11 @@ func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs 
 	var wh *twilio.Webhook
 	if err == nil {
 		wh, err = r.sync(ctx, rs, api)
+	}
+	if twilio.IsAccountBusy(err) {
+		// Every request slot of the account is taken: come back soon rather
+		// than hold a worker that other accounts' objects can use.
+		return ctrl.Result{RequeueAfter: busyRequeue()}, nil
 	}
 	if err != nil {
 		return r.failed(ctx, obj, phaseOf(obj, err), err)
@@ -224,6 +234,12 @@ func (r *ConversationWebhookReconciler) pollInterval(ctx context.Context, obj *v
 		}
 	}
 	return jitter(period)
+}
+
+// busyRequeue is when an object whose account had no free slot is tried
+// again: soon, spread so that waiting objects do not come back at once.
+func busyRequeue() time.Duration {
+	return 50*time.Millisecond + rand.N(200*time.Millisecond) //nolint:gosec // jitter, not security
 }
 
 func jitter(d time.Duration) time.Duration {

@@ -60,7 +60,11 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 	if err != nil {
 		return nil, err
 	}
-	obs, err := r.observe(ctx, rs.obj, api, &led, want)
+	// The first look does not wait for a slot of a busy account (see busyRequeue).
+	obs, err := r.observe(twilio.WithoutWaiting(ctx), rs.obj, api, &led, want)
+	if twilio.IsAccountBusy(err) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, inPhase(phaseOfLedger(&led), err)
 	}

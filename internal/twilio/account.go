@@ -16,16 +16,19 @@ const OpVerify = "verify"
 // credentials acts for, whatever the credentials claim. A rejected credential
 // is an *APIError for which IsUnauthorized is true.
 func (f *Factory) VerifyAccount(ctx context.Context, creds Credentials) (string, error) {
-	api, err := f.For(creds)
-	if err != nil {
+	creds = creds.Trimmed()
+	if err := creds.Validate(); err != nil {
 		return "", err
 	}
-	c, ok := api.(*Client)
-	if !ok {
-		return "", &APIError{Operation: OpVerify, Message: "internal: not a *Client"}
+	if err := creds.checkSendable(); err != nil {
+		return "", err
 	}
+	// Its own limiter: a Secret that claims another account's SID must not
+	// spend that account's budget before Twilio says which account it is.
+	c := &Client{factory: f, creds: creds, fingerprint: creds.fingerprint(),
+		limiter: newAccountLimiter(Limits{MaxInFlight: 1, RequestsPerSecond: 1}, 1, f.opts.Now, nil)}
 	var sid string
-	err = c.do(ctx, OpVerify, func(svc *conversations.ApiService) error {
+	err := c.do(ctx, OpVerify, func(svc *conversations.ApiService) error {
 		r, err := svc.FetchConfiguration()
 		if err == nil && r != nil {
 			sid = deref(r.AccountSid)

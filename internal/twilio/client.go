@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -18,7 +19,6 @@ import (
 
 	twclient "github.com/twilio/twilio-go/client"
 	conversations "github.com/twilio/twilio-go/rest/conversations/v1"
-	"golang.org/x/time/rate"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
@@ -43,6 +43,11 @@ type Options struct {
 	RequestsPerSecond float64
 	// Burst of the per-account token bucket. Default 1.
 	Burst int
+	// MaxInFlight is the most requests in flight per Twilio account, the
+	// ceiling of its adaptive limit (see SetLimits). Default 10.
+	MaxInFlight int
+	// Now is the limiters' clock. Default time.Now.
+	Now func() time.Time
 	// Timeout of one HTTP request. Default 10s.
 	Timeout time.Duration
 	// MaxAttempts of one operation, the first included. Default 4.
@@ -67,6 +72,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Burst <= 0 {
 		o.Burst = 1
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 10
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
@@ -103,7 +111,9 @@ type Factory struct {
 
 	mu       sync.Mutex
 	clients  map[string]*Client
-	limiters map[string]*rate.Limiter
+	limiters map[string]*accountLimiter
+	// limits are the limits each source (an account object) set per account SID.
+	limits map[string]map[string]Limits
 }
 
 // NewFactory checks the options and builds the shared transport.
@@ -120,7 +130,8 @@ func NewFactory(opts Options) (*Factory, error) {
 		opts:      opts,
 		transport: &rewriteTransport{base: base, next: opts.Transport},
 		clients:   map[string]*Client{},
-		limiters:  map[string]*rate.Limiter{},
+		limiters:  map[string]*accountLimiter{},
+		limits:    map[string]map[string]Limits{},
 	}, nil
 }
 
@@ -145,12 +156,7 @@ func (f *Factory) For(creds Credentials) (WebhookAPI, error) {
 	if c, ok := f.clients[creds.AccountSid]; ok && c.fingerprint == fp {
 		return c, nil
 	}
-	lim, ok := f.limiters[creds.AccountSid]
-	if !ok {
-		lim = rate.NewLimiter(rate.Limit(f.opts.RequestsPerSecond), f.opts.Burst)
-		f.limiters[creds.AccountSid] = lim
-	}
-	c := &Client{factory: f, creds: creds, fingerprint: fp, limiter: lim}
+	c := &Client{factory: f, creds: creds, fingerprint: fp, limiter: f.limiterLocked(creds.AccountSid)}
 	f.clients[creds.AccountSid] = c
 	return c, nil
 }
@@ -160,7 +166,7 @@ type Client struct {
 	factory     *Factory
 	creds       Credentials
 	fingerprint string
-	limiter     *rate.Limiter
+	limiter     *accountLimiter
 }
 
 // AccountSid is the account this client acts for.
@@ -194,12 +200,13 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 	logger := log.FromContext(ctx).WithValues("operation", op, "account", c.creds.AccountSid)
 	opts := c.factory.opts
 	for attempt := 1; ; attempt++ {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return &APIError{Operation: op, Message: "waiting for the rate limiter: " + err.Error(), Err: err}
+		if err := c.limiter.acquire(ctx); err != nil {
+			return &APIError{Operation: op, Message: "waiting for a request slot of the account: " + err.Error(), Err: err}
 		}
 		info := &answer{}
 		// twilio-go reads and closes the body inside call, so the attempt's
-		// context can end as soon as call returns.
+		// context can end as soon as call returns. The slot is held for the
+		// request alone, never while the caller writes to the API server.
 		attemptCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
 		err := call(c.service(attemptCtx, op, info))
 		cancel()
@@ -207,9 +214,12 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 			err = fmt.Errorf("%w: redirected (HTTP %d)", errNotTwilio, info.status)
 		}
 		if err == nil {
+			c.limiter.release(true, false)
 			return nil
 		}
 		apiErr := toAPIError(op, err, info)
+		c.limiter.release(false, IsRateLimited(apiErr))
+		ctx = withoutNoWait(ctx) // a retry waits for its slot
 		retry := IsRateLimited(apiErr) || (op != OpCreate && IsRetryable(apiErr))
 		if !retry || attempt >= opts.MaxAttempts || ctx.Err() != nil {
 			logger.V(1).Info("Twilio request failed", "status", apiErr.Status, "code", apiErr.Code, "error", apiErr.Error(), "attempts", attempt)
@@ -355,4 +365,79 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.metrics.observe(t.op, code, time.Since(start))
 	return resp, err
+}
+
+// limiterLocked returns the account's limiter, created with its limits.
+func (f *Factory) limiterLocked(accountSid string) *accountLimiter {
+	if lim, ok := f.limiters[accountSid]; ok {
+		return lim
+	}
+	var observe func(int, int, bool)
+	if m := f.opts.Metrics; m != nil {
+		observe = func(inflight, ceiling int, throttled bool) {
+			m.observeAccount(accountSid, inflight, ceiling, throttled)
+		}
+	}
+	lim := newAccountLimiter(f.effectiveLocked(accountSid), f.opts.Burst, f.opts.Now, observe)
+	f.limiters[accountSid] = lim
+	return lim
+}
+
+// SetLimits records the limits one source (an account object, named by
+// source) sets for a Twilio account. Every source of one account SID shares
+// one limiter; the smallest of their limits apply, and a zero field means the
+// factory's default.
+func (f *Factory) SetLimits(accountSid, source string, l Limits) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.limits[accountSid] == nil {
+		f.limits[accountSid] = map[string]Limits{}
+	}
+	if f.limits[accountSid][source] == l {
+		return
+	}
+	f.limits[accountSid][source] = l
+	if lim, ok := f.limiters[accountSid]; ok {
+		lim.setLimits(f.effectiveLocked(accountSid))
+	}
+}
+
+// effectiveLocked is the smallest of the limits set for an account, defaults filled in.
+func (f *Factory) effectiveLocked(accountSid string) Limits {
+	out := Limits{MaxInFlight: f.opts.MaxInFlight, RequestsPerSecond: f.opts.RequestsPerSecond}
+	first := true
+	for _, l := range f.limits[accountSid] {
+		if l.MaxInFlight <= 0 {
+			l.MaxInFlight = f.opts.MaxInFlight
+		}
+		if l.RequestsPerSecond <= 0 {
+			l.RequestsPerSecond = f.opts.RequestsPerSecond
+		}
+		if first {
+			out, first = l, false
+			continue
+		}
+		out.MaxInFlight = min(out.MaxInFlight, l.MaxInFlight)
+		out.RequestsPerSecond = math.Min(out.RequestsPerSecond, l.RequestsPerSecond)
+	}
+	return out
+}
+
+// AccountInFlight returns the requests in flight and the current adaptive
+// ceiling of an account (0, 0 for an account never used).
+func (f *Factory) AccountInFlight(accountSid string) (inflight, ceiling int) {
+	f.mu.Lock()
+	lim, ok := f.limiters[accountSid]
+	f.mu.Unlock()
+	if !ok {
+		return 0, 0
+	}
+	return lim.snapshot()
+}
+
+func withoutNoWait(ctx context.Context) context.Context {
+	if noWait, _ := ctx.Value(noWaitKey{}).(bool); noWait {
+		return context.WithValue(ctx, noWaitKey{}, false)
+	}
+	return ctx
 }

@@ -236,3 +236,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// IsAccountBusy reports whether a call made WithoutWaiting found every request
+// slot of the account in use and sent nothing.
+func IsAccountBusy(err error) bool {
+	return errors.Is(err, ErrAccountBusy)
+}
