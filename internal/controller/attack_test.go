@@ -1,0 +1,191 @@
+package controller
+
+import (
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+)
+
+// Attacks on the ownership rules of issue 9 (DESIGN.md, "Trust rules"). Each
+// spec states an invariant of the design; a failure is a bug in the operator.
+var _ = Describe("Attack", func() {
+	var t *tenant
+	BeforeEach(func() {
+		t = newTenant(2)
+		fake.ClearFaults()
+		fake.SetRandomFaults(0, 0)
+		fake.SetLatency(0)
+		DeferCleanup(fake.ClearFaults)
+	})
+
+	setAnn := func(o *v1alpha1.ConversationWebhook, kv map[string]string) {
+		GinkgoHelper()
+		Eventually(func() error {
+			cur := get(o)
+			if cur.Annotations == nil {
+				cur.Annotations = map[string]string{}
+			}
+			for k, v := range kv {
+				cur.Annotations[k] = v
+			}
+			return k8sClient.Update(ctx, cur)
+		}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	}
+	_ = setAnn
+	// hookSids lists the SIDs of a conversation's webhooks in the fake.
+	hookSids := func(conv string) []string {
+		var out []string
+		for _, w := range fakeHooks(conv) {
+			out = append(out, w.Sid)
+		}
+		return out
+	}
+	exists := func(sid string) bool {
+		_, ok := fake.Webhook(sid)
+		return ok
+	}
+
+	// findCreated matches the fingerprint of what the create sent, and the
+	// fingerprint leaves replayAfter out: during a replacement for replayAfter the
+	// object's own current webhook matches, is "recovered", and the replacement's
+	// real result is never looked for again.
+	It("Attack: a replayAfter replacement whose create answer is lost leaves no unowned webhook", func() {
+		o := t.object("replay", func(o *v1alpha1.ConversationWebhook) { o.Spec.ReplayAfter = ptr.To[int32](5) })
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		wh1 := waitReady(o).Status.Sid
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate})
+		patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.ReplayAfter = ptr.To[int32](10) })
+		Eventually(func(g Gomega) {
+			got := get(o)
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("True/Available"))
+			g.Expect(got.Status.Sid).NotTo(Equal(wh1))
+		}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+		Eventually(func() []string { return hookSids(t.convs[0]) }).WithTimeout(10 * time.Second).
+			WithPolling(200 * time.Millisecond).Should(ConsistOf(get(o).Status.Sid),
+			"the webhook the lost create made is the object's, or is deleted: nothing is left that no object owns")
+	})
+
+	// findCreated takes any webhook that matches the fingerprint, whenever it was
+	// made: a create that failed with a 500 (Twilio created nothing) "recovers" a
+	// webhook made by hand a day earlier, and the object's deletion deletes it.
+	It("Attack: a create that failed with a 500 never takes, nor deletes, a webhook made a day before", func() {
+		name := "prior"
+		spec := t.object(name)
+		handMade := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
+			URL: spec.Spec.URL, Method: "post", Filters: []string{"onMessageAdded", "onParticipantAdded"}})
+		Expect(fake.EditWebhook(handMade, func(w *twiliofake.Webhook) {
+			w.DateCreated = time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+			w.DateUpdated = w.DateCreated
+		})).To(BeTrue())
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpCreate})
+		Expect(k8sClient.Create(ctx, spec)).To(Succeed())
+		got := waitReady(spec)
+		Expect(got.Status.Sid).NotTo(Equal(handMade),
+			"a webhook created a day before the create was sent cannot be that create's result")
+		Expect(k8sClient.Delete(ctx, spec)).To(Succeed())
+		waitGone(spec)
+		Expect(exists(handMade)).To(BeTrue(), "the object's deletion deletes only what it created or was told to adopt")
+	})
+
+	// The loser of a SidConflict is Stalled without a requeue, and nothing
+	// re-reconciles it when the winner goes. docs/gitops.md's move (Orphan, then
+	// re-create with webhook-sid) in one Argo CD sync applies the new object before
+	// pruning the old one: the webhook is then left owned by nothing.
+	It("Attack: a SidConflict loser takes over once the owner is deleted with Orphan (GitOps move/rename)", func() {
+		old := t.object("move-old", func(o *v1alpha1.ConversationWebhook) { o.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+		Expect(k8sClient.Create(ctx, old)).To(Succeed())
+		wh1 := waitReady(old).Status.Sid
+		neu := t.object("move-new", func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.URL = old.Spec.URL
+			o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: wh1}
+		})
+		Expect(k8sClient.Create(ctx, neu)).To(Succeed())
+		waitStalled(neu, v1alpha1.ReasonSidConflict)
+		Expect(k8sClient.Delete(ctx, old)).To(Succeed())
+		waitGone(old)
+		Expect(exists(wh1)).To(BeTrue(), "Orphan leaves it")
+		Eventually(func(g Gomega) {
+			got := get(neu)
+			g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("True/Available"))
+			g.Expect(got.Status.Sid).To(Equal(wh1))
+		}).WithTimeout(5*syncPeriod+10*time.Second).WithPolling(200*time.Millisecond).Should(Succeed(),
+			"wh1 is left owned by nothing and the new object stays Stalled")
+	})
+
+	// The SID index holds status.sid and the webhook-sid annotation, not
+	// status.supersededWebhook: another object may adopt a webhook that a
+	// replacement is about to delete, and then loses it.
+	It("Attack: a webhook another object keeps as superseded is not adopted, or is not deleted from under its adopter", func() {
+		a := t.object("replaced")
+		Expect(k8sClient.Create(ctx, a)).To(Succeed())
+		wh1 := waitReady(a).Status.Sid
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpDelete, Sticky: true})
+		patchSpec(a, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
+		Eventually(func(g Gomega) {
+			got := get(a)
+			g.Expect(got.Status.SupersededWebhook).NotTo(BeNil())
+			g.Expect(got.Status.SupersededWebhook.Sid).To(Equal(wh1))
+		}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+
+		b := t.object("adopter", func(o *v1alpha1.ConversationWebhook) {
+			o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: wh1}
+		})
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		var adopted bool
+		Eventually(func(g Gomega) {
+			got := get(b)
+			c := condition(got, v1alpha1.ConditionReady)
+			g.Expect(c).To(BeElementOf("True/Available", "False/"+v1alpha1.ReasonSidConflict))
+			adopted = got.Status.Sid == wh1
+		}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+		fake.ClearFaults()
+		Eventually(func() *v1alpha1.WebhookReference { return get(a).Status.SupersededWebhook }).
+			WithTimeout(60 * time.Second).WithPolling(200 * time.Millisecond).Should(BeNil())
+		if adopted {
+			Expect(exists(wh1)).To(BeTrue(), "%s adopted %s and records it; %s deleted it anyway", b.Name, wh1, a.Name)
+		}
+	})
+
+	// gone() counts Twilio's "conversation not found" (50350) as "the webhook is
+	// gone". With credentials that belong to another account every conversation is
+	// "not found": the deletion reports Deleted and the webhook stays.
+	It("Attack: switching credentialsSecretRef to another account, then deleting, does not report a deletion that did not happen", func() {
+		const otherAccount = "AC22222222222222222222222222222222"
+		const otherToken = "otherTOKENvalue000000000000000002"
+		fake.AddAccount(otherAccount, otherToken)
+		Expect(k8sClient.Create(ctx, &corev1.Secret{
+			ObjectMeta: ctrlObjectMeta("other-account", t.ns),
+			StringData: map[string]string{"accountSid": otherAccount, "authToken": otherToken},
+		})).To(Succeed())
+		o := t.object("switch-account")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		wh1 := waitReady(o).Status.Sid
+		patchSpec(o, func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "other-account"}
+		})
+		Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).WithTimeout(20 * time.Second).
+			WithPolling(100 * time.Millisecond).ShouldNot(Equal("True/Available"))
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		waitGone(o)
+		Expect(exists(wh1)).To(BeTrue(), "the other account cannot delete it")
+		var deleted, orphaned bool
+		for _, e := range objectEvents(o) {
+			if e.Reason == EventDeleted && strings.Contains(e.Note, wh1) {
+				deleted = true
+			}
+			if e.Reason == EventOrphaned && e.Type == corev1.EventTypeWarning && strings.Contains(e.Note, wh1) {
+				orphaned = true
+			}
+		}
+		Expect(deleted).To(BeFalse(), "a Deleted event for %s, which is still in Twilio", wh1)
+		Expect(orphaned).To(BeTrue(), "a Warning names %s, left in Twilio", wh1)
+	})
+})
