@@ -68,8 +68,8 @@ var _ = Describe("Attack", func() {
 			g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("True/Available"))
 			g.Expect(got.Status.Sid).NotTo(Equal(wh1))
 		}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
-		Eventually(func() []string { return hookSids(t.convs[0]) }).WithTimeout(10 * time.Second).
-			WithPolling(200 * time.Millisecond).Should(ConsistOf(get(o).Status.Sid),
+		Eventually(func() []string { return hookSids(t.convs[0]) }).WithTimeout(10*time.Second).
+			WithPolling(200*time.Millisecond).Should(ConsistOf(get(o).Status.Sid),
 			"the webhook the lost create made is the object's, or is deleted: nothing is left that no object owns")
 	})
 
