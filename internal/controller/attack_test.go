@@ -188,4 +188,30 @@ var _ = Describe("Attack", func() {
 		Expect(deleted).To(BeFalse(), "a Deleted event for %s, which is still in Twilio", wh1)
 		Expect(orphaned).To(BeTrue(), "a Warning names %s, left in Twilio", wh1)
 	})
+
+	// readLedger takes a create-pending annotation with no record in status as
+	// "a restored object that manages nothing yet", although its webhook-sid
+	// annotation names the webhook it managed. A backup taken mid-replacement holds
+	// both; after the restore the operator drops webhook-sid without looking at
+	// the webhook it names, creates another, and the named one is left to nobody.
+	It("Attack: a restored object with webhook-sid and a stale create-pending leaves nothing unowned", func() {
+		o := t.object("restored", func(o *v1alpha1.ConversationWebhook) { o.Spec.ReplayAfter = ptr.To[int32](10) })
+		// Before the backup the object managed wh1 (replayAfter 5) and had written
+		// create-pending to replace it for replayAfter 10.
+		wh1 := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
+			URL: o.Spec.URL, Method: "post", Filters: []string{"onMessageAdded", "onParticipantAdded"}, ReplayAfter: ptr.To(5)})
+		Expect(fake.EditWebhook(wh1, func(w *twiliofake.Webhook) {
+			w.DateCreated = time.Now().Add(-time.Hour).Truncate(time.Second)
+			w.DateUpdated = w.DateCreated
+		})).To(BeTrue())
+		o.Annotations = map[string]string{
+			v1alpha1.AnnotationWebhookSid:    wh1,
+			v1alpha1.AnnotationCreatePending: time.Now().Add(-2 * time.Minute).UTC().Format(time.RFC3339),
+		}
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		got := waitReady(o)
+		Eventually(func() []string { return hookSids(t.convs[0]) }).WithTimeout(10*time.Second).
+			WithPolling(200*time.Millisecond).Should(ConsistOf(got.Status.Sid),
+			"%s, named by webhook-sid, is adopted and replaced, not left owned by nothing", wh1)
+	})
 })
