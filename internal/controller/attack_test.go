@@ -214,4 +214,28 @@ var _ = Describe("Attack", func() {
 			WithPolling(200*time.Millisecond).Should(ConsistOf(got.Status.Sid),
 			"%s, named by webhook-sid, is adopted and replaced, not left owned by nothing", wh1)
 	})
+
+	// The CRD accepts managementPolicy: Observe and documents it as "never writes
+	// to Twilio (no create, update, replace or delete, not even on deletion of
+	// this object)"; the reconciler never reads the field, so an object set to
+	// observe a production webhook rewrites it to its spec and deletes it.
+	It("Attack: managementPolicy Observe never writes to Twilio, not even on deletion", func() {
+		prod := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
+			URL: "https://production.example.com/hook", Method: "post", Filters: []string{"onMessageAdded"}})
+		o := t.object("observer", func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserve
+			o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: prod}
+		})
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(BeZero())
+			g.Expect(countFor(prod, twiliofake.OpUpdate)).To(BeZero(), "the observed webhook was rewritten to the spec")
+			g.Expect(countFor(prod, twiliofake.OpDelete)).To(BeZero())
+		}).WithTimeout(2 * syncPeriod).WithPolling(200 * time.Millisecond).Should(Succeed())
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		waitGone(o)
+		Expect(exists(prod)).To(BeTrue(), "deleting an Observe object deletes nothing")
+		w, _ := fake.Webhook(prod)
+		Expect(w.URL).To(Equal("https://production.example.com/hook"))
+	})
 })
