@@ -38,7 +38,6 @@ var _ = Describe("Attack", func() {
 			return k8sClient.Update(ctx, cur)
 		}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 	}
-	_ = setAnn
 	// hookSids lists the SIDs of a conversation's webhooks in the fake.
 	hookSids := func(conv string) []string {
 		var out []string
@@ -237,5 +236,25 @@ var _ = Describe("Attack", func() {
 		Expect(exists(prod)).To(BeTrue(), "deleting an Observe object deletes nothing")
 		w, _ := fake.Webhook(prod)
 		Expect(w.URL).To(Equal("https://production.example.com/hook"))
+	})
+
+	// create-pending is a "bookkeeping" annotation: its changes never trigger a
+	// reconcile (userAnnotationsChanged strips it), and a Stalled object is not
+	// requeued. A malformed value stalls the object with InvalidAnnotation at its
+	// next poll; removing the value, as the message asks, never un-stalls it.
+	It("Attack: removing a malformed create-pending un-stalls the object", func() {
+		o := t.object("badpending")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		waitReady(o)
+		setAnn(o, map[string]string{v1alpha1.AnnotationCreatePending: "yesterday"})
+		waitStalled(o, v1alpha1.ReasonInvalidAnnotation)
+		Eventually(func() error {
+			cur := get(o)
+			delete(cur.Annotations, v1alpha1.AnnotationCreatePending)
+			return k8sClient.Update(ctx, cur)
+		}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+		Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).
+			WithTimeout(5*syncPeriod+10*time.Second).WithPolling(200*time.Millisecond).Should(Equal("True/Available"),
+			"the annotation the Stalled message names is gone, but nothing reconciles the object again")
 	})
 })
