@@ -257,4 +257,31 @@ var _ = Describe("Attack", func() {
 			WithTimeout(5*syncPeriod+10*time.Second).WithPolling(200*time.Millisecond).Should(Equal("True/Available"),
 			"the annotation the Stalled message names is gone, but nothing reconciles the object again")
 	})
+
+	// deleteExternal applies deletionPolicy Orphan to every target, the webhook a
+	// replacement superseded included: that one is already replaced, nothing uses
+	// or records it, and once the object is gone nothing ever deletes it.
+	It("Attack: deletionPolicy Orphan keeps the managed webhook, not the one a replacement superseded", func() {
+		o := t.object("orphan-mid-replacement")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		wh1 := waitReady(o).Status.Sid
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpDelete, Sticky: true})
+		patchSpec(o, func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.ConversationSid = t.convs[1]
+			o.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
+		})
+		Eventually(func(g Gomega) {
+			got := get(o)
+			g.Expect(got.Status.SupersededWebhook).NotTo(BeNil())
+			g.Expect(got.Status.Sid).NotTo(Equal(wh1))
+		}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+		wh2 := get(o).Status.Sid
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		time.Sleep(time.Second)
+		fake.ClearFaults()
+		waitGone(o)
+		Expect(exists(wh2)).To(BeTrue(), "Orphan leaves the managed webhook")
+		Eventually(func() bool { return exists(wh1) }).WithTimeout(10*time.Second).WithPolling(200*time.Millisecond).
+			Should(BeFalse(), "the superseded webhook %s is left in Twilio, owned by nothing", wh1)
+	})
 })
