@@ -284,4 +284,80 @@ var _ = Describe("Attack", func() {
 		Eventually(func() bool { return exists(wh1) }).WithTimeout(10*time.Second).WithPolling(200*time.Millisecond).
 			Should(BeFalse(), "the superseded webhook %s is left in Twilio, owned by nothing", wh1)
 	})
+
+	// twins makes two objects with one spec whose creates' answers are both lost,
+	// then lets both recover at the same moment: each lists the conversation,
+	// sees two webhooks that match its fingerprint, finds (in the cache) that no
+	// object records either, and takes the first.
+	twins := func() (a, b *v1alpha1.ConversationWebhook) {
+		GinkgoHelper()
+		fake.InjectFaults(
+			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
+			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
+			twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
+		)
+		same := func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/twin" }
+		a, b = t.object("twin-a", same), t.object("twin-b", same)
+		Expect(k8sClient.Create(ctx, a)).To(Succeed())
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		for _, o := range []*v1alpha1.ConversationWebhook{a, b} {
+			Eventually(func() *v1alpha1.PendingCreate { return get(o).Status.PendingCreate }).
+				WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).ShouldNot(BeNil())
+			pause(o, true)
+		}
+		Expect(fakeHooks(t.convs[0])).To(HaveLen(2))
+		fake.ClearFaults()
+		fake.SetLatency(300 * time.Millisecond)
+		DeferCleanup(func() { fake.SetLatency(0) })
+		// Unpause both at once: each reconcile lists (slowly) before either records.
+		ua, ub := get(a), get(b)
+		ua.Annotations[v1alpha1.AnnotationPaused] = "false"
+		ub.Annotations[v1alpha1.AnnotationPaused] = "false"
+		done := make(chan error, 2)
+		for _, u := range []*v1alpha1.ConversationWebhook{ua, ub} {
+			go func() { done <- k8sClient.Update(ctx, u) }()
+		}
+		Expect(<-done).To(Succeed())
+		Expect(<-done).To(Succeed())
+		Eventually(func(g Gomega) {
+			for _, o := range []*v1alpha1.ConversationWebhook{a, b} {
+				got := get(o)
+				g.Expect(got.Status.PendingCreate).To(BeNil())
+				g.Expect(got.Status.Sid).NotTo(BeEmpty())
+			}
+		}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+		fake.SetLatency(0)
+		return a, b
+	}
+
+	It("Attack: two objects with one spec recovering their lost creates at once take one webhook each", func() {
+		a, b := twins()
+		Eventually(func(g Gomega) {
+			ga, gb := get(a), get(b)
+			g.Expect(ga.Status.Sid).NotTo(Equal(gb.Status.Sid), "both record one webhook; the other is owned by nothing")
+			g.Expect(condition(ga, v1alpha1.ConditionReady)).To(Equal("True/Available"))
+			g.Expect(condition(gb, v1alpha1.ConditionReady)).To(Equal("True/Available"))
+		}).WithTimeout(10 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+	})
+
+	// When both record one SID, the younger is Stalled SidConflict yet keeps that
+	// SID in status.sid; adopting another webhook by annotation (what the Stalled
+	// message suggests) supersedes it, and the superseded webhook is deleted
+	// without the ownership check planDeletion makes.
+	It("Attack: a SidConflict loser that adopts another webhook never deletes the winner's", func() {
+		a, b := twins()
+		h := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
+			URL: "https://by-hand.example.com", Method: "post", Filters: []string{"onMessageAdded"}})
+		ga, gb := get(a), get(b)
+		winner := ga.Status.Sid
+		loser := b
+		if condition(ga, v1alpha1.ConditionReady) != "True/Available" {
+			winner, loser = gb.Status.Sid, a
+		}
+		setAnn(loser, map[string]string{v1alpha1.AnnotationWebhookSid: h})
+		Eventually(func() string { return get(loser).Status.Sid }).WithTimeout(20 * time.Second).
+			WithPolling(200 * time.Millisecond).Should(Equal(h))
+		Consistently(func() bool { return exists(winner) }).WithTimeout(2*syncPeriod).WithPolling(100*time.Millisecond).
+			Should(BeTrue(), "the winner's webhook %s was deleted by the loser's adoption", winner)
+	})
 })
