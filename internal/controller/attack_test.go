@@ -360,4 +360,23 @@ var _ = Describe("Attack", func() {
 		Consistently(func() bool { return exists(winner) }).WithTimeout(2*syncPeriod).WithPolling(100*time.Millisecond).
 			Should(BeTrue(), "the winner's webhook %s was deleted by the loser's adoption", winner)
 	})
+
+	// commit adds the finalizer only when a step runs; a converged object makes
+	// no step, so a finalizer removed by hand (or by a tool) is never put back
+	// and the object's deletion later leaves its webhook in Twilio, with no event.
+	It("Attack: a finalizer removed from a converged object is put back before its deletion can leak the webhook", func() {
+		o := t.object("no-finalizer")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		wh := waitReady(o).Status.Sid
+		Eventually(func() error {
+			cur := get(o)
+			cur.Finalizers = nil
+			return k8sClient.Update(ctx, cur)
+		}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+		Eventually(func() []string { return get(o).Finalizers }).WithTimeout(3*syncPeriod+5*time.Second).
+			WithPolling(200*time.Millisecond).Should(ContainElement(v1alpha1.Finalizer), "the finalizer guards %s", wh)
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		waitGone(o)
+		Expect(exists(wh)).To(BeFalse())
+	})
 })
