@@ -379,4 +379,25 @@ var _ = Describe("Attack", func() {
 		waitGone(o)
 		Expect(exists(wh)).To(BeFalse())
 	})
+
+	// Only SIDs read from the object are checked against ^WH[0-9a-fA-F]{32}$;
+	// a SID in Twilio's answer (a list read to find a lost create's webhook) goes
+	// into the path of the next request as it is. DESIGN.md: "Every SID the
+	// operator puts in a Twilio path is checked against its pattern first".
+	It("Attack: a SID from Twilio's answer that is not a well-formed SID never reaches a Twilio path", func() {
+		o := pendingCreate(t, "answer-sid")
+		made := fakeHooks(t.convs[0])[0].Sid
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		Expect(fake.EditWebhook(made, func(w *twiliofake.Webhook) { w.Sid = "../../" + t.convs[1] })).To(BeTrue())
+		fake.ResetLog()
+		fake.ClearFaults()
+		Eventually(func() []twiliofake.Request { return fake.Requests() }).WithTimeout(10 * time.Second).
+			WithPolling(100 * time.Millisecond).ShouldNot(BeEmpty())
+		Consistently(func(g Gomega) {
+			for _, r := range fake.Requests() {
+				g.Expect(r.Path).NotTo(ContainSubstring(".."), "%s %s", r.Method, r.Path)
+				g.Expect(r.Path).NotTo(HaveSuffix("/Conversations/"+t.convs[1]), "%s %s", r.Method, r.Path)
+			}
+		}).WithTimeout(2 * syncPeriod).WithPolling(100 * time.Millisecond).Should(Succeed())
+	})
 })
