@@ -9,18 +9,17 @@ import (
 
 // DESIGN.md, "Ready is earned": Twilio's spec examples return a trigger's
 // keywords under configuration.filters; "read both shapes, and never replace or
-// update because a field is absent". configDiff compares filters and triggers
-// as Twilio's client decoded them, so a trigger webhook answered in that shape
-// is updated on every fetch, replaced after every update ("not applied by an
-// update"), and Stalled ConfigurationRejected right after its create.
+// update because a field is absent". The client decodes that shape
+// (DecodeWebhookConfiguration); plan must then see nothing to do.
 func TestAttackPlanTriggerKeywordsUnderFilters(t *testing.T) {
 	const conv = "CH0123456789abcdef0123456789abcdef"
 	const sid = "WH0123456789abcdef0123456789abcdef"
 	spec := v1alpha1.ConversationWebhookSpec{ConversationSid: conv, Target: v1alpha1.TargetTrigger,
 		URL: "https://hooks.example.com/t", Method: v1alpha1.MethodPOST, Triggers: []string{"help", "stop"}}
 	want := desiredOf(&spec)
+	var raw interface{} = map[string]interface{}{"url": spec.URL, "method": "post", "filters": []interface{}{"help", "stop"}}
 	wh := &twilio.Webhook{Sid: sid, ConversationSid: conv, Target: "trigger",
-		Configuration: twilio.Configuration{URL: spec.URL, Method: "post", Filters: []string{"help", "stop"}}}
+		Configuration: twilio.DecodeWebhookConfiguration("trigger", &raw)}
 	led := ledger{owned: &ref{sid: sid, scope: want.scope}, annotated: sid, replay: recordedReplay{known: true}}
 	for _, answer := range []string{"", answerCreate, answerUpdate} {
 		st := plan(want, &observation{current: wh, answer: answer}, &led, true)
@@ -41,6 +40,7 @@ func TestAttackPlanAbsentFiltersNeverReplace(t *testing.T) {
 	want := desiredOf(&spec)
 	wh := &twilio.Webhook{Sid: sid, ConversationSid: conv, Target: "webhook",
 		Configuration: twilio.Configuration{URL: spec.URL, Method: "post"}}
+	wh.MarkAbsent(twilio.FieldFilters) // answered null, as the decoder records it
 	led := ledger{owned: &ref{sid: sid, scope: want.scope}, annotated: sid, replay: recordedReplay{known: true}}
 	st := plan(want, &observation{current: wh, answer: answerUpdate}, &led, true)
 	if st.kind == stepCreate {

@@ -156,7 +156,7 @@ var _ = Describe("Attack", func() {
 	// gone() counts Twilio's "conversation not found" (50350) as "the webhook is
 	// gone". With credentials that belong to another account every conversation is
 	// "not found": the deletion reports Deleted and the webhook stays.
-	It("Attack: switching credentialsSecretRef to another account, then deleting, does not report a deletion that did not happen", func() {
+	It("Attack: switching accountRef to another Twilio account, then deleting, does not report a deletion that did not happen", func() {
 		const otherAccount = "AC22222222222222222222222222222222"
 		const otherToken = "otherTOKENvalue000000000000000002"
 		fake.AddAccount(otherAccount, otherToken)
@@ -164,11 +164,12 @@ var _ = Describe("Attack", func() {
 			ObjectMeta: ctrlObjectMeta("other-account", t.ns),
 			StringData: map[string]string{"accountSid": otherAccount, "authToken": otherToken},
 		})).To(Succeed())
+		Expect(k8sClient.Create(ctx, twilioAccount(t.ns, "other-account", "other-account"))).To(Succeed())
 		o := t.object("switch-account")
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		wh1 := waitReady(o).Status.Sid
 		patchSpec(o, func(o *v1alpha1.ConversationWebhook) {
-			o.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "other-account"}
+			o.Spec.AccountRef = &v1alpha1.AccountReference{Name: "other-account"}
 		})
 		Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).WithTimeout(20 * time.Second).
 			WithPolling(100 * time.Millisecond).ShouldNot(Equal("True/Available"))

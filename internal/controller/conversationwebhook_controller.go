@@ -76,6 +76,7 @@ type ConversationWebhookReconciler struct {
 	ReconcileTimeout time.Duration
 
 	credentials credentialCache
+	takes       scopeLocks
 }
 
 // +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks,verbs=get;list;watch;update;patch
@@ -185,6 +186,11 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 		log.FromContext(ctx).Info("Stalled: needs a change of spec, annotations or credentials", "reason", reason, "error", err.Error())
 		setStalled(&obj.Status, obj.Generation, reason, err.Error())
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reason, phase, "%s", err.Error())
+		if reason == v1alpha1.ReasonSidConflict || reason == v1alpha1.ReasonInvalidAnnotation {
+			// Another object may let go of the webhook, or a user fix a
+			// bookkeeping annotation, without an event that reaches this object.
+			return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
+		}
 		return ctrl.Result{}, nil
 	}
 	setProgressing(&obj.Status, obj.Generation, phase, "Retrying after a transient failure: "+err.Error())

@@ -14,6 +14,11 @@ import (
 // owns, read from its status (never from user-writable annotations).
 type deletion struct {
 	targets []ref
+	// superseded is the webhook a replacement superseded: deleted even when
+	// the object's own webhook is orphaned, since nothing else uses it.
+	superseded *ref
+	// known lists what status records, never a pending create's result.
+	known []string
 	// pending is a create recorded in status whose result is not known yet.
 	pending *pendingRecord
 	// left names what is left in Twilio without being looked for or deleted.
@@ -40,8 +45,15 @@ func (r *ConversationWebhookReconciler) planDeletion(ctx context.Context, obj *v
 		}
 	}
 	if s := led.superseded; s != nil {
-		d.targets = append(d.targets, *s)
+		other, err := r.conflict(ctx, obj, s.sid, true)
+		switch {
+		case err != nil:
+			return d, err
+		case other == "":
+			d.superseded = s
+		}
 	}
+	d.known = led.known()
 	d.pending = led.pending
 	if _, annotated := obj.Annotations[v1alpha1.AnnotationCreatePending]; annotated && d.pending == nil && led.owned == nil {
 		d.left = append(d.left, "any webhook an unrecorded create made in "+desiredOf(&obj.Spec).scope.String())
@@ -62,11 +74,17 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 	if err != nil {
 		return err
 	}
-	if why := keepReason(obj); why != "" {
-		if len(d.targets) > 0 {
+	switch why := keepReason(obj); {
+	case why != "":
+		if len(d.targets) > 0 || d.pending != nil {
 			r.event(obj, EventOrphaned, "Delete", "Left webhook(s) %s in Twilio (%s)", strings.Join(d.sids(), ", "), why)
 		}
-		return nil
+		if obj.Spec.ManagementPolicy == v1alpha1.ManagementPolicyObserve || d.superseded == nil {
+			return nil
+		}
+		d.targets, d.pending = []ref{*d.superseded}, nil
+	case d.superseded != nil:
+		d.targets = append(d.targets, *d.superseded)
 	}
 	if len(d.targets) > 0 || d.pending != nil {
 		err = r.deleteTargets(ctx, obj, &d)
@@ -89,7 +107,7 @@ func (r *ConversationWebhookReconciler) deleteTargets(ctx context.Context, obj *
 		return err
 	}
 	if p := d.pending; p != nil {
-		wh, unknown, err := r.findCreated(ctx, obj, api, p, desiredOf(&obj.Spec))
+		wh, unknown, err := r.findCreated(ctx, obj, api, p, desiredOf(&obj.Spec), d.known)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
@@ -44,11 +45,11 @@ func (r *ConversationWebhookReconciler) observe(ctx context.Context, obj *v1alph
 	var obs observation
 	var err error
 	if led.pending != nil {
-		obs.recovered, obs.unknown, err = r.findCreated(ctx, obj, api, led.pending, want)
+		obs.recovered, obs.unknown, err = r.findCreated(ctx, obj, api, led.pending, want, led.known())
 		return obs, err
 	}
 	if claim := led.claimed(); claim != "" {
-		if obs.conflict, err = r.conflict(ctx, obj, claim, false); err != nil || obs.conflict != "" {
+		if obs.conflict, err = r.conflictLive(ctx, obj, claim); err != nil || obs.conflict != "" {
 			return obs, err
 		}
 		obs.claim, err = api.FetchWebhook(ctx, want.scope, claim)
@@ -121,7 +122,7 @@ const unknownSlack = time.Minute
 // before the operator could learn its SID. They are never adopted on a guess
 // (they may be someone else's); the caller names them in a warning.
 func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
-	p *pendingRecord, want desired) (*twilio.Webhook, []string, error) {
+	p *pendingRecord, want desired, exclude []string) (*twilio.Webhook, []string, error) {
 	list, err := api.ListWebhooks(ctx, p.scope)
 	switch {
 	case twilio.IsConversationNotFound(err):
@@ -135,13 +136,15 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 	var unknown []string
 	for i := range list {
 		wh := &list[i]
-		match := (p.fingerprint != "" && fingerprint(wh.Target, wh.Configuration) == p.fingerprint) ||
-			(p.scope == want.scope && matchesSpec(want, wh))
-		suspect := !wh.DateCreated.Before(p.since.Add(-unknownSlack))
-		if !match && !suspect {
+		// Made before the create was sent, it cannot be its result (a webhook
+		// this object manages, or someone's made by hand).
+		recent := wh.DateCreated.IsZero() || !wh.DateCreated.Before(p.since.Add(-unknownSlack))
+		if slices.Contains(exclude, wh.Sid) || !recent {
 			continue
 		}
-		other, err := r.conflict(ctx, obj, wh.Sid, false)
+		match := (p.fingerprint != "" && fingerprint(wh.Target, wh.Configuration) == p.fingerprint) ||
+			(p.scope == want.scope && matchesSpec(want, wh))
+		other, err := r.conflictLive(ctx, obj, wh.Sid)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -170,7 +173,7 @@ func (r *ConversationWebhookReconciler) findMatching(ctx context.Context, obj *v
 		if !matchesSpec(want, &list[i]) {
 			continue
 		}
-		other, err := r.conflict(ctx, obj, list[i].Sid, false)
+		other, err := r.conflictLive(ctx, obj, list[i].Sid)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
@@ -86,9 +87,10 @@ func readLedger(obj *v1alpha1.ConversationWebhook, want desired) (ledger, error)
 			return led, invalidError(v1alpha1.ReasonInvalidAnnotation, "annotation "+v1alpha1.AnnotationCreatePending, v)
 		}
 		// Without a record in status, the annotation alone means a create may be
-		// pending only for an object that manages nothing yet (a restored one):
-		// its webhook is looked for where the spec points, never deleted on a guess.
-		if led.pending == nil && led.owned == nil {
+		// pending only for an object that manages and names nothing (a restored
+		// one): its webhook is looked for where the spec points, never deleted on
+		// a guess. A webhook-sid next to it names the webhook to look at instead.
+		if led.pending == nil && led.owned == nil && led.annotated == "" {
 			led.pending = &pendingRecord{since: since, scope: want.scope}
 		}
 	}
@@ -192,7 +194,16 @@ func (led *ledger) wantedAnnotations() map[string]*string {
 	return out
 }
 
-// annotationsInSync says whether the object's annotations already say what the ledger implies.
+// metaInSync says whether the object's annotations already say what the
+// ledger implies, and its finalizer guards what the ledger records.
+func (led *ledger) metaInSync(o *v1alpha1.ConversationWebhook) bool {
+	if (led.owned != nil || led.pending != nil || led.superseded != nil) && !controllerutil.ContainsFinalizer(o, v1alpha1.Finalizer) {
+		return false
+	}
+	return led.annotationsInSync(o.Annotations)
+}
+
+// annotationsInSync says whether annotations already say what the ledger implies.
 func (led *ledger) annotationsInSync(ann map[string]string) bool {
 	for k, v := range led.wantedAnnotations() {
 		got, ok := ann[k]
@@ -215,4 +226,17 @@ func (led *ledger) applyAnnotations(o *v1alpha1.ConversationWebhook) {
 		}
 		o.Annotations[k] = *v
 	}
+}
+
+// known lists the webhooks this object records: never the result of its own
+// pending create.
+func (led *ledger) known() []string {
+	var out []string
+	if led.owned != nil {
+		out = append(out, led.owned.sid)
+	}
+	if led.superseded != nil {
+		out = append(out, led.superseded.sid)
+	}
+	return out
 }

@@ -60,6 +60,15 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 	if err != nil {
 		return nil, err
 	}
+	// Taking a webhook found in Twilio (a lost create's result, a webhook named
+	// by the annotation, or, observing only, one that matches) is serialised per
+	// conversation, so two objects never take the same one at once.
+	switch {
+	case led.pending != nil:
+		defer r.takes.lock(led.pending.scope.String())()
+	case led.claimed() != "" || led.owned == nil && want.observeOnly:
+		defer r.takes.lock(want.scope.String())()
+	}
 	// The first look does not wait for a slot of a busy account (see busyRequeue).
 	obs, err := r.observe(twilio.WithoutWaiting(ctx), rs.obj, api, &led, want)
 	if twilio.IsAccountBusy(err) {
@@ -69,7 +78,7 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 		return nil, inPhase(phaseOfLedger(&led), err)
 	}
 	for range maxSteps {
-		st := plan(want, &obs, &led, led.annotationsInSync(rs.obj.Annotations))
+		st := plan(want, &obs, &led, led.metaInSync(rs.obj))
 		switch st.kind {
 		case stepNone:
 			recordWebhook(&rs.obj.Status, obs.current, led.replay.value)
@@ -210,7 +219,15 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcil
 func (r *ConversationWebhookReconciler) record(ctx context.Context, rs *reconcileState, led *ledger, wh *twilio.Webhook,
 	supersede bool, sentReplay *int32, why string) error {
 	if supersede && led.owned != nil && led.owned.sid != wh.Sid {
-		led.superseded = led.owned
+		// A webhook another object records (this one lost a conflict over it)
+		// is that object's: let go of it, never delete it.
+		other, err := r.conflict(ctx, rs.obj, led.owned.sid, true)
+		if err != nil {
+			return err
+		}
+		if other == "" {
+			led.superseded = led.owned
+		}
 	}
 	if rs.obj.Status.Sid != wh.Sid {
 		rs.obj.Status.Configuration = nil // what was recorded belongs to another webhook
@@ -263,6 +280,15 @@ func recordedConfig(c *v1alpha1.WebhookConfiguration) twilio.Configuration {
 // superseded, then forgets it. Gone already counts as done.
 func (r *ConversationWebhookReconciler) deleteSuperseded(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, led *ledger) error {
 	old := led.superseded
+	other, err := r.conflict(ctx, rs.obj, old.sid, true)
+	if err != nil {
+		return err
+	}
+	if other != "" {
+		// Another object took it since (adopted it): it is not ours to delete.
+		led.superseded = nil
+		return r.commit(ctx, rs, led, false)
+	}
 	if err := api.DeleteWebhook(ctx, old.scope, old.sid); err != nil && !gone(err) {
 		return err
 	}

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +22,9 @@ func sidsOf(o *v1alpha1.ConversationWebhook) []string {
 	if o.Status.Sid != "" {
 		out = append(out, o.Status.Sid)
 	}
+	if s := o.Status.SupersededWebhook; s != nil && s.Sid != o.Status.Sid {
+		out = append(out, s.Sid)
+	}
 	if a := o.Annotations[v1alpha1.AnnotationWebhookSid]; webhookSidPattern.MatchString(a) && a != o.Status.Sid {
 		out = append(out, a)
 	}
@@ -33,25 +38,44 @@ func (r *ConversationWebhookReconciler) setupSidIndex(ctx context.Context, mgr c
 }
 
 // conflict names another object that manages sid, or "". An object that records
-// the SID in status owns it (the first created, should two records collide);
+// the SID in status (as its webhook, or as the one a replacement superseded and
+// is about to delete) owns it (the first created, should two records collide);
 // for a SID this object only claims (owned false), an earlier-created object
-// that claims it by annotation wins as well.
+// that claims it by annotation wins as well. It reads the manager's cache.
 func (r *ConversationWebhookReconciler) conflict(ctx context.Context, obj *v1alpha1.ConversationWebhook, sid string, owned bool) (string, error) {
 	var list v1alpha1.ConversationWebhookList
 	if err := r.List(ctx, &list, client.MatchingFields{sidIndex: sid}); err != nil {
 		return "", fmt.Errorf("listing objects that manage webhook %s: %w", sid, err)
 	}
-	for i := range list.Items {
-		o := &list.Items[i]
-		if o.UID == obj.UID {
+	return conflictIn(list.Items, obj, sid, owned), nil
+}
+
+// conflictLive is conflict read from the API server itself, for a step that
+// takes a webhook found in Twilio: the cache may not show yet what another
+// object recorded a moment ago.
+func (r *ConversationWebhookReconciler) conflictLive(ctx context.Context, obj *v1alpha1.ConversationWebhook, sid string) (string, error) {
+	if r.APIReader == nil {
+		return r.conflict(ctx, obj, sid, false)
+	}
+	var list v1alpha1.ConversationWebhookList
+	if err := r.APIReader.List(ctx, &list); err != nil {
+		return "", fmt.Errorf("listing objects that manage webhook %s: %w", sid, err)
+	}
+	return conflictIn(list.Items, obj, sid, false), nil
+}
+
+func conflictIn(items []v1alpha1.ConversationWebhook, obj *v1alpha1.ConversationWebhook, sid string, owned bool) string {
+	for i := range items {
+		o := &items[i]
+		if o.UID == obj.UID || !slices.Contains(sidsOf(o), sid) {
 			continue
 		}
-		records := o.Status.Sid == sid
+		records := o.Status.Sid == sid || o.Status.SupersededWebhook != nil && o.Status.SupersededWebhook.Sid == sid
 		if (records && (!owned || claimedFirst(o, obj))) || (!owned && !records && claimedFirst(o, obj)) {
-			return o.Namespace + "/" + o.Name, nil
+			return o.Namespace + "/" + o.Name
 		}
 	}
-	return "", nil
+	return ""
 }
 
 // sidConflictError is the Stalled error of an object whose webhook another object manages.
@@ -66,4 +90,15 @@ func claimedFirst(a, b *v1alpha1.ConversationWebhook) bool {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
 	return client.ObjectKeyFromObject(a).String() < client.ObjectKeyFromObject(b).String()
+}
+
+// scopeLocks serialises, within this manager, the steps that take a webhook
+// found in Twilio (a lost create's result, a webhook adopted by annotation),
+// one conversation at a time: two objects never take the same one at once.
+type scopeLocks struct{ m sync.Map }
+
+func (l *scopeLocks) lock(key string) func() {
+	mu, _ := l.m.LoadOrStore(key, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	return mu.(*sync.Mutex).Unlock
 }
