@@ -1,6 +1,7 @@
 // Command helmtool is make helm: it lints the chart with Helm's linter (default
-// values and testdata/values-all.yaml) and renders it with the defaults to
-// dist/chart-rendered.yaml, using Helm's Go SDK (no helm binary needed).
+// values and every test/install/testdata/values-*.yaml: all options set, and
+// defaultAccount.create with only what it requires) and renders it with the
+// defaults to dist/chart-rendered.yaml, using Helm's Go SDK (no helm binary needed).
 package main
 
 import (
@@ -21,7 +22,11 @@ func main() {
 }
 
 func run() error {
-	for _, vf := range []string{"", "test/install/testdata/values-all.yaml"} {
+	valuesFiles, err := filepath.Glob("test/install/testdata/values-*.yaml")
+	if err != nil || len(valuesFiles) == 0 {
+		return fmt.Errorf("no test/install/testdata/values-*.yaml (run from the repository root): %v", err)
+	}
+	for _, vf := range append([]string{""}, valuesFiles...) {
 		errs, err := install.LintChart(install.ChartDir, vf, "conversation-webhook-operator")
 		if err != nil {
 			return err
