@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,8 +24,11 @@ func main() {
 
 func run() error {
 	valuesFiles, err := filepath.Glob("test/install/testdata/values-*.yaml")
-	if err != nil || len(valuesFiles) == 0 {
-		return fmt.Errorf("no test/install/testdata/values-*.yaml (run from the repository root): %v", err)
+	if err != nil {
+		return err
+	}
+	if len(valuesFiles) == 0 {
+		return errors.New("no test/install/testdata/values-*.yaml: run from the repository root")
 	}
 	for _, vf := range append([]string{""}, valuesFiles...) {
 		errs, err := install.LintChart(install.ChartDir, vf, "conversation-webhook-operator")
