@@ -173,3 +173,40 @@ func clusterAccountWrites(o *unstructured.Unstructured) string {
 	}
 	return strings.Join(writes, ",")
 }
+
+// TestChartNotesSayWhoMayUseTheDefaultAccount checks what helm install prints:
+// an account created without conditions serves no namespace yet, and without
+// a default account every object names one.
+func TestChartNotesSayWhoMayUseTheDefaultAccount(t *testing.T) {
+	for values, want := range map[string]string{
+		"": "No default account",
+		"defaultAccount:\n  name: twilio\n  create: true\n  secretRef: {name: s}\n":                                    "no namespace may use it yet",
+		"defaultAccount:\n  name: twilio\n":                                                                            "not created by this release",
+		"defaultAccount:\n  name: twilio\n  create: true\n  secretRef: {name: s}\n  conditions: [{namespaces: [a]}]\n": "created by this release.",
+	} {
+		f := filepath.Join(t.TempDir(), "values.yaml")
+		if err := writeFile(f, values); err != nil {
+			t.Fatal(err)
+		}
+		notes, err := RenderNotes(chartPath, f, "cwh", "cwh-system")
+		if err != nil || !strings.Contains(notes, want) {
+			t.Errorf("NOTES with %q: want %q, got %v\n%s", values, want, err, notes)
+		}
+		if strings.Contains(values, "conditions") && strings.Contains(notes, "no namespace may use it") {
+			t.Errorf("NOTES with conditions still say no namespace may use the account:\n%s", notes)
+		}
+	}
+}
+
+// TestChartRefusesDefaultCredentials: the replaced value fails the render
+// instead of silently dropping the default credentials on upgrade.
+func TestChartRefusesDefaultCredentials(t *testing.T) {
+	_, err := renderWith(t, "defaultCredentials:\n  secretName: twilio-credentials\n")
+	if err == nil || !strings.Contains(err.Error(), "replaced by defaultAccount") {
+		t.Errorf("defaultCredentials.secretName rendered: %v", err)
+	}
+	// helm upgrade --reuse-values from a release that left it empty still renders.
+	if _, err := renderWith(t, "defaultCredentials:\n  secretName: \"\"\n"); err != nil {
+		t.Error(err)
+	}
+}
