@@ -35,21 +35,7 @@ func values(valuesFile string) (map[string]interface{}, error) {
 // RenderChart renders the chart as `helm template` would for a release in
 // namespace, with an optional values file, and returns the objects in file order.
 func RenderChart(chartDir, valuesFile, release, namespace string) ([]*unstructured.Unstructured, error) {
-	chrt, err := loader.Load(chartDir)
-	if err != nil {
-		return nil, err
-	}
-	vals, err := values(valuesFile)
-	if err != nil {
-		return nil, err
-	}
-	renderVals, err := chartutil.ToRenderValues(chrt, vals,
-		chartutil.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true, Revision: 1},
-		chartutil.DefaultCapabilities)
-	if err != nil {
-		return nil, err
-	}
-	files, err := engine.Render(chrt, renderVals)
+	files, err := renderFiles(chartDir, valuesFile, release, namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +55,39 @@ func RenderChart(chartDir, valuesFile, release, namespace string) ([]*unstructur
 		out = append(out, objs...)
 	}
 	return out, nil
+}
+
+// RenderNotes renders the chart's NOTES.txt, as helm install prints it.
+func RenderNotes(chartDir, valuesFile, release, namespace string) (string, error) {
+	files, err := renderFiles(chartDir, valuesFile, release, namespace)
+	if err != nil {
+		return "", err
+	}
+	for name, text := range files {
+		if strings.HasSuffix(name, "/NOTES.txt") {
+			return text, nil
+		}
+	}
+	return "", errors.New("the chart has no NOTES.txt")
+}
+
+// renderFiles renders every template of the chart, by file name.
+func renderFiles(chartDir, valuesFile, release, namespace string) (map[string]string, error) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := values(valuesFile)
+	if err != nil {
+		return nil, err
+	}
+	renderVals, err := chartutil.ToRenderValues(chrt, vals,
+		chartutil.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true, Revision: 1},
+		chartutil.DefaultCapabilities)
+	if err != nil {
+		return nil, err
+	}
+	return engine.Render(chrt, renderVals)
 }
 
 // LintChart runs Helm's linter; it returns the messages of error severity.

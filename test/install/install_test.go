@@ -24,12 +24,54 @@ import (
 
 var (
 	crdPath     = filepath.Join(RepoRoot(), "config", "crd", "bases", "conversations.twilio-operator.io_conversationwebhooks.yaml")
+	crdPaths    = []string{crdPath, crdBase("twilioaccounts"), crdBase("clustertwilioaccounts")}
 	rolePath    = filepath.Join(RepoRoot(), "config", "rbac", "role.yaml")
 	installPath = filepath.Join(RepoRoot(), "dist", "install.yaml")
 	chartPath   = filepath.Join(RepoRoot(), ChartDir)
 	valuesAll   = filepath.Join("testdata", "values-all.yaml")
 	k8sClient   client.Client
 )
+
+func crdBase(plural string) string {
+	return filepath.Join(RepoRoot(), "config", "crd", "bases", "conversations.twilio-operator.io_"+plural+".yaml")
+}
+
+// assertCRDsAreTheGenerated checks that objs carry the three CRDs, each with
+// the spec make manifests generated into config/crd/bases.
+func assertCRDsAreTheGenerated(t *testing.T, objs []*unstructured.Unstructured, where, fix string) {
+	t.Helper()
+	for _, p := range crdPaths {
+		generated := readObjects(t, p)[0]
+		crd := findExact(objs, "CustomResourceDefinition", generated.GetName())
+		if crd == nil || !equality.Semantic.DeepEqual(crd.Object["spec"], generated.Object["spec"]) {
+			t.Errorf("%s's CRD %s differs from config/crd/bases (or is missing): run %s", where, generated.GetName(), fix)
+		}
+	}
+}
+
+func findExact(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// managerArgs returns the manager container's args of a Deployment.
+func managerArgs(t *testing.T, dep *unstructured.Unstructured) []string {
+	t.Helper()
+	containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	for _, c := range containers {
+		c := c.(map[string]interface{})
+		if c["name"] == "manager" {
+			args, _, _ := unstructured.NestedStringSlice(c, "args")
+			return args
+		}
+	}
+	t.Fatalf("Deployment %s has no manager container", dep.GetName())
+	return nil
+}
 
 // TestMain starts one envtest API server (no CRDs: the tests install them).
 func TestMain(m *testing.M) {
@@ -140,10 +182,7 @@ func TestInstallYAMLIsOneCompleteFile(t *testing.T) {
 			t.Errorf("dist/install.yaml has no %s", want)
 		}
 	}
-	generated := readObjects(t, crdPath)[0]
-	if crd := find(objs, "CustomResourceDefinition", ""); crd == nil || !equality.Semantic.DeepEqual(crd.Object["spec"], generated.Object["spec"]) {
-		t.Error("dist/install.yaml's CRD differs from config/crd/bases: run make build-installer")
-	}
+	assertCRDsAreTheGenerated(t, objs, "dist/install.yaml", "make build-installer")
 	role := find(objs, "ClusterRole", "manager-role")
 	if role == nil || !equality.Semantic.DeepEqual(role.Object["rules"], readObjects(t, rolePath)[0].Object["rules"]) {
 		t.Error("dist/install.yaml's manager ClusterRole differs from config/rbac/role.yaml: run make build-installer")
@@ -153,14 +192,38 @@ func TestInstallYAMLIsOneCompleteFile(t *testing.T) {
 		t.Fatal("no manager Deployment")
 	}
 	assertHardened(t, dep)
+	// Upgrades roll the Deployment: old and new manager run side by side, and
+	// only the lease keeps them from both creating a webhook for one object.
+	if args := managerArgs(t, dep); !slices.Contains(args, "--leader-elect") {
+		t.Errorf("dist/install.yaml's manager runs without --leader-elect: %v", args)
+	}
 }
 
+// TestInstallYAMLAppliesServerSide applies dist/install.yaml, then the
+// samples' TwilioAccount and a ClusterTwilioAccount: its CRDs admit them.
 func TestInstallYAMLAppliesServerSide(t *testing.T) {
 	applyAll(t, k8sClient, readObjects(t, installPath))
+	ensureNamespace(t, k8sClient, "dist-accounts")
+	account := readObjects(t, filepath.Join(RepoRoot(), "config", "samples", "twilioaccount.yaml"))[0]
+	account.SetNamespace("dist-accounts")
+	cluster := &unstructured.Unstructured{Object: map[string]interface{}{
+		"apiVersion": "conversations.twilio-operator.io/v1alpha1", "kind": "ClusterTwilioAccount",
+		"metadata": map[string]interface{}{"name": "dist-default"},
+		"spec": map[string]interface{}{
+			"credentialsSecretRef": map[string]interface{}{"namespace": "dist-accounts", "name": "twilio-credentials"},
+			"conditions":           []interface{}{map[string]interface{}{"namespaces": []interface{}{"dist-accounts"}}},
+		},
+	}}
+	applyAll(t, k8sClient, []*unstructured.Unstructured{account, cluster})
 }
 
+// TestChartLints lints the chart with its defaults and every testdata/values-*.yaml.
 func TestChartLints(t *testing.T) {
-	for _, vf := range []string{"", valuesAll} {
+	valuesFiles, _ := filepath.Glob(filepath.Join("testdata", "values-*.yaml"))
+	if !slices.Contains(valuesFiles, valuesAll) {
+		t.Fatalf("%s not found among %v", valuesAll, valuesFiles)
+	}
+	for _, vf := range append([]string{""}, valuesFiles...) {
 		errs, err := LintChart(chartPath, vf, "cwh-system")
 		if err != nil || len(errs) > 0 {
 			t.Fatalf("lint with %q: %v %v", vf, err, errs)
@@ -173,13 +236,11 @@ func TestChartCRDAndRBACEqualTheGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crd := find(objs, "CustomResourceDefinition", "")
-	generated := readObjects(t, crdPath)[0]
-	if crd == nil || !equality.Semantic.DeepEqual(crd.Object["spec"], generated.Object["spec"]) {
-		t.Fatal("the chart's CRD differs from config/crd/bases: run make manifests")
-	}
-	if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
-		t.Fatalf("the chart's CRD lacks helm.sh/resource-policy: keep by default: %v", crd.GetAnnotations())
+	assertCRDsAreTheGenerated(t, objs, "the chart", "make manifests")
+	for _, crd := range objs {
+		if crd.GetKind() == "CustomResourceDefinition" && crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("the chart's CRD %s lacks helm.sh/resource-policy: keep by default: %v", crd.GetName(), crd.GetAnnotations())
+		}
 	}
 	role := find(objs, "ClusterRole", "-manager")
 	if role == nil || !equality.Semantic.DeepEqual(role.Object["rules"], readObjects(t, rolePath)[0].Object["rules"]) {
@@ -200,38 +261,57 @@ func TestChartAppliesServerSide(t *testing.T) {
 		applyAll(t, c, objs)
 		dep := find(objs, "Deployment", "")
 		assertHardened(t, dep)
-		args := fmt.Sprint(dep.Object["spec"].(map[string]interface{})["template"])
+		args := managerArgs(t, dep)
+		// Always a lease, one replica or many: helm upgrade's rolling update
+		// runs the old and the new manager side by side.
+		if !slices.Contains(args, "--leader-elect") {
+			t.Errorf("values %q: the manager runs without --leader-elect: %v", vf, args)
+		}
 		if vf == valuesAll {
-			for _, want := range []string{"--leader-elect", "--twilio-rps=50", "--default-credentials-secret=" + ns + "/twilio-default-credentials", "--sync-period=5m"} {
-				if !strings.Contains(args, want) {
-					t.Errorf("all-options Deployment lacks %s", want)
+			for _, want := range []string{"--twilio-rps=50", "--default-account=twilio-default", "--sync-period=5m"} {
+				if !slices.Contains(args, want) {
+					t.Errorf("all-options Deployment lacks %s: %v", want, args)
 				}
 			}
 			if find(objs, "ServiceMonitor", "") == nil {
 				t.Error("all-options render has no ServiceMonitor")
 			}
-		} else if strings.Contains(args, "--leader-elect") {
-			t.Error("one replica with default values should not elect a leader")
+			assertDefaultAccount(t, objs, "twilio-default", map[string]interface{}{
+				"credentialsSecretRef": map[string]interface{}{"namespace": "twilio-credentials", "name": "twilio-default-credentials"},
+				"conditions": []interface{}{
+					map[string]interface{}{"namespaces": []interface{}{"support", "billing"}},
+					map[string]interface{}{"namespaceSelector": map[string]interface{}{
+						"matchLabels": map[string]interface{}{"twilio-operator.io/default-account": "true"}}},
+				},
+				"limits": map[string]interface{}{"maxInFlight": int64(5), "requestsPerSecond": int64(20)},
+			})
+		} else {
+			if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--default-account") }) {
+				t.Errorf("default values pass a default account: %v", args)
+			}
+			if find(objs, "ClusterTwilioAccount", "") != nil {
+				t.Error("default values render a ClusterTwilioAccount")
+			}
 		}
 	}
-	// Without crds.keep the CRD carries no keep policy.
+	// Without crds.keep the CRDs carry no keep policy.
 	objs, err := renderWith(t, "crds:\n  keep: false\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := find(objs, "CustomResourceDefinition", "").GetAnnotations()["helm.sh/resource-policy"]; ok {
-		t.Error("crds.keep=false still keeps the CRD")
+	for _, crd := range objs {
+		if _, ok := crd.GetAnnotations()["helm.sh/resource-policy"]; ok && crd.GetKind() == "CustomResourceDefinition" {
+			t.Errorf("crds.keep=false still keeps the CRD %s", crd.GetName())
+		}
 	}
 }
 
 func renderWith(t *testing.T, values string) ([]*unstructured.Unstructured, error) {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "values.yaml")
-	if err := os.WriteFile(f, []byte(values), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return RenderChart(chartPath, f, "cwh", "cwh-system")
+	return renderWithNamespace(t, "cwh-system", values)
 }
+
+func writeFile(path, data string) error { return os.WriteFile(path, []byte(data), 0o600) }
 
 // assertHardened checks the manager's pod: non-root, read-only root filesystem,
 // no capabilities, seccomp RuntimeDefault, requests, limits and probes.

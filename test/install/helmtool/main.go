@@ -1,9 +1,11 @@
 // Command helmtool is make helm: it lints the chart with Helm's linter (default
-// values and testdata/values-all.yaml) and renders it with the defaults to
-// dist/chart-rendered.yaml, using Helm's Go SDK (no helm binary needed).
+// values and every test/install/testdata/values-*.yaml: all options set, and
+// defaultAccount.create with only what it requires) and renders it with the
+// defaults to dist/chart-rendered.yaml, using Helm's Go SDK (no helm binary needed).
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,7 +23,14 @@ func main() {
 }
 
 func run() error {
-	for _, vf := range []string{"", "test/install/testdata/values-all.yaml"} {
+	valuesFiles, err := filepath.Glob("test/install/testdata/values-*.yaml")
+	if err != nil {
+		return err
+	}
+	if len(valuesFiles) == 0 {
+		return errors.New("no test/install/testdata/values-*.yaml: run from the repository root")
+	}
+	for _, vf := range append([]string{""}, valuesFiles...) {
 		errs, err := install.LintChart(install.ChartDir, vf, "conversation-webhook-operator")
 		if err != nil {
 			return err
