@@ -20,6 +20,12 @@ import (
 // gauges (its controller_runtime_* and workqueue_* series carry this name).
 const StatusMetricsControllerName = "conversationwebhook-status-metrics"
 
+// Labels of the status gauges.
+const (
+	labelNamespace = "namespace"
+	labelName      = "name"
+)
+
 // statusConditions are the condition types the status gauge exports, and
 // statusValues the statuses each has a series for.
 var (
@@ -57,11 +63,11 @@ func NewStatusMetrics(reader client.Reader, reg prometheus.Registerer) *StatusMe
 			Name: "conversationwebhook_status_condition",
 			Help: "The status of each ConversationWebhook's Ready, Reconciling and Stalled conditions: " +
 				"1 for the current status (True, False or Unknown), 0 for the others.",
-		}, []string{"namespace", "name", "condition", "status"}),
+		}, []string{labelNamespace, labelName, "condition", "status"}),
 		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "conversationwebhook_stalled_reason",
 			Help: "1 while a ConversationWebhook is Stalled=True, with the condition's reason.",
-		}, []string{"namespace", "name", "reason"}),
+		}, []string{labelNamespace, labelName, "reason"}),
 		reasons: map[types.NamespacedName]string{},
 	}
 	reg.MustRegister(s.condition, s.stalled)
@@ -132,7 +138,7 @@ func (s *StatusMetrics) record(key types.NamespacedName, conditions []metav1.Con
 func (s *StatusMetrics) forget(key types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	match := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
+	match := prometheus.Labels{labelNamespace: key.Namespace, labelName: key.Name}
 	s.condition.DeletePartialMatch(match)
 	s.stalled.DeletePartialMatch(match)
 	delete(s.reasons, key)
