@@ -125,6 +125,9 @@ func run(cfg config) error {
 	if err := r.SetupWithManager(ctx, mgr, cfg.maxConcurrent); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
+	if err := controller.NewStatusMetrics(mgr.GetClient(), metrics.Registry).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up status metrics: %w", err)
+	}
 	for _, cluster := range []bool{false, true} {
 		a := &controller.AccountReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Verifier: factory,
 			SyncPeriod: cfg.syncPeriod, Cluster: cluster}

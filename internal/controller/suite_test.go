@@ -150,6 +150,7 @@ func startManager() func() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	Expect(r.SetupWithManager(ctx, mgr, 10)).To(Succeed())
+	setupStatusMetrics(mgr)
 	for _, cluster := range []bool{false, true} {
 		a := &AccountReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Verifier: factory,
 			SyncPeriod: syncPeriod, Cluster: cluster}

@@ -10,6 +10,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -91,8 +94,14 @@ func run() error {
 		}
 	}()
 	step("Twilio fake serving " + env.FakeURL + " (account " + demoAccount + ", conversations " + strings.Join(demoConversations, ", ") + ")")
-	step("Starting the manager: bin/manager --twilio-api-url " + env.FakeURL + " (logs: " + logPath + ")")
-	mgr, err := env.StartManager(nil, "--sync-period=30s")
+	metricsAddr, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	metricsURL := "http://" + metricsAddr + "/metrics"
+	step("Starting the manager: bin/manager --twilio-api-url " + env.FakeURL + " --metrics-bind-address " + metricsAddr +
+		" --metrics-secure=false (logs: " + logPath + ")")
+	mgr, err := env.StartManager(nil, "--sync-period=30s", "--metrics-bind-address="+metricsAddr, "--metrics-secure=false")
 	if err != nil {
 		return err
 	}
@@ -117,6 +126,7 @@ func run() error {
 	if err := importStep(ctx, env, fake, timeout); err != nil {
 		return err
 	}
+	showMetrics(ctx, metricsURL)
 	if oneshot {
 		step("DEMO_ONESHOT=1: every sample is Ready, and the imported webhook is observed")
 		return nil
@@ -130,9 +140,11 @@ The operator is running. In another shell:
   curl -s %s/_fake/webhooks            # what Twilio (the fake) holds
   curl -s -X DELETE %s/_fake/webhooks/<WH SID>   # delete one behind the operator's back:
                                         # it is recreated within the 30s sync period
+  curl -s %s | grep -E '^(%s)'
+                                        # the operator's metrics (plain HTTP on loopback in the demo)
 
 Press Ctrl-C to stop.
-`, env.Kubeconfig, demoNamespace, demoNamespace, env.FakeURL, env.FakeURL)
+`, env.Kubeconfig, demoNamespace, demoNamespace, env.FakeURL, env.FakeURL, metricsURL, strings.Join(demoMetrics, "|"))
 	select {
 	case <-ctx.Done():
 	case <-mgr.Exited():
@@ -142,6 +154,50 @@ Press Ctrl-C to stop.
 }
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }
+
+// demoMetrics are the metrics to look at first: each object's conditions, why
+// it is stalled, and the Twilio requests.
+var demoMetrics = []string{"conversationwebhook_status_condition", "conversationwebhook_stalled_reason", "twilio_api_requests_total"}
+
+// freeLoopbackAddr returns a loopback address with a port free right now, for
+// the manager's metrics.
+func freeLoopbackAddr() (string, error) {
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
+}
+
+// showMetrics prints where the manager's metrics are read, and the demo
+// objects' Ready series from there.
+func showMetrics(ctx context.Context, url string) {
+	step("Metrics: curl -s " + url + " | grep -E '^(" + strings.Join(demoMetrics, "|") + ")'")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Println("    (", err, ")")
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Println("    (metrics unavailable:", err, ")")
+		return
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		fmt.Println("    (metrics unavailable:", err, ")")
+		return
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		ready := strings.HasPrefix(line, "conversationwebhook_status_condition{") && strings.Contains(line, `condition="Ready"`) &&
+			strings.HasSuffix(line, " 1")
+		if ready || strings.HasPrefix(line, "conversationwebhook_stalled_reason{") {
+			fmt.Println("    " + line)
+		}
+	}
+}
 
 // applySamples creates every object of the samples directory in the demo namespace.
 func applySamples(ctx context.Context, c client.Client, dir string) ([]string, error) {

@@ -1,0 +1,203 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+)
+
+// statusReg holds the status gauges of the running manager: a fresh registry
+// each time startManager runs, so that a restarted manager registers again.
+var statusReg *prometheus.Registry
+
+// setupStatusMetrics wires the status gauges into mgr, as cmd/manager does.
+func setupStatusMetrics(mgr manager.Manager) {
+	GinkgoHelper()
+	statusReg = prometheus.NewRegistry()
+	Expect(NewStatusMetrics(mgr.GetClient(), statusReg).SetupWithManager(mgr)).To(Succeed())
+}
+
+// statusSeries returns the status gauges of one object in the running manager.
+func statusSeries(o client.Object) map[string]float64 {
+	GinkgoHelper()
+	out, err := gathered(statusReg, client.ObjectKeyFromObject(o))
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
+// gathered returns one object's series of reg, as `metric{label=value,...}` →
+// value, labels sorted, namespace and name left out.
+func gathered(reg prometheus.Gatherer, key types.NamespacedName) (map[string]float64, error) {
+	families, err := reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var ns, name string
+			var rest []string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "namespace":
+					ns = l.GetValue()
+				case "name":
+					name = l.GetValue()
+				default:
+					rest = append(rest, l.GetName()+"="+l.GetValue())
+				}
+			}
+			if ns != key.Namespace || name != key.Name {
+				continue
+			}
+			sort.Strings(rest)
+			out[fmt.Sprintf("%s{%s}", f.GetName(), strings.Join(rest, ","))] = m.GetGauge().GetValue()
+		}
+	}
+	return out, nil
+}
+
+// gauges is what statusSeries returns for an object whose Ready,
+// Reconciling and Stalled conditions have these statuses, Stalled=True with
+// stalledReason when it is not empty.
+func gauges(ready, reconciling, stalled, stalledReason string) map[string]float64 {
+	out := map[string]float64{}
+	for cond, current := range map[string]string{"Ready": ready, "Reconciling": reconciling, "Stalled": stalled} {
+		for _, s := range []string{"True", "False", "Unknown"} {
+			v := 0.0
+			if s == current {
+				v = 1
+			}
+			out[fmt.Sprintf("conversationwebhook_status_condition{condition=%s,status=%s}", cond, s)] = v
+		}
+	}
+	if stalledReason != "" {
+		out["conversationwebhook_stalled_reason{reason="+stalledReason+"}"] = 1
+	}
+	return out
+}
+
+var _ = Describe("status metrics", func() {
+	ctx := context.Background()
+
+	It("follow an object through Ready, Stalled, Ready again and deletion", func() {
+		t := newTenant(1)
+		o := t.object("gauged")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		waitReady(o)
+		eventually := func(want map[string]float64) {
+			GinkgoHelper()
+			Eventually(func() map[string]float64 { return statusSeries(o) }).
+				WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(want))
+		}
+		eventually(gauges("True", "False", "False", ""))
+
+		By("its conversation removed from Twilio, then its spec edited: Stalled")
+		fake.RemoveConversation(t.convs[0])
+		editURL(o, "https://hooks.example.com/gauged-2")
+		waitStalled(o, v1alpha1.ReasonConversationNotFound)
+		eventually(gauges("False", "False", "True", v1alpha1.ReasonConversationNotFound))
+
+		By("the conversation back and the spec edited again: Ready, the stalled reason gone")
+		fake.AddConversation(testAccount, t.convs[0])
+		editURL(o, "https://hooks.example.com/gauged-3")
+		waitReady(o)
+		eventually(gauges("True", "False", "False", ""))
+
+		By("deleted: every series of the object gone")
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		waitGone(o)
+		eventually(map[string]float64{})
+	})
+
+	It("labels no SID, URL or secret", func() {
+		families, err := statusReg.Gather()
+		Expect(err).NotTo(HaveOccurred())
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					Expect(l.GetName()).To(BeElementOf("namespace", "name", "condition", "status", "reason"))
+				}
+			}
+		}
+	})
+})
+
+// editURL changes the object's spec.url, a spec edit that makes the
+// reconciler act again.
+func editURL(o *v1alpha1.ConversationWebhook, url string) {
+	GinkgoHelper()
+	Eventually(func() error {
+		cur := get(o)
+		cur.Spec.URL = url
+		return k8sClient.Update(context.Background(), cur)
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+}
+
+// TestStatusMetricsRecord walks one object's conditions through the gauges
+// without an API server: absent conditions, a stalled reason that changes,
+// recovery, and deletion; a second object is left alone throughout.
+func TestStatusMetricsRecord(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := NewStatusMetrics(nil, reg)
+	a := types.NamespacedName{Namespace: "shop", Name: "orders"}
+	b := types.NamespacedName{Namespace: "shop", Name: "billing"}
+	cond := func(typ string, status metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: status, Reason: reason}
+	}
+	stalled := func(reason string) []metav1.Condition {
+		return []metav1.Condition{cond(v1alpha1.ConditionReady, metav1.ConditionFalse, reason),
+			cond(v1alpha1.ConditionStalled, metav1.ConditionTrue, reason)}
+	}
+	ready := []metav1.Condition{cond(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable)}
+	s.record(b, ready)
+
+	for _, step := range []struct {
+		name       string
+		conditions []metav1.Condition // nil with forget
+		forget     bool
+		want       map[string]float64
+	}{
+		{"no condition yet: Ready Unknown, the others False", []metav1.Condition{}, false,
+			gauges("Unknown", "False", "False", "")},
+		{"reconciling", []metav1.Condition{cond(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonCreating),
+			cond(v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonCreating)}, false,
+			gauges("False", "True", "False", "")},
+		{"stalled", stalled(v1alpha1.ReasonConversationNotFound), false,
+			gauges("False", "False", "True", v1alpha1.ReasonConversationNotFound)},
+		{"stalled for another reason: one reason series", stalled(v1alpha1.ReasonConfigurationRejected), false,
+			gauges("False", "False", "True", v1alpha1.ReasonConfigurationRejected)},
+		{"ready", ready, false, gauges("True", "False", "False", "")},
+		{"deleted", nil, true, map[string]float64{}},
+	} {
+		if step.forget {
+			s.forget(a)
+		} else {
+			s.record(a, step.conditions)
+		}
+		got, err := gathered(reg, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, step.want) {
+			t.Errorf("%s: got %v, want %v", step.name, got, step.want)
+		}
+		if other, _ := gathered(reg, b); !reflect.DeepEqual(other, gauges("True", "False", "False", "")) {
+			t.Errorf("%s: the other object's series changed: %v", step.name, other)
+		}
+	}
+}
