@@ -80,7 +80,7 @@ func TestKustomizationsBuildAndApply(t *testing.T) {
 	}
 	var prerequisites []*unstructured.Unstructured
 	for _, p := range append(slices.Clone(crdPaths), filepath.Join("testdata", "servicemonitor-crd.yaml"),
-		filepath.Join("testdata", "flux-kustomization-crd.yaml")) {
+		filepath.Join("testdata", "flux-kustomization-crd.yaml"), filepath.Join("testdata", "prometheusrule-crd.yaml")) {
 		prerequisites = append(prerequisites, readObjects(t, p)...)
 	}
 	applyAll(t, k8sClient, prerequisites)

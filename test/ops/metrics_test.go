@@ -41,9 +41,9 @@ var exported = []struct {
 	{"twilio_api_requests_total", scalar, "operator", false},
 	{"twilio_api_request_duration_seconds", histogram, "operator", false},
 	// Per-account limiter metrics (DESIGN.md "Metrics"), built in internal/twilio.
-	{"twilio_account_inflight", scalar, "operator", true},
-	{"twilio_account_inflight_limit", scalar, "operator", true},
-	{"twilio_account_throttled_total", scalar, "operator", true},
+	{"twilio_account_inflight", scalar, "operator", false},
+	{"twilio_account_inflight_limit", scalar, "operator", false},
+	{"twilio_account_throttled_total", scalar, "operator", false},
 
 	{"controller_runtime_reconcile_total", scalar, "controller-runtime", false},
 	{"controller_runtime_reconcile_errors_total", scalar, "controller-runtime", false},
