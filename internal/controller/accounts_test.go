@@ -230,6 +230,51 @@ var _ = Describe("Accounts", func() {
 		Expect(a.Status.AccountSid).To(Equal(otherAccount))
 	})
 
+	It("shares one limiter between two account objects of one Twilio account, with the smaller of their limits", func() {
+		const secondKeySid, secondKeySecret = "SK33333333333333333333333333333333", "secondKEYsecretVALUE000000000003"
+		fake.AddAPIKey(otherAccount, secondKeySid, secondKeySecret)
+		conv := twiliofake.NewSid("CH")
+		fake.AddConversation(otherAccount, conv)
+		for i, key := range [][2]string{{otherKeySid, otherKeySecret}, {secondKeySid, secondKeySecret}} {
+			name := []string{"first", "second"}[i]
+			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: ctrlObjectMeta(name, t.ns),
+				StringData: map[string]string{"accountSid": otherAccount, "apiKeySid": key[0], "apiKeySecret": key[1]}})).To(Succeed())
+			a := twilioAccount(t.ns, name, name)
+			if name == "second" {
+				a.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To[int32](4)}
+			}
+			Expect(k8sClient.Create(ctx, a)).To(Succeed())
+			o := t.object("via-"+name, func(o *v1alpha1.ConversationWebhook) {
+				o.Spec.ConversationSid, o.Spec.AccountRef = conv, &v1alpha1.AccountReference{Name: name}
+			})
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+			waitReady(o)
+		}
+		families, err := metricsReg.Gather()
+		Expect(err).NotTo(HaveOccurred())
+		series := map[string][]float64{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "account" && l.GetValue() == otherAccount {
+						series[f.GetName()] = append(series[f.GetName()], m.GetGauge().GetValue()+m.GetCounter().GetValue())
+					}
+				}
+			}
+		}
+		Expect(series["twilio_account_inflight_limit"]).To(Equal([]float64{4}),
+			"one series for the Twilio account, at the smaller limit of its two account objects")
+		Expect(series["twilio_account_inflight"]).To(HaveLen(1))
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					Expect(l.GetValue()).NotTo(SatisfyAny(ContainSubstring(otherKeySecret), ContainSubstring(secondKeySecret),
+						Equal(otherKeySid), Equal(secondKeySid)), "no key in a metric label")
+				}
+			}
+		}
+	})
+
 	It("keeps no annotation of a Secret in the manager's cache (kubectl apply's last-applied copy holds the data)", func() {
 		s := credentialsSecret(t.ns, "applied", testKeySecret)
 		s.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"stringData":{"apiKeySecret":"` + testKeySecret + `"}}`}

@@ -55,6 +55,8 @@ var (
 	fake         *twiliofake.Server
 	fakeServer   *httptest.Server
 	testMetrics  *Metrics
+	// twilioMetrics are the Twilio client's metrics (account limiters included).
+	twilioMetrics *twilio.Metrics
 	metricsReg   *prometheus.Registry
 	defaultCreds = types.NamespacedName{Namespace: "operator-system", Name: "default-twilio-credentials"}
 	// defaultAccountLabel on a namespace lets it use the default ClusterTwilioAccount.
@@ -97,6 +99,7 @@ var _ = BeforeSuite(func() {
 
 	metricsReg = prometheus.NewRegistry()
 	testMetrics = NewMetrics(metricsReg)
+	twilioMetrics = twilio.NewMetrics(metricsReg)
 
 	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: ctrlObjectMeta(defaultCreds.Namespace, "")})).To(Succeed())
 	Expect(k8sClient.Create(context.Background(), credentialsSecret(defaultCreds.Namespace, defaultCreds.Name, testKeySecret))).To(Succeed())
@@ -139,7 +142,7 @@ func startManager() func() {
 	Expect(err).NotTo(HaveOccurred())
 	factory, err := twilio.NewFactory(twilio.Options{
 		BaseURL: fakeServer.URL, RequestsPerSecond: 500, Burst: 50, Timeout: time.Second,
-		BackoffBase: 10 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Metrics: twilioMetrics,
 	})
 	Expect(err).NotTo(HaveOccurred())
 	r := &ConversationWebhookReconciler{
