@@ -391,7 +391,7 @@ func (op *operator) waitReady(g Gomega, o *v1alpha1.ConversationWebhook) *v1alph
 		g.Expect(op.ready(o)).To(Equal("True/Available"))
 		g.Expect(admin.Get(context.Background(), client.ObjectKeyFromObject(o), got)).To(Succeed())
 		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed(), "refused: %v", op.forbidden())
+	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed(), func() string { return fmt.Sprintf("refused: %v", op.forbidden()) })
 	return got
 }
 
