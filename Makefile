@@ -63,9 +63,9 @@ test: manifests generate fmt vet setup-envtest ## Run all tests (unit, client, f
 		go test ./... -coverprofile cover.out
 
 .PHONY: test-race
-test-race: setup-envtest ## Run the unit and envtest packages (internal/, cmd/) with the race detector.
+test-race: setup-envtest ## Run the unit and envtest packages (internal/, cmd/) with the race detector, never from the test cache.
 	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
-		go test -race ./internal/... ./cmd/...
+		go test -race -count=1 ./internal/... ./cmd/...
 
 .PHONY: test-live
 test-live: ## Run the live contract suite against real Twilio (TWILIO_* credentials); skips without them.
