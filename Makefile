@@ -62,6 +62,15 @@ test: manifests generate fmt vet setup-envtest ## Run all tests (unit, client, f
 	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
 		go test ./... -coverprofile cover.out
 
+.PHONY: test-race
+test-race: setup-envtest ## Run the unit and envtest packages (internal/, cmd/) with the race detector, never from the test cache.
+	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
+		go test -race -count=1 ./internal/... ./cmd/...
+
+.PHONY: test-live
+test-live: ## Run the live contract suite against real Twilio (TWILIO_* credentials); skips without them.
+	go test -tags live ./test/live/ -count=1 -v
+
 ##@ Local
 
 .PHONY: demo
@@ -100,6 +109,12 @@ helm: manifests ## Lint the Helm chart (defaults and every option) and render it
 .PHONY: install
 install: manifests ## Apply the CRD to the current kubeconfig's cluster.
 	kubectl apply --server-side -f config/crd/bases
+
+ignore-not-found ?= false
+
+.PHONY: uninstall
+uninstall: manifests ## Delete the CRD from the current kubeconfig's cluster (and with it every object). ignore-not-found=true to ignore a missing one.
+	kubectl delete --ignore-not-found=$(ignore-not-found) -f config/crd/bases
 
 .PHONY: deploy
 deploy: build-installer ## Apply dist/install.yaml to the current kubeconfig's cluster.

@@ -21,7 +21,7 @@ import (
 // A second Twilio account, with its own API key.
 const (
 	otherAccount   = "AC22222222222222222222222222222222"
-	otherKeySid    = "SK22222222222222222222222222222222"
+	otherKeySid    = "SK44444444444444444444444444444444"
 	otherKeySecret = "otherKEYsecretVALUE0000000000002"
 )
 

@@ -36,9 +36,9 @@ func kstatus(o *v1alpha1.ConversationWebhook) status.Status {
 var _ = Describe("ConversationWebhook reconciler", func() {
 	var t *tenant
 	BeforeEach(func() {
+		resetFake()
+		DeferCleanup(resetFake)
 		t = newTenant(2)
-		fake.SetRandomFaults(0, 0)
-		fake.SetLatency(0)
 	})
 
 	Describe("create", func() {
@@ -75,6 +75,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			}
 			waitEvent(o, EventCreated)
 			Expect(kstatus(got)).To(Equal(status.CurrentStatus))
+			Expect(authLog.usersFor(t.convs[0])).To(ConsistOf(testKeySid), "the object's own Secret's key, not the default one")
 		})
 
 		It("creates trigger and studio webhooks, replayAfter 0 included", func() {
@@ -119,6 +120,8 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			waitReady(o)
 			Expect(fakeHooks(t.convs[0])).To(HaveLen(1))
+			Expect(authLog.usersFor(t.convs[0])).To(ConsistOf(testDefaultKeySid),
+				"the default Secret's key, not the tenant's Secret of the same namespace")
 		})
 	})
 
@@ -136,10 +139,10 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				g.Expect(w.URL).To(Equal(o.Spec.URL))
 				g.Expect(w.Method).To(Equal("post"))
 				g.Expect(w.Filters).To(ConsistOf("onMessageAdded", "onParticipantAdded"))
-			}).WithTimeout(15 * time.Second).Should(Succeed())
+			}).WithTimeout(15 * time.Second).WithPolling(waitPoll).Should(Succeed())
 			Expect(fakeHooks(t.convs[0])).To(HaveLen(1))
 			waitEvent(o, EventDriftCorrected)
-			Expect(testutil.ToFloat64(testMetrics.driftCorrections.WithLabelValues(DriftUpdate))).To(BeNumerically(">", before))
+			Expect(testutil.ToFloat64(testMetrics.driftCorrections.WithLabelValues(DriftUpdate))).To(Equal(before+1), "one correction, counted once")
 		})
 
 		It("does not update a webhook whose method differs only in case and filters only in order", func() {
@@ -150,7 +153,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				w.Method, w.Filters = "POST", []string{"onParticipantAdded", "onMessageAdded"}
 			})
 			fake.ResetLog()
-			Consistently(func() int { return countFor(sid, twiliofake.OpUpdate) }).WithTimeout(3 * syncPeriod).Should(BeZero())
+			Consistently(func() int { return countFor(sid, twiliofake.OpUpdate) }).WithTimeout(3 * syncPeriod).WithPolling(waitPoll).Should(BeZero())
 			Expect(countFor(sid, twiliofake.OpFetch)).To(BeNumerically(">=", 1), "the drift check ran")
 		})
 
@@ -158,6 +161,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			o := t.object("gone")
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			old := waitReady(o).Status.Sid
+			before := testutil.ToFloat64(testMetrics.driftCorrections.WithLabelValues(DriftRecreate))
 			Expect(fake.DeleteWebhook(old)).To(BeTrue())
 			Eventually(func(g Gomega) {
 				got := get(o)
@@ -166,9 +170,9 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				hooks := fakeHooks(t.convs[0])
 				g.Expect(hooks).To(HaveLen(1))
 				g.Expect(hooks[0].Sid).To(Equal(got.Status.Sid))
-			}).WithTimeout(15 * time.Second).Should(Succeed())
+			}).WithTimeout(15 * time.Second).WithPolling(waitPoll).Should(Succeed())
 			waitEvent(o, EventRecreated)
-			Expect(testutil.ToFloat64(testMetrics.driftCorrections.WithLabelValues(DriftRecreate))).To(BeNumerically(">=", 1))
+			Expect(testutil.ToFloat64(testMetrics.driftCorrections.WithLabelValues(DriftRecreate))).To(Equal(before+1), "one recreate, counted once")
 		})
 
 		It("recreates a webhook deleted between its fetch and its update, instead of stalling on the 404", func() {
@@ -209,7 +213,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			sid := waitReady(o).Status.Sid
 			time.Sleep(time.Second)
 			fake.ResetLog()
-			Consistently(func() int { return countFor(sid, twiliofake.OpFetch) }).WithTimeout(3 * syncPeriod).Should(BeZero())
+			Consistently(func() int { return countFor(sid, twiliofake.OpFetch) }).WithTimeout(3 * syncPeriod).WithPolling(waitPoll).Should(BeZero())
 		})
 	})
 
@@ -226,7 +230,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				got := get(o)
 				g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 				g.Expect(got.Status.Configuration.URL).To(Equal("https://hooks.example.com/v2"))
-			}).WithTimeout(15 * time.Second).Should(Succeed())
+			}).WithTimeout(15 * time.Second).WithPolling(waitPoll).Should(Succeed())
 			hooks := fakeHooks(t.convs[0])
 			Expect(hooks).To(HaveLen(1))
 			Expect(hooks[0].Sid).To(Equal(sid))
@@ -247,8 +251,8 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 					got = get(o)
 					g.Expect(got.Status.Sid).NotTo(Equal(old))
 					g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("True/Available"))
-					g.Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationReplacedWebhook))
-				}).WithTimeout(15 * time.Second).Should(Succeed())
+					g.Expect(got.Status.SupersededWebhook).To(BeNil())
+				}).WithTimeout(15 * time.Second).WithPolling(waitPoll).Should(Succeed())
 				_, oldExists := fake.Webhook(old)
 				Expect(oldExists).To(BeFalse(), "the old webhook is deleted")
 				conv := newConv(t)
@@ -332,6 +336,8 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			waitGone(o)
 			_, ok := fake.Webhook(sid)
 			Expect(ok).To(BeTrue())
+			Expect(countFor(sid, twiliofake.OpDelete)).To(BeZero())
+			waitEvent(o, EventOrphaned)
 		})
 
 		It("does not hang when the credentials Secret is gone, and names the webhook left behind", func() {
@@ -343,9 +349,9 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			waitGone(o)
 			_, ok := fake.Webhook(sid)
 			Expect(ok).To(BeTrue(), "Twilio could not be reached, so the webhook is still there")
-			Eventually(func() []string { return eventNotes(o) }).WithTimeout(10 * time.Second).
+			Eventually(func() []string { return eventNotes(o) }).WithTimeout(10 * time.Second).WithPolling(waitPoll).
 				Should(ContainElement(ContainSubstring(sid)))
-			Expect(eventReasons(o)).To(ContainElement(EventOrphaned))
+			waitEvent(o, EventOrphaned)
 		})
 
 		It("names the conversation of an unconfirmed create when deletion cannot reach Twilio", func() {
@@ -354,16 +360,16 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(k8sClient.Delete(ctx, o)).To(Succeed())
 			waitGone(o)
 			Expect(fakeHooks(t.convs[0])).To(HaveLen(1), "Twilio could not be reached")
-			Eventually(func() []string { return eventNotes(o) }).WithTimeout(10 * time.Second).Should(ContainElement(SatisfyAll(
+			Eventually(func() []string { return eventNotes(o) }).WithTimeout(10 * time.Second).WithPolling(waitPoll).Should(ContainElement(SatisfyAll(
 				ContainSubstring("Deletion cannot reach Twilio"), ContainSubstring("answer was lost made in "+t.convs[0]))))
 		})
 
 		It("deletes the result of a create whose answer was lost, even after a spec edit", func() {
 			o := pendingCreate(t, "pending")
 			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/edited" })
-			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).Should(Equal(get(o).Generation))
+			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Equal(get(o).Generation))
 			Expect(k8sClient.Delete(ctx, o)).To(Succeed())
-			Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).WithTimeout(10*time.Second).
+			Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).WithTimeout(10*time.Second).WithPolling(waitPoll).
 				Should(Equal("False/Deleting"), "deletion waits while Twilio cannot be listed")
 			fake.ClearFaults()
 			waitGone(o)
@@ -378,8 +384,8 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			})
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).
-				WithTimeout(10 * time.Second).Should(Equal("False/Paused"))
-			Consistently(func() int { return countInConversation(t.convs[0], "") }).WithTimeout(2 * time.Second).Should(BeZero())
+				WithTimeout(10 * time.Second).WithPolling(waitPoll).Should(Equal("False/Paused"))
+			Consistently(func() int { return countInConversation(t.convs[0], "") }).WithTimeout(quietPeriod).WithPolling(waitPoll).Should(BeZero())
 			pause(o, false)
 			waitReady(o)
 			Expect(fakeHooks(t.convs[0])).To(HaveLen(1))
@@ -396,7 +402,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				g.Expect(condition(got, v1alpha1.ConditionReconciling)).To(Equal("True/Creating"))
 				g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("False/Creating"))
 				g.Expect(kstatus(got)).To(Equal(status.InProgressStatus))
-			}).WithTimeout(10 * time.Second).Should(Succeed())
+			}).WithTimeout(10 * time.Second).WithPolling(waitPoll).Should(Succeed())
 			fake.SetRandomFaults(0, 0)
 			got := waitReady(o)
 			Expect(kstatus(got)).To(Equal(status.CurrentStatus))
@@ -409,6 +415,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			got := waitStalled(o, v1alpha1.ReasonConversationNotFound)
 			Expect(stalledMessage(got)).To(ContainSubstring("50350"))
 			Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
+			expectNoRetry(o.Spec.ConversationSid)
 		})
 
 		It("stalls with WebhookLimitReached on a conversation that has five webhooks", func() {
@@ -419,6 +426,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			got := waitStalled(o, v1alpha1.ReasonWebhookLimitReached)
 			Expect(stalledMessage(got)).To(ContainSubstring("50361"))
+			expectNoRetry(t.convs[1])
 			Expect(fakeHooks(t.convs[1])).To(HaveLen(5))
 		})
 
@@ -430,8 +438,9 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				got := waitStalled(o, reason)
 				Expect(stalledMessage(got)).To(ContainSubstring(fmt.Sprint(code)))
 				Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
-				Expect(fakeHooks(t.convs[0])).To(BeEmpty())
 				Expect(kstatus(got)).To(Equal(status.FailedStatus))
+				expectNoRetry(t.convs[0])
+				Expect(fakeHooks(t.convs[0])).To(BeEmpty())
 			},
 			Entry("20422 invalid parameter", 20422, v1alpha1.ReasonConfigurationRejected),
 			Entry("50362 too many triggers", 50362, v1alpha1.ReasonConfigurationRejected),
@@ -484,14 +493,14 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				got := get(o)
 				g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 				g.Expect(condition(got, v1alpha1.ConditionReconciling)).To(Equal("True/Creating"))
-			}).WithTimeout(10 * time.Second).Should(Succeed())
+			}).WithTimeout(10 * time.Second).WithPolling(waitPoll).Should(Succeed())
 			fake.ClearFaults()
 			var got *v1alpha1.ConversationWebhook
 			Eventually(func(g Gomega) {
 				got = get(o)
 				g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("True/Available"))
 				g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-			}).WithTimeout(20 * time.Second).Should(Succeed())
+			}).WithTimeout(20 * time.Second).WithPolling(waitPoll).Should(Succeed())
 			hooks := fakeHooks(t.convs[0])
 			Expect(hooks).To(HaveLen(1), "the webhook of the lost create is reused, not orphaned")
 			Expect(hooks[0].Sid).To(Equal(got.Status.Sid))
@@ -540,12 +549,12 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			lost := fakeHooks(t.convs[0])[0].Sid
 			Expect(get(o).Status.PendingCreate.ConversationSid).To(Equal(t.convs[0]))
 			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
-			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).Should(Equal(get(o).Generation))
+			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Equal(get(o).Generation))
 			fake.ClearFaults()
 			got := waitReady(o)
 			Expect(got.Status.ConversationSid).To(Equal(t.convs[1]))
 			Expect(fakeHooks(t.convs[1])).To(ConsistOf(HaveField("Sid", got.Status.Sid)))
-			Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).Should(BeEmpty(), "the lost create's webhook is not orphaned")
+			Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(BeEmpty(), "the lost create's webhook is not orphaned")
 			Expect(countFor(lost, twiliofake.OpDelete)).To(Equal(1))
 			Expect(countInConversation(t.convs[1], twiliofake.OpCreate)).To(Equal(1))
 			waitEvent(o, EventReplaced)
@@ -554,31 +563,12 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 		It("deletes a lost create's webhook from the conversation it was sent to after conversationSid changed", func() {
 			o := pendingCreate(t, "moved-then-deleted")
 			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
-			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).Should(Equal(get(o).Generation))
+			Eventually(func() int64 { return get(o).Status.ObservedGeneration }).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Equal(get(o).Generation))
 			Expect(k8sClient.Delete(ctx, o)).To(Succeed())
 			fake.ClearFaults()
 			waitGone(o)
 			Expect(fakeHooks(t.convs[0])).To(BeEmpty())
 			Expect(fakeHooks(t.convs[1])).To(BeEmpty())
-		})
-
-		It("converges with exactly one webhook when the manager stops right after a create", func() {
-			fake.SetLatency(1500 * time.Millisecond)
-			o := t.object("restart")
-			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-			Eventually(func() int { return countInConversation(t.convs[0], twiliofake.OpCreate) }).
-				WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Equal(1))
-			stopManager() // the create is in flight: Twilio stores it, the operator never sees the answer
-			Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(5 * time.Second).Should(HaveLen(1))
-			Expect(get(o).Annotations).To(HaveKey(v1alpha1.AnnotationCreatePending))
-			Expect(get(o).Annotations).NotTo(HaveKey(v1alpha1.AnnotationWebhookSid))
-			fake.SetLatency(0)
-			stopManager = startManager()
-			got := waitReady(o)
-			hooks := fakeHooks(t.convs[0])
-			Expect(hooks).To(HaveLen(1))
-			Expect(got.Status.Sid).To(Equal(hooks[0].Sid))
-			Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(1))
 		})
 	})
 
@@ -626,12 +616,12 @@ func pendingCreate(t *tenant, name string) *v1alpha1.ConversationWebhook {
 	before := len(fakeHooks(t.convs[0]))
 	o := t.object(name)
 	Expect(k8sClient.Create(ctx, o)).To(Succeed())
-	Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).Should(HaveLen(before + 1))
+	Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).WithTimeout(10 * time.Second).WithPolling(waitPoll).Should(HaveLen(before + 1))
 	Eventually(func(g Gomega) {
 		got := get(o)
 		g.Expect(got.Annotations).To(HaveKey(v1alpha1.AnnotationCreatePending))
 		g.Expect(got.Status.PendingCreate).NotTo(BeNil())
-	}).WithTimeout(10 * time.Second).Should(Succeed())
+	}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
 	return o
 }
 
@@ -641,7 +631,7 @@ func patchSpec(o *v1alpha1.ConversationWebhook, change func(*v1alpha1.Conversati
 		cur := get(o)
 		change(cur)
 		return k8sClient.Update(ctx, cur)
-	}).Should(Succeed())
+	}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
 }
 
 func pause(o *v1alpha1.ConversationWebhook, on bool) {
@@ -657,9 +647,9 @@ func pause(o *v1alpha1.ConversationWebhook, on bool) {
 			delete(cur.Annotations, v1alpha1.AnnotationPaused)
 		}
 		return k8sClient.Update(ctx, cur)
-	}).Should(Succeed())
+	}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
 	if on {
-		Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).Should(Equal("False/Paused"))
+		Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Equal("False/Paused"))
 	}
 }
 
@@ -678,6 +668,18 @@ func conditionMessages(o *v1alpha1.ConversationWebhook) []string {
 		out = append(out, c.Message)
 	}
 	return out
+}
+
+// expectNoRetry asserts that, from now on and over two sync periods, the operator
+// sends nothing to Twilio about the conversation and no webhook appears in it:
+// a terminal failure waits for a change of spec, annotations or credentials.
+func expectNoRetry(conv string) {
+	GinkgoHelper()
+	before, hooks := countInConversation(conv, ""), len(fakeHooks(conv))
+	Consistently(func(g Gomega) {
+		g.Expect(countInConversation(conv, "")).To(Equal(before), "requests to Twilio about %s", conv)
+		g.Expect(fakeHooks(conv)).To(HaveLen(hooks), "webhooks in %s", conv)
+	}).WithTimeout(quietPeriod).WithPolling(waitPoll).Should(Succeed(), "a terminal failure is not retried until something changes")
 }
 
 // countFor counts the fake's requests for one webhook SID and operation.

@@ -74,6 +74,11 @@ type ConversationWebhookReconciler struct {
 	// ReconcileTimeout bounds one reconcile, Twilio calls included (default
 	// DefaultReconcileTimeout).
 	ReconcileTimeout time.Duration
+	// PendingGrace is how long a create may still be in flight after it was
+	// recorded as pending (the Twilio timeout, with room): a younger pending
+	// create whose webhook is not listed yet is waited for, never repeated, in
+	// case another manager (a leader handover) is still sending it.
+	PendingGrace time.Duration
 
 	credentials credentialCache
 	takes       scopeLocks
@@ -132,6 +137,11 @@ func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs 
 		// Every request slot of the account is taken: come back soon rather
 		// than hold a worker that other accounts' objects can use.
 		return ctrl.Result{RequeueAfter: busyRequeue()}, nil
+	}
+	var wait *waitError
+	if errors.As(err, &wait) {
+		setProgressing(&obj.Status, obj.Generation, v1alpha1.ReasonCreating, "Waiting for a create that may still be in flight")
+		return ctrl.Result{RequeueAfter: wait.after}, nil
 	}
 	if err != nil {
 		return r.failed(ctx, obj, phaseOf(obj, err), err)

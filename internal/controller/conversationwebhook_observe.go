@@ -30,6 +30,9 @@ type observation struct {
 	// answer says which write current is the answer of: "" (a fetch), or
 	// answerCreate / answerUpdate (the spec was just sent).
 	answer string
+	// pendingInFlight says the pending create is young enough to be still in
+	// flight somewhere (PendingGrace): its result may not be listed yet.
+	pendingInFlight bool
 }
 
 // Which write an observation is the answer of.

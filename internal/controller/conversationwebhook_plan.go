@@ -61,6 +61,9 @@ const (
 	stepStall stepKind = "Stall"
 	// stepReport (managementPolicy Observe) reports what Twilio holds, writing nothing to it.
 	stepReport stepKind = "Report"
+	// stepWait waits for a pending create that may still be in flight (in
+	// another manager, during a leader handover) before looking for its result again.
+	stepWait stepKind = "Wait"
 )
 
 // Why a step is taken: its event reason.
@@ -99,6 +102,8 @@ func plan(want desired, obs *observation, led *ledger, annotationsInSync bool) s
 	switch {
 	case led.pending != nil && obs.recovered != nil:
 		return step{kind: stepRecord, why: whyRecover, webhook: obs.recovered, supersede: led.owned != nil}
+	case led.pending != nil && obs.pendingInFlight:
+		return step{kind: stepWait}
 	case led.pending != nil:
 		return step{kind: stepCreate, why: whyFirst, supersede: led.owned != nil}
 	case !annotationsInSync && led.claimed() == "" && !obs.currentGone:

@@ -69,6 +69,16 @@ func TestPlan(t *testing.T) {
 			c.obs = observation{recovered: other}
 			c.wantKind, c.wantWhy, c.supersede = stepRecord, whyRecover, yes
 		}},
+		{"pending create not listed yet but maybe still in flight: wait, never create twice", func(c *planCase) {
+			c.led = ledger{pending: &pendingRecord{scope: c.want.scope, recorded: true}}
+			c.obs = observation{pendingInFlight: true}
+			c.wantKind = stepWait
+		}},
+		{"pending create in flight but already listed: record it", func(c *planCase) {
+			c.led = ledger{pending: &pendingRecord{scope: c.want.scope, recorded: true}}
+			c.obs = observation{recovered: other, pendingInFlight: true}
+			c.wantKind, c.wantWhy = stepRecord, whyRecover
+		}},
 		{"pending create not found: create again", func(c *planCase) {
 			c.led = ledger{pending: &pendingRecord{scope: c.want.scope, recorded: true}}
 			c.obs = observation{unknown: []string{planOther}}

@@ -42,6 +42,13 @@ const (
 // deletion of a superseded webhook take three.
 const maxSteps = 6
 
+// waitError asks to reconcile again after a while, without counting as a failure.
+type waitError struct{ after time.Duration }
+
+func (e *waitError) Error() string {
+	return fmt.Sprintf("a create started %s ago may still be in flight; looking for its webhook then", e.after)
+}
+
 // errNotConverged is returned when a reconcile ran out of steps.
 var errNotConverged = errors.New("not converged after the steps one reconcile may take; retrying")
 
@@ -77,9 +84,16 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 	if err != nil {
 		return nil, inPhase(phaseOfLedger(&led), err)
 	}
+	wait := time.Duration(0)
+	if p := led.pending; p != nil && obs.recovered == nil {
+		wait = p.since.Add(r.PendingGrace).Sub(r.Clock.Now())
+		obs.pendingInFlight = wait > 0
+	}
 	for range maxSteps {
 		st := plan(want, &obs, &led, led.metaInSync(rs.obj))
 		switch st.kind {
+		case stepWait:
+			return nil, &waitError{after: wait}
 		case stepNone:
 			recordWebhook(&rs.obj.Status, obs.current, led.replay.value)
 			return obs.current, nil

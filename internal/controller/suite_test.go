@@ -3,8 +3,12 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +28,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -35,36 +40,88 @@ import (
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 )
 
-// Test fixtures: one Twilio account with an API key; its credentials live in a
-// Secret in each test namespace, and in the operator's default Secret.
+// Test fixtures: one Twilio account with two API keys. The tenant key's
+// credentials live in a Secret in each test namespace; the default key's in the
+// operator's default Secret, so a test can tell from the request log which was used.
 const (
-	testAccount   = "AC11111111111111111111111111111111"
-	testAuthToken = "authTOKENvalue0000000000000000001"
-	testKeySid    = "SK11111111111111111111111111111111"
-	testKeySecret = "apiKEYsecretVALUE000000000000001"
-	testFlow      = "FW11111111111111111111111111111111"
-	secretName    = "twilio-credentials"
-	syncPeriod    = 2 * time.Second
+	testAccount          = "AC11111111111111111111111111111111"
+	testAuthToken        = "authTOKENvalue0000000000000000001"
+	testKeySid           = "SK11111111111111111111111111111111"
+	testKeySecret        = "apiKEYsecretVALUE000000000000001"
+	testDefaultKeySid    = "SK22222222222222222222222222222222"
+	testDefaultKeySecret = "defaultKEYsecretVALUE00000000002"
+	testFlow             = "FW11111111111111111111111111111111"
+	secretName           = "twilio-credentials"
+	syncPeriod           = 2 * time.Second
+)
+
+// Every Eventually and Consistently names its timeout and polling: Gomega's
+// defaults (1 s, 10 ms) are too short for a shared 2-core machine.
+const (
+	// waitTimeout bounds a wait for something the operator does within a few reconciles.
+	waitTimeout = 20 * time.Second
+	// waitPoll is how often a wait looks.
+	waitPoll = 100 * time.Millisecond
+	// quietPeriod is how long a claim of absence ("no retry", "no second create")
+	// is watched: two jittered sync periods and a little more.
+	quietPeriod = 2*syncPeriod + syncPeriod/2
 )
 
 var (
-	restCfg      *rest.Config
-	k8sClient    client.Client
-	testEnv      *envtest.Environment
-	scheme       = runtime.NewScheme()
-	fake         *twiliofake.Server
-	fakeServer   *httptest.Server
-	testMetrics  *Metrics
+	restCfg     *rest.Config
+	k8sClient   client.Client
+	testEnv     *envtest.Environment
+	scheme      = runtime.NewScheme()
+	fake        *twiliofake.Server
+	fakeServer  *httptest.Server
+	testMetrics *Metrics
 	// twilioMetrics are the Twilio client's metrics (account limiters included).
 	twilioMetrics *twilio.Metrics
-	metricsReg   *prometheus.Registry
-	defaultCreds = types.NamespacedName{Namespace: "operator-system", Name: "default-twilio-credentials"}
+	metricsReg    *prometheus.Registry
+	defaultCreds  = types.NamespacedName{Namespace: "operator-system", Name: "default-twilio-credentials"}
 	// defaultAccountLabel on a namespace lets it use the default ClusterTwilioAccount.
 	defaultAccountLabel = "test.twilio-operator.io/default-account"
-	stopManager         func()
 	// managerCache is the running manager's cache, for tests of what it holds.
 	managerCache cache.Cache
+	// stopManager stops the suite's manager; nil while a spec has it stopped.
+	stopManager func()
+	// authLog records the Basic-auth user (account or API key SID) of every
+	// request the fake receives: the fake's own log keeps only the account.
+	authLog = &authRecorder{}
 )
+
+// authRecorder records who authenticated each request to the fake.
+type authRecorder struct {
+	mu      sync.Mutex
+	entries []authEntry
+}
+
+type authEntry struct {
+	User, Method, Path string
+}
+
+func (a *authRecorder) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _, _ := r.BasicAuth()
+		a.mu.Lock()
+		a.entries = append(a.entries, authEntry{User: user, Method: r.Method, Path: r.URL.Path})
+		a.mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// usersFor lists, once each, the users that authenticated requests under a conversation.
+func (a *authRecorder) usersFor(conv string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var users []string
+	for _, e := range a.entries {
+		if strings.Contains(e.Path, "/Conversations/"+conv+"/") && !slices.Contains(users, e.User) {
+			users = append(users, e.User)
+		}
+	}
+	return users
+}
 
 // defaultAccount is the ClusterTwilioAccount the manager uses for objects without accountRef.
 const defaultAccount = "default"
@@ -95,14 +152,16 @@ var _ = BeforeSuite(func() {
 	fake = twiliofake.New()
 	fake.AddAccount(testAccount, testAuthToken)
 	fake.AddAPIKey(testAccount, testKeySid, testKeySecret)
-	fakeServer = httptest.NewServer(fake)
+	fake.AddAPIKey(testAccount, testDefaultKeySid, testDefaultKeySecret)
+	fakeServer = httptest.NewServer(authLog.wrap(fake))
 
 	metricsReg = prometheus.NewRegistry()
 	testMetrics = NewMetrics(metricsReg)
 	twilioMetrics = twilio.NewMetrics(metricsReg)
 
 	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: ctrlObjectMeta(defaultCreds.Namespace, "")})).To(Succeed())
-	Expect(k8sClient.Create(context.Background(), credentialsSecret(defaultCreds.Namespace, defaultCreds.Name, testKeySecret))).To(Succeed())
+	Expect(k8sClient.Create(context.Background(),
+		keyCredentials(defaultCreds.Namespace, defaultCreds.Name, testDefaultKeySid, testDefaultKeySecret))).To(Succeed())
 	Expect(k8sClient.Create(context.Background(), &v1alpha1.ClusterTwilioAccount{
 		ObjectMeta: ctrlObjectMeta(defaultAccount, ""),
 		Spec: v1alpha1.ClusterTwilioAccountSpec{
@@ -126,11 +185,38 @@ var _ = AfterSuite(func() {
 	}
 })
 
+// managerOptions vary a test manager from the suite's.
+type managerOptions struct {
+	name        string
+	interceptor *interceptor.Funcs
+}
+
+// managerOption is an option of startManager.
+type managerOption func(*managerOptions)
+
+// withName names the manager in its logs.
+func withName(name string) managerOption {
+	return func(o *managerOptions) { o.name = name }
+}
+
+// withInterceptor routes the manager's client (the reconciler's reads and writes
+// of objects) through funcs.
+func withInterceptor(funcs interceptor.Funcs) managerOption {
+	return func(o *managerOptions) { o.interceptor = &funcs }
+}
+
 // startManager runs a manager with the reconciler against the fake, as
-// cmd/manager wires it, and returns a function that stops it and waits.
-func startManager() func() {
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+// cmd/manager wires it, without leader election, and returns a function that
+// stops it and waits (once; later calls return at once).
+func startManager(opts ...managerOption) func() {
+	GinkgoHelper()
+	o := managerOptions{name: "manager"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	mgrOpts := ctrl.Options{
 		Scheme: scheme,
+		Logger: logf.Log.WithName(o.name),
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject:         map[client.Object]cache.ByObject{SecretMetadata(): {Transform: StripSecretMetadata}},
@@ -138,7 +224,18 @@ func startManager() func() {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if o.interceptor != nil {
+		funcs := *o.interceptor
+		mgrOpts.NewClient = func(cfg *rest.Config, opts client.Options) (client.Client, error) {
+			c, err := client.NewWithWatch(cfg, opts)
+			if err != nil {
+				return nil, err
+			}
+			return interceptor.NewClient(c, funcs), nil
+		}
+	}
+	mgr, err := ctrl.NewManager(restCfg, mgrOpts)
 	Expect(err).NotTo(HaveOccurred())
 	factory, err := twilio.NewFactory(twilio.Options{
 		BaseURL: fakeServer.URL, RequestsPerSecond: 500, Burst: 50, Timeout: time.Second,
@@ -149,7 +246,7 @@ func startManager() func() {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("conversation-webhook-operator"),
 		Twilio:   factory, DefaultAccount: defaultAccount, SyncPeriod: syncPeriod,
-		Clock: clock.RealClock{}, Metrics: testMetrics,
+		Clock: clock.RealClock{}, Metrics: testMetrics, PendingGrace: 2 * time.Second,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	Expect(r.SetupWithManager(ctx, mgr, 10)).To(Succeed())
@@ -166,20 +263,63 @@ func startManager() func() {
 		defer close(done)
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
+	var once sync.Once
 	return func() {
-		cancel()
-		<-done
+		once.Do(func() {
+			cancel()
+			<-done
+		})
 	}
+}
+
+// startSpecManager starts a manager for the current spec and stops it when the
+// spec ends, whatever its outcome. The returned function stops it earlier.
+func startSpecManager(opts ...managerOption) func() {
+	GinkgoHelper()
+	stop := startManager(opts...)
+	DeferCleanup(stop)
+	return stop
+}
+
+// stopSuiteManager stops the suite's manager for the rest of the spec; it is
+// started again when the spec ends, whatever its outcome.
+func stopSuiteManager() {
+	GinkgoHelper()
+	if stopManager == nil {
+		return
+	}
+	stopManager()
+	stopManager = nil
+	DeferCleanup(func() {
+		if stopManager == nil {
+			stopManager = startManager()
+		}
+	})
+}
+
+// resetFake takes away every fault, latency and limit a spec may have set.
+func resetFake() {
+	fake.ClearFaults()
+	fake.SetRandomFaults(0, 0)
+	fake.SetLatency(0)
+	fake.SetMaxInFlight(0)
+	fake.SetAccountRate(0, 0, 0)
 }
 
 func ctrlObjectMeta(name, namespace string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: namespace}
 }
 
+// credentialsSecret holds the tenant API key (testKeySid) with the given secret.
 func credentialsSecret(namespace, name, keySecret string) *corev1.Secret {
+	return keyCredentials(namespace, name, testKeySid, keySecret)
+}
+
+// keyCredentials holds an API key of the test account.
+func keyCredentials(namespace, name, keySid, secret string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: ctrlObjectMeta(name, namespace),
-		StringData: map[string]string{"accountSid": testAccount, "apiKeySid": testKeySid, "apiKeySecret": keySecret},
+		StringData: map[string]string{"accountSid": testAccount, "apiKeySid": keySid, "apiKeySecret": secret},
 	}
 }
 
@@ -311,7 +451,7 @@ func eventNotes(o *v1alpha1.ConversationWebhook) []string {
 
 func waitEvent(o *v1alpha1.ConversationWebhook, reason string) {
 	GinkgoHelper()
-	Eventually(func() []string { return eventReasons(o) }).WithTimeout(20 * time.Second).Should(ContainElement(reason))
+	Eventually(func() []string { return eventReasons(o) }).WithTimeout(20 * time.Second).WithPolling(waitPoll).Should(ContainElement(reason))
 }
 
 func waitGone(o *v1alpha1.ConversationWebhook) {
@@ -319,5 +459,5 @@ func waitGone(o *v1alpha1.ConversationWebhook) {
 	Eventually(func() bool {
 		err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(o), &v1alpha1.ConversationWebhook{})
 		return client.IgnoreNotFound(err) == nil && err != nil
-	}).WithTimeout(20 * time.Second).Should(BeTrue())
+	}).WithTimeout(20 * time.Second).WithPolling(waitPoll).Should(BeTrue())
 }
