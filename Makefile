@@ -81,8 +81,9 @@ demo: build setup-envtest ## Run everything locally: control plane, Twilio fake,
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager and the standalone Twilio fake.
+build: manifests generate fmt vet ## Build the manager, cwh-import and the standalone Twilio fake.
 	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/manager ./cmd/manager
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/cwh-import ./cmd/cwh-import
 	go build -o bin/twilio-fake ./cmd/twilio-fake
 
 .PHONY: run

@@ -1,7 +1,7 @@
 // Command twilio-fake serves the in-memory Twilio Conversations fake on loopback,
 // for running the manager locally without a Twilio account:
 //
-//	twilio-fake --listen 127.0.0.1:8089 --conversation CH… &
+//	twilio-fake --listen 127.0.0.1:8089 --conversations CH…,CH… &
 //	make run ARGS="--twilio-api-url http://127.0.0.1:8089"
 //
 // Its control API (GET /_fake/webhooks, POST /_fake/conversations, PUT

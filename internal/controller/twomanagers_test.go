@@ -24,9 +24,9 @@ var _ = Describe("Two managers without leader election on the same objects", fun
 		// window between a create-pending marker, the create and its record.
 		fake.SetLatency(50 * time.Millisecond)
 		stopSuiteManager()
-		t := newTenant(5)
 		startSpecManager(withName("twin-a"))
 		startSpecManager(withName("twin-b"))
+		t := newTenant(5) // after the managers: its account is verified by one of them
 		var objs []*v1alpha1.ConversationWebhook
 		for i := range 20 {
 			o := t.object(fmt.Sprintf("twin-%02d", i), func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[i%5] })

@@ -378,11 +378,12 @@ func TestLimiterHoldsWorkersToTheRate(t *testing.T) {
 		times[i] = r.Time
 	}
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	// With a token bucket of burst 1, k+1 requests span at least k/rps. Allow one
-	// request of slack for scheduling between the limiter and the fake's clock.
+	// With a token bucket of burst 1, k+1 requests span at least k/rps. Allow two
+	// requests of slack for scheduling between the limiter and the fake's clock
+	// (the race detector slows goroutines unevenly); twice the rate still fails.
 	const k = rps
 	for i := 0; i+k < len(times); i++ {
-		if span := times[i+k].Sub(times[i]); span < time.Duration(k-1)*time.Second/rps {
+		if span := times[i+k].Sub(times[i]); span < time.Duration(k-2)*time.Second/rps {
 			t.Fatalf("requests %d..%d span %v: more than %d per second", i, i+k, span, rps)
 		}
 	}
