@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -153,6 +154,7 @@ func TestOneVerbLessFails(t *testing.T) {
 		{name: "patch-conversationwebhooks", group: group, resource: "conversationwebhooks", verb: "patch"},
 		{name: "patch-status", group: group, resource: "conversationwebhooks/status", verb: "patch"},
 		{name: "get-secrets", group: "", resource: "secrets", verb: "get"},
+		{name: "patch-twilioaccounts-status", group: group, resource: "twilioaccounts/status", verb: "patch"},
 		{name: "create-leases", leaderElection: true, group: "coordination.k8s.io", resource: "leases", verb: "create"},
 		{name: "create-events", group: "events.k8s.io", resource: "events", verb: "create", readyAnyway: true, noEvents: true},
 	} {
@@ -252,6 +254,10 @@ func install(t *testing.T, name string, mutate func(*rbacv1.ClusterRole, *rbacv1
 		ObjectMeta: metav1.ObjectMeta{Name: "twilio-credentials", Namespace: op.tenant},
 		StringData: map[string]string{"accountSid": account, "apiKeySid": keySid, "apiKeySecret": keySecret},
 	})).To(Succeed())
+	g.Expect(admin.Create(ctx, &v1alpha1.TwilioAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "twilio", Namespace: op.tenant},
+		Spec:       v1alpha1.TwilioAccountSpec{CredentialsSecretRef: v1alpha1.SecretReference{Name: "twilio-credentials"}},
+	})).To(Succeed())
 	for range 2 {
 		sid := twiliofake.NewSid("CH")
 		fake.AddConversation(account, sid)
@@ -280,6 +286,10 @@ func (op *operator) start(t *testing.T, user string) {
 		LeaderElectionNamespace:       op.ns,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: 10 * time.Second},
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         map[client.Object]cache.ByObject{controller.SecretMetadata(): {Transform: controller.StripSecretMetadata}},
+		},
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	factory, err := twilio.NewFactory(twilio.Options{
@@ -295,6 +305,11 @@ func (op *operator) start(t *testing.T, user string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Expect(r.SetupWithManager(ctx, mgr, 10)).To(Succeed())
+	for _, cluster := range []bool{false, true} {
+		a := &controller.AccountReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Verifier: factory,
+			SyncPeriod: time.Second, Cluster: cluster}
+		g.Expect(a.SetupWithManager(ctx, mgr)).To(Succeed())
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -355,11 +370,11 @@ func (op *operator) object(name, conv string) *v1alpha1.ConversationWebhook {
 	return &v1alpha1.ConversationWebhook{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: op.tenant},
 		Spec: v1alpha1.ConversationWebhookSpec{
-			ConversationSid:      conv,
-			Target:               v1alpha1.TargetWebhook,
-			URL:                  "https://hooks.example.com/" + op.name,
-			Filters:              []v1alpha1.Filter{"onMessageAdded"},
-			CredentialsSecretRef: &v1alpha1.SecretReference{Name: "twilio-credentials"},
+			ConversationSid: conv,
+			Target:          v1alpha1.TargetWebhook,
+			URL:             "https://hooks.example.com/" + op.name,
+			Filters:         []v1alpha1.Filter{"onMessageAdded"},
+			AccountRef:      &v1alpha1.AccountReference{Name: "twilio"},
 		},
 	}
 }
