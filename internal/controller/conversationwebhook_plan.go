@@ -219,8 +219,9 @@ func intString(i *int32) string {
 // configDiff names the fields Twilio can update in place that differ, or "":
 // method case-insensitively (Twilio's default is POST), filters and triggers as sets.
 func configDiff(want twilio.Configuration, wh *twilio.Webhook) string {
-	var names []string
-	for _, d := range configDiffs(want, wh) {
+	diffs := configDiffs(want, wh)
+	names := make([]string, 0, len(diffs))
+	for _, d := range diffs {
 		names = append(names, d.field)
 	}
 	return strings.Join(names, ", ")

@@ -6,6 +6,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// accountLabel names a Twilio account (its verified AC… SID) in the account metrics.
+const accountLabel = "account"
+
 // Metrics are the client's Prometheus metrics.
 type Metrics struct {
 	requests  *prometheus.CounterVec
@@ -31,15 +34,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "twilio_account_inflight",
 			Help: "Twilio requests in flight per Twilio account (its verified AC… SID).",
-		}, []string{"account"}),
+		}, []string{accountLabel}),
 		ceiling: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "twilio_account_inflight_limit",
 			Help: "The adaptive ceiling of requests in flight per Twilio account: lowered on 429, raised after a run of successes.",
-		}, []string{"account"}),
+		}, []string{accountLabel}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "twilio_account_throttled_total",
 			Help: "Twilio answers 429 (error 20429: too many requests, or too many in flight) per Twilio account.",
-		}, []string{"account"}),
+		}, []string{accountLabel}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.inflight, m.ceiling, m.throttled)
 	return m

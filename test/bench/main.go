@@ -47,7 +47,9 @@ const (
 	account   = "AC00000000000000000000000000000007"
 	keySid    = "SK00000000000000000000000000000007"
 	keySecret = "benchKeySecret"
-	ns        = "bench"
+	// accountName names the bench's TwilioAccount and its Secret.
+	accountName = "twilio"
+	ns          = "bench"
 )
 
 type settings struct {
@@ -111,12 +113,12 @@ func run() error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return err
 	}
-	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "twilio", Namespace: ns},
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: accountName, Namespace: ns},
 		StringData: map[string]string{"accountSid": account, "apiKeySid": keySid, "apiKeySecret": keySecret}}); err != nil {
 		return err
 	}
-	if err := c.Create(ctx, &v1alpha1.TwilioAccount{ObjectMeta: metav1.ObjectMeta{Name: "twilio", Namespace: ns},
-		Spec: v1alpha1.TwilioAccountSpec{CredentialsSecretRef: v1alpha1.SecretReference{Name: "twilio"}}}); err != nil {
+	if err := c.Create(ctx, &v1alpha1.TwilioAccount{ObjectMeta: metav1.ObjectMeta{Name: accountName, Namespace: ns},
+		Spec: v1alpha1.TwilioAccountSpec{CredentialsSecretRef: v1alpha1.SecretReference{Name: accountName}}}); err != nil {
 		return err
 	}
 	metricsAddr, err := freeAddr()
@@ -251,7 +253,7 @@ func createObjects(ctx context.Context, c client.Client, n, perSecond int) {
 						ConversationSid: fmt.Sprintf("CH%032x", i/4), Target: v1alpha1.TargetWebhook,
 						URL:        fmt.Sprintf("https://hooks.example.com/%d", i),
 						Filters:    []v1alpha1.Filter{"onMessageAdded"},
-						AccountRef: &v1alpha1.AccountReference{Name: "twilio"},
+						AccountRef: &v1alpha1.AccountReference{Name: accountName},
 					},
 				}
 				for c.Create(ctx, o) != nil {

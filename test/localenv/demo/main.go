@@ -317,8 +317,11 @@ func importStep(ctx context.Context, env *localenv.Env, fake *twiliofake.Server,
 		return err
 	}
 	objs, refusals, err := importer.Manifests(ctx, api, []twilio.Scope{{ConversationSid: conv}}, importer.Options{Namespace: demoNamespace})
-	if err != nil || len(refusals) > 0 {
-		return fmt.Errorf("import: %v %v", err, refusals)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	if len(refusals) > 0 {
+		return fmt.Errorf("import refused: %v", refusals)
 	}
 	for _, o := range objs {
 		if o.Annotations[v1alpha1.AnnotationWebhookSid] != sid {
