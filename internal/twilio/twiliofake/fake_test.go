@@ -2,6 +2,7 @@ package twiliofake_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -338,5 +339,59 @@ func TestStickyFaultsLastUntilCleared(t *testing.T) {
 	e.fake.ClearFaults()
 	if got := e.do(t, http.MethodGet, path, nil, account, token); got.Status != 200 {
 		t.Fatalf("list answered %d after ClearFaults", got.Status)
+	}
+}
+
+func TestProxyAndAuthFaultsAreNotProcessed(t *testing.T) {
+	cases := []struct {
+		kind        twiliofake.FaultKind
+		status      int
+		contentType string
+		code        int
+	}{
+		{twiliofake.FaultUnauthorized, 401, "application/json", 20003},
+		{twiliofake.FaultHTML404, 404, "text/html", 0},
+		{twiliofake.FaultNonJSON, 502, "text/html", 0},
+	}
+	for _, tc := range cases {
+		for _, random := range []bool{false, true} {
+			t.Run(string(tc.kind)+map[bool]string{false: " scripted", true: " random"}[random], func(t *testing.T) {
+				e := newEnv(t)
+				if random {
+					e.fake.SetRandomFaults(1, 7, tc.kind)
+				} else {
+					e.fake.InjectFaults(twiliofake.Fault{Kind: tc.kind, Operation: twiliofake.OpCreate})
+				}
+				req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.srv.URL+"/v1/Conversations/"+conv+"/Webhooks", strings.NewReader(webhookForm().Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(account, token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				raw, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.contentType) {
+					t.Fatalf("answer %d %q, want %d %s", resp.StatusCode, resp.Header.Get("Content-Type"), tc.status, tc.contentType)
+				}
+				var body map[string]interface{}
+				jsonErr := json.Unmarshal(raw, &body)
+				if tc.code != 0 && (jsonErr != nil || body["code"] != float64(tc.code)) {
+					t.Fatalf("body %q, want Twilio code %d", raw, tc.code)
+				}
+				if tc.code == 0 && jsonErr == nil {
+					t.Fatalf("body %q is JSON, want a proxy's HTML page", raw)
+				}
+				if n := len(e.fake.Webhooks()); n != 0 {
+					t.Fatalf("%d webhooks stored: the fault must not be processed", n)
+				}
+				if got := e.fake.FaultCounts()[tc.kind]; got != 1 {
+					t.Fatalf("fault counts %v", e.fake.FaultCounts())
+				}
+				if reqs := e.fake.Requests(); len(reqs) != 1 || reqs[0].Status != tc.status || reqs[0].Fault != tc.kind {
+					t.Fatalf("request log %+v", reqs)
+				}
+			})
+		}
 	}
 }

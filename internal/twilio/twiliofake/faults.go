@@ -35,6 +35,15 @@ const (
 	FaultConcurrencyLimit FaultKind = "concurrency-429"
 	// FaultAccountRate is a 429 answered because the account's rate was exceeded.
 	FaultAccountRate FaultKind = "rate-429"
+	// FaultUnauthorized answers 401 with Twilio code 20003 without processing, as
+	// Twilio does for credentials it no longer accepts.
+	FaultUnauthorized FaultKind = "401"
+	// FaultHTML404 answers 404 with a text/html page without processing, as a proxy
+	// or a wrong API URL path does: not Twilio saying a webhook is gone.
+	FaultHTML404 FaultKind = "html-404"
+	// FaultNonJSON answers 502 with a text/html page without processing, as a load
+	// balancer in front of Twilio does.
+	FaultNonJSON FaultKind = "non-json"
 )
 
 // Fault is one scripted failure, applied to the next request of Operation ("" any).

@@ -129,6 +129,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, out = http.StatusInternalServerError, twErr(500, 20500, "Internal Server Error")
 	case FaultError:
 		status, out = fault.Status, twErr(fault.Status, fault.Code, errorMessages[fault.Code])
+	case FaultUnauthorized:
+		status, out = http.StatusUnauthorized, twErr(401, 20003, "Authenticate")
+	case FaultHTML404, FaultNonJSON:
+		status = http.StatusNotFound
+		if fault.Kind == FaultNonJSON {
+			status = http.StatusBadGateway
+		}
+		s.record(entry, status, 0, fault.Kind, "")
+		writeHTML(w, status)
+		return
 	default:
 		if fault.Kind == FaultDeletedFirst && rt.webhook != "" {
 			s.DeleteWebhook(rt.webhook)
@@ -219,6 +229,15 @@ func writeJSON(w http.ResponseWriter, status int, v interface{}) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeHTML answers as a proxy or load balancer in front of Twilio does: an
+// HTML page, no Twilio error JSON.
+func writeHTML(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, "<html><head><title>%d %s</title></head><body><center><h1>%d %s</h1></center><hr><center>nginx</center></body></html>\n",
+		status, http.StatusText(status), status, http.StatusText(status))
 }
 
 func (s *Server) accountOfLocked(user string) string {
