@@ -105,6 +105,12 @@ func (r *run) check() {
 	fails = append(fails, prefix("leftover bookkeeping annotation: ", left)...)
 	l := ledgerOf(r.w.fake.Requests(), r.h.owner)
 	excess, most := l.excess(r.h.allowed)
+	for _, e := range first(excess, 3) {
+		var i int
+		if _, err := fmt.Sscanf(e, "hook-%d:", &i); err == nil {
+			explainCreates(r.ctx, r.t, r.env.Client, r.w.fake.Requests(), i)
+		}
+	}
 	fails = append(fails, prefix("too many creates: ", excess)...)
 	fails = append(fails, prefix("path with a malformed SID reached Twilio: ", first(l.badPaths, 10))...)
 	if l.refused > 0 {
@@ -220,7 +226,8 @@ func report[K ~string](title string, counts map[K]int) {
 }
 
 // explain prints what led to webhooks no object owns: each one, every request
-// made in its conversation, and the events of the objects of that conversation.
+// made in its conversation, and the events of the objects of that conversation
+// and of the object it was made for.
 func explain(ctx context.Context, t *testing.T, c client.Client, fake *twiliofake.Server, foreign map[string]bool) {
 	t.Helper()
 	var list v1alpha1.ConversationWebhookList
@@ -232,11 +239,6 @@ func explain(ctx context.Context, t *testing.T, c client.Client, fake *twiliofak
 	for _, o := range list.Items {
 		owned[o.Status.Sid] = true
 	}
-	var events eventsv1.EventList
-	if err := c.List(ctx, &events, client.InNamespace(ns)); err != nil {
-		t.Log(err)
-	}
-	sort.Slice(events.Items, func(i, j int) bool { return events.Items[i].EventTime.Before(&events.Items[j].EventTime) })
 	reqs := fake.Requests()
 	for _, w := range fake.Webhooks() {
 		if owned[w.Sid] || foreign[w.Sid] {
@@ -246,20 +248,57 @@ func explain(ctx context.Context, t *testing.T, c client.Client, fake *twiliofak
 			w.ConversationSid, w.Target, w.URL, w.FlowSid, intPtr(w.ReplayAfter), w.DateCreated.Format(time.RFC3339Nano))
 		for _, r := range reqs {
 			if strings.Contains(r.Path, w.ConversationSid) {
-				t.Logf("  %s %s %s -> %d %d fault=%q sid=%s url=%s flow=%s replay=%s", r.Time.Format("15:04:05.000"),
-					r.Operation, r.Path, r.Status, r.Code, r.Fault, r.WebhookSid, r.Form.Get("Configuration.Url"),
-					r.Form.Get("Configuration.FlowSid"), r.Form.Get("Configuration.ReplayAfter"))
+				t.Logf("  %s", describe(r))
 			}
 		}
+		maker, _ := objectOf(map[string][]string{"Configuration.Url": {w.URL}, "Configuration.FlowSid": {w.FlowSid}})
+		var names []string
 		for _, o := range list.Items {
-			if o.Spec.ConversationSid != w.ConversationSid {
-				continue
+			if o.Spec.ConversationSid == w.ConversationSid || o.Name == objName(maker) {
+				names = append(names, o.Name)
 			}
-			t.Logf("  object %s: sid %s annotations %v", o.Name, o.Status.Sid, o.Annotations)
-			for _, e := range events.Items {
-				if e.Regarding.Name == o.Name {
-					t.Logf("    %s %s %s: %s", e.EventTime.Format("15:04:05.000"), e.Type, e.Reason, e.Note)
-				}
+		}
+		explainObjects(ctx, t, c, names)
+	}
+}
+
+// explainCreates prints the create requests and the events of an object that
+// made more creates than allowed.
+func explainCreates(ctx context.Context, t *testing.T, c client.Client, reqs []twiliofake.Request, i int) {
+	t.Helper()
+	t.Logf("creates of %s:", objName(i))
+	for _, r := range reqs {
+		if j, ok := objectOf(r.Form); ok && j == i && r.Operation == twiliofake.OpCreate {
+			t.Logf("  %s", describe(r))
+		}
+	}
+	explainObjects(ctx, t, c, []string{objName(i)})
+}
+
+func describe(r twiliofake.Request) string {
+	return fmt.Sprintf("%s %s %s -> %d %d fault=%q sid=%s url=%s flow=%s replay=%s", r.Time.Format("15:04:05.000"),
+		r.Operation, r.Path, r.Status, r.Code, r.Fault, r.WebhookSid, r.Form.Get("Configuration.Url"),
+		r.Form.Get("Configuration.FlowSid"), r.Form.Get("Configuration.ReplayAfter"))
+}
+
+// explainObjects prints the named objects' state and events.
+func explainObjects(ctx context.Context, t *testing.T, c client.Client, names []string) {
+	t.Helper()
+	var events eventsv1.EventList
+	if err := c.List(ctx, &events, client.InNamespace(ns)); err != nil {
+		t.Log(err)
+	}
+	sort.Slice(events.Items, func(i, j int) bool { return events.Items[i].EventTime.Before(&events.Items[j].EventTime) })
+	for _, name := range names {
+		o := &v1alpha1.ConversationWebhook{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o); err != nil {
+			t.Logf("  object %s: %v", name, err)
+			continue
+		}
+		t.Logf("  object %s: sid %s conversation %s annotations %v", o.Name, o.Status.Sid, o.Spec.ConversationSid, o.Annotations)
+		for _, e := range events.Items {
+			if e.Regarding.Name == o.Name {
+				t.Logf("    %s %s %s: %s", e.EventTime.Format("15:04:05.000"), e.Type, e.Reason, e.Note)
 			}
 		}
 	}
