@@ -45,14 +45,17 @@ type settings struct {
 	faults []twiliofake.FaultKind
 	// annotations turns issue 9's annotation churner on (CHAOS_ANNOTATIONS=off: off).
 	annotations bool
-	settle      time.Duration
+	// freeze allows the SIGSTOP of a leader (CHAOS_FREEZE=off: not).
+	freeze bool
+	settle time.Duration
 }
 
 func settingsFromEnv() settings {
 	s := settings{n: envInt("CHAOS_N", 200), seed: uint64(envInt("CHAOS_SEED", 20261125)),
 		churn:       time.Duration(envInt("CHAOS_SECONDS", 60)) * time.Second,
 		annotations: os.Getenv("CHAOS_ANNOTATIONS") != "off",
-		settle:      time.Duration(envInt("CHAOS_SETTLE_SECONDS", 300)) * time.Second,
+		freeze:      os.Getenv("CHAOS_FREEZE") != "off",
+		settle:      time.Duration(envInt("CHAOS_SETTLE_SECONDS", 240)) * time.Second,
 		faults: []twiliofake.FaultKind{twiliofake.FaultRateLimited, twiliofake.FaultServerError, twiliofake.FaultTimeout,
 			twiliofake.FaultLoseResponse, twiliofake.FaultDeletedFirst, twiliofake.FaultUnauthorized,
 			twiliofake.FaultHTML404, twiliofake.FaultNonJSON}}
@@ -73,6 +76,9 @@ func (s settings) command() string {
 	if !s.annotations {
 		cmd += " CHAOS_ANNOTATIONS=off"
 	}
+	if !s.freeze {
+		cmd += " CHAOS_FREEZE=off"
+	}
 	return cmd
 }
 
@@ -89,8 +95,8 @@ func envInt(name string, def int) int {
 
 func TestChaos(t *testing.T) {
 	cfg := settingsFromEnv()
-	fmt.Printf("chaos: seed %d, %d objects, %s of churn, faults %v, annotation churner %v\n",
-		cfg.seed, cfg.n, cfg.churn, cfg.faults, cfg.annotations)
+	fmt.Printf("chaos: seed %d, %d objects, %s of churn, faults %v, annotation churner %v, leader freeze %v\n",
+		cfg.seed, cfg.n, cfg.churn, cfg.faults, cfg.annotations, cfg.freeze)
 	defer func() {
 		if t.Failed() {
 			fmt.Printf("chaos: FAILED with seed %d; reproduce with:\n  %s\n", cfg.seed, cfg.command())
@@ -117,7 +123,7 @@ func TestChaos(t *testing.T) {
 	must(t, env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: ns},
 		StringData: map[string]string{"accountSid": account, "apiKeySid": keySid(0), "apiKeySecret": keySecret(0)}}))
 
-	fl := &fleet{ctx: ctx, env: env, c: env.Client, out: logFile, front: front, rng: rng, churn: cfg.churn,
+	fl := &fleet{ctx: ctx, env: env, c: env.Client, out: logFile, front: front, rng: rng, churn: cfg.churn, freeze: cfg.freeze,
 		counts: map[string]int{}, args: []string{"--leader-elect", "--leader-election-namespace=" + ns,
 			"--twilio-timeout=2s", "--sync-period=30s", "--twilio-rps=200", "--default-credentials-secret=" + ns + "/" + secret}}
 	must(t, fl.tick(false))

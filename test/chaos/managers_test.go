@@ -73,7 +73,7 @@ type member struct {
 
 func (m *member) leading() bool {
 	leader, _, _ := m.log.state()
-	return leader && !m.frozen && m.signal == ""
+	return leader && !m.frozen && !m.thawed && m.signal == ""
 }
 
 // fleet runs two managers with leader election and disrupts them: SIGKILL of
@@ -90,6 +90,8 @@ type fleet struct {
 	front *front
 	rng   *rand.Rand
 	churn time.Duration
+	// freeze allows the SIGSTOP of a leader (CHAOS_FREEZE=off: not).
+	freeze bool
 
 	members    []*member
 	seq        int
@@ -248,8 +250,8 @@ func (f *fleet) maybeDisrupt(now time.Time) {
 	}
 	left := f.churn - now.Sub(f.begin)
 	switch p := f.rng.IntN(100); {
-	case !f.froze && f.churn >= 40*time.Second && (p < 35 || now.Sub(f.begin) > f.churn/3) && left > 25*time.Second:
-		f.freeze(l)
+	case !f.froze && f.freeze && f.churn >= 40*time.Second && (p < 35 || now.Sub(f.begin) > f.churn/3) && left > 25*time.Second:
+		f.stop(l)
 	case p < 75:
 		f.kill(l, true)
 	case p < 88:
@@ -279,10 +281,10 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// freeze SIGSTOPs the leader for 17–20 s, longer than its 15 s lease: the
+// stop SIGSTOPs the leader for 17–20 s, longer than its 15 s lease: the
 // standby takes over, and the frozen one, once woken, must not write to Twilio
 // before it notices (the end checks catch a duplicate create).
-func (f *fleet) freeze(l *member) {
+func (f *fleet) stop(l *member) {
 	f.awaitCreate(2 * time.Second)
 	f.account(time.Now())
 	if l.m.Signal(syscall.SIGSTOP) != nil {

@@ -33,6 +33,9 @@ type run struct {
 	reported int // unexpected manager exits already reported
 }
 
+// errGiveUp, wrapped in a check's error, ends eventually at once.
+var errGiveUp = errors.New("not waiting longer")
+
 // eventually retries check every second until it passes or timeout, keeping
 // the managers looked after (exits reaped, a frozen one woken).
 func (r *run) eventually(timeout time.Duration, check func() error) error {
@@ -43,7 +46,7 @@ func (r *run) eventually(timeout time.Duration, check func() error) error {
 		}
 		r.h.revokeDue()
 		err := check()
-		if err == nil || time.Now().After(deadline) {
+		if err == nil || time.Now().After(deadline) || errors.Is(err, errGiveUp) {
 			return err
 		}
 		time.Sleep(time.Second)
@@ -77,8 +80,18 @@ func (r *run) settle() error {
 		}
 	}
 	start := time.Now()
+	var last string
+	var since time.Time
 	if err := r.eventually(r.cfg.settle, func() error {
-		return converged(r.ctx, r.env.Client, r.w, r.cfg.n, r.a.foreign)
+		err := converged(r.ctx, r.env.Client, r.w, r.cfg.n, r.a.foreign)
+		if err == nil || err.Error() != last {
+			last, since = fmt.Sprint(err), time.Now()
+			return err
+		}
+		if time.Since(since) > 2*time.Minute {
+			return fmt.Errorf("%w: unchanged for 2m: %w", errGiveUp, err)
+		}
+		return err
 	}); err != nil {
 		explain(r.ctx, r.t, r.env.Client, r.w.fake, r.a.foreign)
 		return fmt.Errorf("no convergence %s after the churn: %w", time.Since(start).Round(time.Second), err)
