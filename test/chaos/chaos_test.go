@@ -83,8 +83,8 @@ func (s settings) command() string {
 }
 
 // minKillsMidCreate is how many SIGKILLs of the leader must land mid-create:
-// one per 30 s of churn.
-func minKillsMidCreate(churn time.Duration) int { return max(1, int(churn/(30*time.Second))) }
+// one per 20 s of churn.
+func minKillsMidCreate(churn time.Duration) int { return max(1, int(churn/(20*time.Second))) }
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
@@ -131,7 +131,7 @@ func TestChaos(t *testing.T) {
 
 	h := &churner{ctx: ctx, c: env.Client, w: w, rng: rng, n: cfg.n, actions: map[string]int{},
 		deleted: map[int]deletion{}, unpause: map[int]time.Time{}, specs: map[int]v1alpha1.ConversationWebhookSpec{},
-		allowed: map[int]int{}, owner: map[string]int{}, removed: map[string]bool{}, rotateAt: time.Now().Add(10 * time.Second)}
+		allowed: map[int]int{}, owner: map[string]int{}, removed: map[string]bool{}, made: map[string]int{}, rotateAt: time.Now().Add(10 * time.Second)}
 	for i := range cfg.n {
 		o := w.initial(i)
 		must(t, env.Client.Create(ctx, o))

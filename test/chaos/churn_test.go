@@ -38,7 +38,9 @@ type churner struct {
 	allowed  map[int]int    // creates each object may cause
 	owner    map[string]int // webhook SID → object, for webhooks the test made or assigned
 	removed  map[string]bool
-	problems []string // Orphan deletions that did not leave their webhook
+	made     map[string]int // webhook SID → object whose create made it, from the fake's log
+	seen     int            // log entries read into made
+	problems []string       // Orphan deletions that did not leave their webhook
 
 	keys      int       // API keys made so far
 	rotateAt  time.Time // next Secret rotation
@@ -316,13 +318,21 @@ func (h *churner) deleteBehind() {
 }
 
 // ownerOf says which object a webhook was made for: one the test made or
-// assigned, else the index carried by its flow SID or url.
+// assigned, else the object whose create request made it (its url may have
+// been edited since).
 func (h *churner) ownerOf(w twiliofake.Webhook) (int, bool) {
 	if i, ok := h.owner[w.Sid]; ok {
 		return i, true
 	}
-	form := map[string][]string{"Configuration.Url": {w.URL}, "Configuration.FlowSid": {w.FlowSid}}
-	return objectOf(form)
+	reqs := h.w.fake.Requests()
+	for _, r := range reqs[h.seen:] {
+		if i, ok := objectOf(r.Form); ok && r.Operation == twiliofake.OpCreate && r.WebhookSid != "" {
+			h.made[r.WebhookSid] = i
+		}
+	}
+	h.seen = len(reqs)
+	i, ok := h.made[w.Sid]
+	return i, ok
 }
 
 // editBehind edits a webhook some object records, as someone else would.
