@@ -144,6 +144,7 @@ func TestChaos(t *testing.T) {
 		a = nil
 	}
 	must(t, churn(h, a, fl, cfg.churn))
+	fl.endChurn()
 	fake.SetRandomFaults(0, 0)
 	if a == nil {
 		a = newAnnotator(h) // nothing written: restore and the foreign set are empty

@@ -102,6 +102,7 @@ type fleet struct {
 	froze      bool
 	leaderTime time.Duration
 	lastLeader int
+	fraction   float64 // of the churn with a leader, set by endChurn
 	counts     map[string]int
 	unexpected []string
 }
@@ -391,11 +392,11 @@ func (f *fleet) releaseLease() {
 	f.counts["Lease released for a SIGKILLed leader"]++
 }
 
-// leaderFraction is the share of the churn phase with a live leader.
-func (f *fleet) leaderFraction() float64 {
-	total := f.last.Sub(f.begin)
-	if total <= 0 {
-		return 0
-	}
-	return float64(f.leaderTime) / float64(total)
+// endChurn ends the churn phase, so leaderFraction covers it alone.
+func (f *fleet) endChurn() {
+	f.account(time.Now())
+	f.fraction = float64(f.leaderTime) / float64(max(f.last.Sub(f.begin), 1))
 }
+
+// leaderFraction is the share of the churn phase with a live leader.
+func (f *fleet) leaderFraction() float64 { return f.fraction }
