@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,7 +69,10 @@ type member struct {
 	frozen  bool      // SIGSTOPped, not yet SIGCONTed
 	thawed  bool      // SIGCONTed after a freeze: losing the lease and exiting is expected
 	thawAt  time.Time // when to SIGCONT
+	lostTo  int       // the manager that led when it was woken: it must not write after
 	started time.Time
+
+	closeFront func() // its own port on the front
 }
 
 func (m *member) leading() bool {
@@ -110,11 +114,16 @@ type fleet struct {
 func (f *fleet) start() error {
 	f.seq++
 	s := &sink{out: prefixed(f.out, fmt.Sprintf("[m%d] ", f.seq))}
-	m, err := f.env.StartManager(s, f.args...)
+	addr, stop, err := f.front.listen(f.seq)
 	if err != nil {
 		return err
 	}
-	f.members = append(f.members, &member{id: f.seq, m: m, log: s, started: time.Now()})
+	m, err := f.env.StartManager(s, append(slices.Clone(f.args), "--twilio-api-url="+addr)...)
+	if err != nil {
+		stop()
+		return err
+	}
+	f.members = append(f.members, &member{id: f.seq, m: m, log: s, started: time.Now(), closeFront: stop})
 	f.event("m%d started", f.seq)
 	return nil
 }
@@ -181,8 +190,11 @@ func (f *fleet) tick(disrupt bool) error {
 	f.reap()
 	for _, m := range f.members {
 		if m.frozen && now.After(m.thawAt) {
+			if l := f.leader(); l != nil {
+				m.lostTo = l.id
+			}
 			if err := m.m.Signal(syscall.SIGCONT); err == nil {
-				m.frozen, m.thawed = false, true
+				m.frozen, m.thawed, m.thawAt = false, true, time.Now()
 				f.counts["SIGCONT (frozen leader woken)"]++
 				f.event("m%d SIGCONT", m.id)
 			}
@@ -225,6 +237,11 @@ func (f *fleet) reap() {
 		}
 		_, lost, tail := m.log.state()
 		f.event("m%d exited: %v", m.id, m.m.Err())
+		m.closeFront()
+		if w := f.front.writesSince(m.id, m.thawAt); m.lostTo != 0 && len(w) > 0 {
+			f.unexpected = append(f.unexpected, fmt.Sprintf("manager m%d, woken after m%d took its lease, sent %d writes to Twilio: %v",
+				m.id, m.lostTo, len(w), first(w, 5)))
+		}
 		switch {
 		case m.signal != "":
 		case m.thawed && lost:
@@ -286,7 +303,7 @@ func maxTime(a, b time.Time) time.Time {
 // standby takes over, and the frozen one, once woken, must not write to Twilio
 // before it notices (the end checks catch a duplicate create).
 func (f *fleet) stop(l *member) {
-	f.awaitCreate(2 * time.Second)
+	f.awaitCreate(l, 2*time.Second)
 	f.account(time.Now())
 	if l.m.Signal(syscall.SIGSTOP) != nil {
 		return
@@ -297,10 +314,10 @@ func (f *fleet) stop(l *member) {
 	f.event("m%d SIGSTOP (leader), SIGCONT in %s", l.id, time.Until(l.thawAt).Round(time.Second))
 }
 
-// awaitCreate waits, at most d, for a create request in flight.
-func (f *fleet) awaitCreate(d time.Duration) {
+// awaitCreate waits, at most d, for a create request of m in flight.
+func (f *fleet) awaitCreate(m *member, d time.Duration) {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		if n, _ := f.front.creating(0); n > 0 {
+		if n, _ := f.front.creating(m.id, 0); n > 0 {
 			return
 		}
 	}
@@ -317,9 +334,9 @@ func (f *fleet) kill(m *member, leader bool) {
 		f.event("m%d SIGKILL (standby)", m.id)
 		return
 	}
-	f.awaitCreate(3 * time.Second)
+	f.awaitCreate(m, 3*time.Second)
 	f.account(time.Now())
-	inFlight, recent := f.front.creating(time.Second)
+	inFlight, recent := f.front.creating(m.id, time.Second)
 	m.signal = "SIGKILL"
 	m.m.Kill()
 	f.counts["SIGKILL leader"]++
@@ -334,9 +351,9 @@ func (f *fleet) kill(m *member, leader bool) {
 // terminate stops the leader as a rolling update would (SIGINT, graceful: the
 // Lease is released on the way out).
 func (f *fleet) terminate(m *member) {
-	f.awaitCreate(3 * time.Second)
+	f.awaitCreate(m, 3*time.Second)
 	f.account(time.Now())
-	inFlight, _ := f.front.creating(0)
+	inFlight, _ := f.front.creating(m.id, 0)
 	m.signal = "SIGTERM"
 	if err := m.m.Stop(); err != nil {
 		f.unexpected = append(f.unexpected, fmt.Sprintf("manager m%d failed its graceful stop: %v", m.id, err))
