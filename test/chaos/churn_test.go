@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -268,11 +269,7 @@ func (h *churner) recreate() {
 			continue
 		}
 		if d.orphan && d.sid != "" {
-			if _, ok := h.w.fake.Webhook(d.sid); !ok && !h.removed[d.sid] {
-				h.problems = append(h.problems, fmt.Sprintf("%s (deletionPolicy Orphan) deleted its webhook %s", objName(j), d.sid))
-			}
-			h.w.fake.DeleteWebhook(d.sid)
-			h.removed[d.sid] = true
+			h.checkOrphan(j, d.sid)
 		}
 		o := &v1alpha1.ConversationWebhook{ObjectMeta: metav1.ObjectMeta{Name: objName(j), Namespace: ns}, Spec: h.specs[j]}
 		o.Spec.DeletionPolicy = ""
@@ -297,6 +294,30 @@ func (h *churner) recreate() {
 			h.actions["re-created"]++
 		}
 	}
+}
+
+// checkOrphan checks that an object deleted with deletionPolicy Orphan left
+// its webhook (unless someone else deleted it: the churner, or a deleted-first
+// fault), then removes it as its owner would.
+func (h *churner) checkOrphan(j int, sid string) {
+	if _, ok := h.w.fake.Webhook(sid); !ok && !h.removed[sid] {
+		var named []string
+		for _, r := range h.w.fake.Requests() {
+			if r.Fault == twiliofake.FaultDeletedFirst && strings.HasSuffix(r.Path, "/"+sid) {
+				named = nil
+				break
+			}
+			if strings.Contains(r.Path, sid) {
+				named = append(named, describe(r))
+			}
+		}
+		if named != nil {
+			h.problems = append(h.problems, fmt.Sprintf("%s (deletionPolicy Orphan) deleted its webhook %s; requests naming it:\n    %s",
+				objName(j), sid, strings.Join(named, "\n    ")))
+		}
+	}
+	h.w.fake.DeleteWebhook(sid)
+	h.removed[sid] = true
 }
 
 // deleteBehind deletes a random webhook in Twilio, as someone else would; its

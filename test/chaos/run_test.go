@@ -163,11 +163,15 @@ func (r *run) deleteAll() {
 	c := r.env.Client
 	orphans := map[string]string{}
 	for i := 0; i < r.cfg.n; i += 10 {
-		o := &v1alpha1.ConversationWebhook{}
-		must(r.t, c.Get(r.ctx, client.ObjectKey{Namespace: ns, Name: objName(i)}, o))
-		o.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
-		must(r.t, c.Update(r.ctx, o))
-		orphans[o.Status.Sid] = o.Name
+		must(r.t, r.eventually(time.Minute, func() error { // the operator may patch it meanwhile
+			o := &v1alpha1.ConversationWebhook{}
+			if err := c.Get(r.ctx, client.ObjectKey{Namespace: ns, Name: objName(i)}, o); err != nil {
+				return err
+			}
+			o.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
+			orphans[o.Status.Sid] = o.Name
+			return c.Update(r.ctx, o)
+		}))
 	}
 	owned := map[string]bool{}
 	var list v1alpha1.ConversationWebhookList
