@@ -83,8 +83,8 @@ func (s settings) command() string {
 }
 
 // minKillsMidCreate is how many SIGKILLs of the leader must land mid-create:
-// one per 20 s of churn.
-func minKillsMidCreate(churn time.Duration) int { return max(1, int(churn/(20*time.Second))) }
+// one per 30 s of churn (a run with a freeze spends 20 s of its minute on it).
+func minKillsMidCreate(churn time.Duration) int { return max(1, int(churn/(30*time.Second))) }
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
