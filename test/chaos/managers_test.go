@@ -167,7 +167,7 @@ func (f *fleet) standby() *member {
 // there is one; it is called on each tick and just before any disruption.
 func (f *fleet) account(now time.Time) {
 	if f.begin.IsZero() {
-		f.begin, f.last, f.nextAt = now, now, now.Add(3*time.Second)
+		f.begin, f.last, f.leadFor = now, now, 3*time.Second // the first leader leads 3 s before any disruption
 	}
 	if l := f.leader(); l != nil {
 		f.leaderTime += now.Sub(f.last)
