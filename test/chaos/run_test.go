@@ -12,6 +12,8 @@ import (
 	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
@@ -30,7 +32,8 @@ type run struct {
 	a   *annotator
 	fl  *fleet
 
-	reported int // unexpected manager exits already reported
+	reported int      // unexpected manager exits already reported
+	stalls   []string // objects Stalled for another reason than credentials once the faults stopped
 }
 
 // errGiveUp, wrapped in a check's error, ends eventually at once.
@@ -67,6 +70,8 @@ func (r *run) settle() error {
 			r.h.unpauseDue(true)
 			return pending("paused objects", len(r.h.unpause))
 		}},
+		{"waiting for the last retries", time.Minute, func() error { time.Sleep(15 * time.Second); return nil }},
+		{"looking for stalls", time.Minute, r.findStalls},
 		{"rotating the API key", time.Minute, func() error { r.h.rotate(true); return nil }},
 		{"re-creating deleted objects", 3 * time.Minute, func() error {
 			r.h.recreate()
@@ -101,6 +106,27 @@ func (r *run) settle() error {
 	return nil
 }
 
+// findStalls records objects Stalled for a reason other than CredentialsInvalid
+// once the faults have stopped. The injected faults are transient but for the
+// 401s (and the key rotation may revoke a key in use): any other stall, which
+// needs a person, is a transient failure taken for a terminal one. The key
+// rotation that follows clears the CredentialsInvalid ones, as a person would.
+func (r *run) findStalls() error {
+	var list v1alpha1.ConversationWebhookList
+	if err := r.env.Client.List(r.ctx, &list, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	r.stalls = nil
+	for _, o := range list.Items {
+		c := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionStalled)
+		if c != nil && c.Status == metav1.ConditionTrue && c.Reason != v1alpha1.ReasonCredentialsInvalid {
+			r.stalls = append(r.stalls, fmt.Sprintf("%s Stalled/%s: %s", o.Name, c.Reason, c.Message))
+		}
+	}
+	sort.Strings(r.stalls)
+	return nil
+}
+
 func pending(what string, n int) error {
 	if n > 0 {
 		return fmt.Errorf("%d %s", n, what)
@@ -116,6 +142,7 @@ func (r *run) check() {
 		r.t.Fatal(err)
 	}
 	fails = append(fails, prefix("leftover bookkeeping annotation: ", left)...)
+	fails = append(fails, prefix("stalled after the faults stopped: ", first(r.stalls, 10))...)
 	l := ledgerOf(r.w.fake.Requests(), r.h.owner)
 	excess, most := l.excess(r.h.allowed)
 	for _, e := range first(excess, 3) {
