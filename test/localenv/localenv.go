@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,6 +39,9 @@ type Options struct {
 	ManagerOutput io.Writer
 	// Fake is the Twilio fake to serve; default a new one.
 	Fake *twiliofake.Server
+	// Handler, when set, is served in place of Fake (a wrapper around it that
+	// adds latency or watches requests, for example).
+	Handler http.Handler
 }
 
 // Env is a running local environment.
@@ -100,7 +104,11 @@ func Start(opts Options) (*Env, error) {
 		return nil, errors.Join(err, e.Stop())
 	}
 	e.FakeURL = "http://" + ln.Addr().String()
-	e.server = &http.Server{Handler: e.Fake, ReadHeaderTimeout: 5 * time.Second}
+	var h http.Handler = e.Fake
+	if opts.Handler != nil {
+		h = opts.Handler
+	}
+	e.server = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = e.server.Serve(ln) }()
 	return e, nil
 }
@@ -148,6 +156,17 @@ func (m *Manager) Exited() <-chan struct{} { return m.done }
 // Err is the process's exit error once Exited is closed.
 func (m *Manager) Err() error { return m.err }
 
+// Signal sends sig to the manager's process (SIGSTOP and SIGCONT freeze and
+// thaw it, as a long GC pause or a stalled node would).
+func (m *Manager) Signal(sig os.Signal) error {
+	select {
+	case <-m.done:
+		return errors.New("manager already exited")
+	default:
+	}
+	return m.cmd.Process.Signal(sig)
+}
+
 // Kill ends the manager at once (SIGKILL), as a node failure would, and waits.
 func (m *Manager) Kill() {
 	_ = m.cmd.Process.Kill()
@@ -162,6 +181,7 @@ func (m *Manager) Stop() error {
 	default:
 	}
 	_ = m.cmd.Process.Signal(os.Interrupt)
+	_ = m.cmd.Process.Signal(syscall.SIGCONT) // a frozen manager must wake to stop
 	select {
 	case <-m.done:
 	case <-time.After(10 * time.Second):

@@ -1,0 +1,147 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"fmt"
+	"strings"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+)
+
+// annotator is issue 9's annotation churner: on random objects it writes
+// webhook-sid values a user could write (the SID of a webhook that exists but
+// belongs to no object, in the object's conversation or another; a malformed
+// one; a stale one, deleted since) and malformed create-pending values. A
+// malformed value legitimately stalls an object, so before the final phase
+// restore removes each one it left.
+type annotator struct {
+	h         *churner
+	foreign   map[string]bool           // webhooks the test made that belong to no object
+	malformed map[int]map[string]string // object → annotation key → the malformed value written
+}
+
+// foreignURL marks the webhooks made as foreign.
+const foreignURL = "https://foreign.example.com/"
+
+func newAnnotator(h *churner) *annotator {
+	a := &annotator{h: h, foreign: map[string]bool{}, malformed: map[int]map[string]string{}}
+	return a
+}
+
+func (a *annotator) step() {
+	h := a.h
+	i := h.rng.IntN(h.n)
+	o, ok := h.get(i)
+	if !ok {
+		return
+	}
+	switch p := h.rng.IntN(6); p {
+	case 0: // a foreign webhook in the object's own conversation: adopting it may replace
+		if len(h.w.fake.ConversationWebhooks(o.Spec.ConversationSid)) > 1 {
+			return
+		}
+		sid := h.w.fake.CreateWebhook(twiliofake.Webhook{ConversationSid: o.Spec.ConversationSid, Target: "webhook",
+			URL: fmt.Sprintf("%s%d", foreignURL, h.tick), Method: "post", Filters: []string{"onMessageAdded"}})
+		a.foreign[sid] = true
+		if a.write(i, v1alpha1.AnnotationWebhookSid, sid, "webhook-sid: foreign, same conversation") {
+			h.owner[sid] = i
+			h.allowed[i]++
+		}
+	case 1: // a foreign webhook in a conversation the object cannot reach, named by no other object
+		sid := h.w.fake.CreateWebhook(twiliofake.Webhook{ConversationSid: h.w.foreignConv, Target: "webhook",
+			URL: fmt.Sprintf("%s%d", foreignURL, h.tick), Method: "post", Filters: []string{"onMessageAdded"}})
+		a.foreign[sid] = true
+		a.write(i, v1alpha1.AnnotationWebhookSid, sid, "webhook-sid: foreign, other conversation")
+	case 2, 3:
+		v := a.malformedSid(o)
+		if a.write(i, v1alpha1.AnnotationWebhookSid, v, "webhook-sid: malformed") {
+			a.remember(i, v1alpha1.AnnotationWebhookSid, v)
+		}
+	case 4:
+		if sid := a.stale(); sid != "" {
+			a.write(i, v1alpha1.AnnotationWebhookSid, sid, "webhook-sid: stale (deleted)")
+		}
+	default:
+		v := []string{"yesterday", "2026-13-45T99:00:00Z", strings.Repeat("9", 100), "../../" + o.Spec.ConversationSid}[h.rng.IntN(4)]
+		if a.write(i, annCreatePending, v, "create-pending: malformed") {
+			a.remember(i, annCreatePending, v)
+		}
+	}
+}
+
+// stale is a SID deleted from Twilio that no object names any more (one that
+// another object still names is issue 9's SidConflict, which stalls by design).
+func (a *annotator) stale() string {
+	var list v1alpha1.ConversationWebhookList
+	if a.h.c.List(a.h.ctx, &list, client.InNamespace(ns)) != nil {
+		return ""
+	}
+	named := map[string]bool{}
+	for _, o := range list.Items {
+		named[o.Status.Sid], named[o.Annotations[v1alpha1.AnnotationWebhookSid]] = true, true
+	}
+	for sid := range a.h.removed {
+		if _, exists := a.h.w.fake.Webhook(sid); !exists && !named[sid] {
+			return sid
+		}
+	}
+	return ""
+}
+
+// malformedSid is a webhook-sid no Twilio path may carry.
+func (a *annotator) malformedSid(o *v1alpha1.ConversationWebhook) string {
+	hex := fmt.Sprintf("%032x", a.h.tick)
+	return []string{
+		"../../" + o.Spec.ConversationSid,
+		"WH" + hex[:31],
+		"WH" + strings.Repeat(hex, 4)[:98],
+		"WH" + hex + "/../../" + o.Spec.ConversationSid,
+		"WH" + hex[:30] + "zz",
+		"wh" + hex,
+	}[a.h.rng.IntN(6)]
+}
+
+func (a *annotator) write(i int, key, value, kind string) bool {
+	if !a.h.annotate(i, key, value) {
+		return false
+	}
+	a.h.actions["annotation "+kind]++
+	return true
+}
+
+func (a *annotator) remember(i int, key, value string) {
+	if a.malformed[i] == nil {
+		a.malformed[i] = map[string]string{}
+	}
+	a.malformed[i][key] = value
+}
+
+// restore removes every malformed value the churner wrote that is still there.
+func (a *annotator) restore() error {
+	for i, written := range a.malformed {
+		o := &v1alpha1.ConversationWebhook{}
+		if err := a.h.c.Get(a.h.ctx, client.ObjectKey{Namespace: ns, Name: objName(i)}, o); client.IgnoreNotFound(err) != nil {
+			return err
+		} else if err == nil {
+			changed := 0
+			for key, value := range written {
+				if o.Annotations[key] == value {
+					delete(o.Annotations, key)
+					changed++
+				}
+			}
+			if changed > 0 {
+				if err := a.h.c.Update(a.h.ctx, o); err != nil {
+					return err
+				}
+			}
+			a.h.actions["annotation restored (malformed value removed)"] += changed
+		}
+		delete(a.malformed, i)
+	}
+	return nil
+}
