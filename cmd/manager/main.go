@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -93,14 +94,24 @@ func run(cfg config) error {
 	if cfg.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restCfg := ctrl.GetConfigOrDie()
+	const electionID = "conversation-webhook-operator.conversations.twilio-operator.io"
+	var lock *fencedLock
+	if cfg.leaderElect {
+		if lock, err = newFencedLock(restCfg, cfg.leaderElectionNamespace, electionID); err != nil {
+			return fmt.Errorf("leader election: %w", err)
+		}
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        cfg.probeAddr,
 		LeaderElection:                cfg.leaderElect,
-		LeaderElectionID:              "conversation-webhook-operator.conversations.twilio-operator.io",
+		LeaderElectionID:              electionID,
 		LeaderElectionNamespace:       cfg.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		// The lease lock records its renewals: the reconciler's fence.
+		LeaderElectionResourceLockInterface: resourceLock(lock),
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
@@ -144,4 +155,20 @@ func run(cfg config) error {
 	ctrl.Log.WithName("setup").Info("Starting manager", "twilioAPI", cfg.twilioURL, "syncPeriod", cfg.syncPeriod.String(),
 		"maxConcurrentReconciles", cfg.maxConcurrent, "twilioRPS", cfg.twilioRPS, "twilioMaxInFlight", cfg.twilioMaxInFlight)
 	return mgr.Start(ctx)
+}
+
+// resourceLock is the lock for the manager's options (nil without election).
+func resourceLock(l *fencedLock) resourcelock.Interface {
+	if l == nil {
+		return nil
+	}
+	return l
+}
+
+// fence is the lock as the reconciler's LeaseFence (nil without election).
+func fence(l *fencedLock) controller.LeaseFence {
+	if l == nil {
+		return nil
+	}
+	return l
 }

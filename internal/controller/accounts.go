@@ -168,6 +168,9 @@ func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1al
 	if err != nil {
 		return nil, stalled(v1alpha1.ReasonCredentialsInvalid, fmt.Errorf("credentials Secret %s: %w", acc.secret, err))
 	}
+	if r.Fence != nil {
+		api = fencedAPI{WebhookAPI: api, fence: r.Fence}
+	}
 	return api, nil
 }
 

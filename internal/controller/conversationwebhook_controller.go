@@ -74,6 +74,9 @@ type ConversationWebhookReconciler struct {
 	// ReconcileTimeout bounds one reconcile, Twilio calls included (default
 	// DefaultReconcileTimeout).
 	ReconcileTimeout time.Duration
+	// Fence, with leader election, stops writes to Twilio once the lease may
+	// have passed to another manager (nil: no check).
+	Fence LeaseFence
 	// PendingGrace is how long a create may still be in flight after it was
 	// recorded as pending (the Twilio timeout, with room): a younger pending
 	// create whose webhook is not listed yet is waited for, never repeated, in
@@ -196,9 +199,10 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 		log.FromContext(ctx).Info("Stalled: needs a change of spec, annotations or credentials", "reason", reason, "error", err.Error())
 		setStalled(&obj.Status, obj.Generation, reason, err.Error())
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reason, phase, "%s", err.Error())
-		if reason == v1alpha1.ReasonSidConflict || reason == v1alpha1.ReasonInvalidAnnotation {
-			// Another object may let go of the webhook, or a user fix a
-			// bookkeeping annotation, without an event that reaches this object.
+		if reason == v1alpha1.ReasonSidConflict || reason == v1alpha1.ReasonInvalidAnnotation || reason == v1alpha1.ReasonCredentialsInvalid {
+			// Another object may let go of the webhook, a user fix a bookkeeping
+			// annotation, or a rotated key (its account's status unchanged) work
+			// again, without an event that reaches this object.
 			return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
 		}
 		return ctrl.Result{}, nil

@@ -122,10 +122,17 @@ func TestChaos(t *testing.T) {
 	must(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	must(t, env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: ns},
 		StringData: map[string]string{"accountSid": account, "apiKeySid": keySid(0), "apiKeySecret": keySecret(0)}}))
+	// The objects name no account: they use the operator's default, which
+	// allows this namespace only.
+	must(t, env.Client.Create(ctx, &v1alpha1.ClusterTwilioAccount{ObjectMeta: metav1.ObjectMeta{Name: secret},
+		Spec: v1alpha1.ClusterTwilioAccountSpec{
+			CredentialsSecretRef: v1alpha1.NamespacedSecretReference{Namespace: ns, Name: secret},
+			Conditions:           []v1alpha1.AccountCondition{{Namespaces: []string{ns}}},
+		}}))
 
 	fl := &fleet{ctx: ctx, env: env, c: env.Client, out: logFile, front: front, rng: rng, churn: cfg.churn, freeze: cfg.freeze,
 		counts: map[string]int{}, args: []string{"--leader-elect", "--leader-election-namespace=" + ns,
-			"--twilio-timeout=2s", "--sync-period=30s", "--twilio-rps=200", "--default-credentials-secret=" + ns + "/" + secret}}
+			"--twilio-timeout=2s", "--sync-period=30s", "--twilio-rps=200", "--default-account=" + secret}}
 	must(t, fl.tick(false))
 	must(t, fl.tick(false))
 
