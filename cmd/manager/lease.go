@@ -23,6 +23,7 @@ type fencedLock struct {
 	resourcelock.Interface
 	now     func() time.Time
 	renewed atomic.Int64 // unix nanoseconds of the last successful create or renewal
+	beat    atomic.Int64 // unix nanoseconds of the last heartbeat (watch)
 }
 
 // Create takes the lease and records the time.
@@ -45,12 +46,39 @@ func (l *fencedLock) mark(err error) {
 	}
 }
 
-// Held is true while the last renewal is younger than leaseValidity. The
-// monotonic clock is not at hand here, so a frozen process is measured on the
-// wall clock, which runs on while it is stopped.
+// Held is true while the last renewal is younger than leaseValidity and the
+// process has not been frozen since: a heartbeat (watch) notices a pause and
+// forgets the renewal, so a woken leader writes nothing until it renews again.
+// Times are wall-clock, which runs on while a process is stopped.
 func (l *fencedLock) Held() bool {
+	now := l.now()
 	last := l.renewed.Load()
-	return last != 0 && l.now().Sub(time.Unix(0, last)) < leaseValidity
+	if beat := l.beat.Load(); beat != 0 && now.Sub(time.Unix(0, beat)) > pauseLimit {
+		return false // frozen, and the heartbeat has not run since
+	}
+	return last != 0 && now.Sub(time.Unix(0, last)) < leaseValidity
+}
+
+// pauseLimit is the longest gap between two heartbeats that is not a pause.
+const pauseLimit = 2 * time.Second
+
+// watch beats every 250ms until ctx ends; a gap longer than pauseLimit (the
+// process was stopped, or starved) forgets the last renewal.
+func (l *fencedLock) watch(ctx context.Context) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	l.beat.Store(l.now().UnixNano())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			now := l.now()
+			if prev := l.beat.Swap(now.UnixNano()); now.Sub(time.Unix(0, prev)) > pauseLimit {
+				l.renewed.Store(0)
+			}
+		}
+	}
 }
 
 // newFencedLock builds controller-runtime's own lease lock and wraps it.

@@ -54,3 +54,17 @@ func TestFencedLockHeldOnlyWhileRecentlyRenewed(t *testing.T) {
 		}
 	}
 }
+
+func TestFencedLockForgetsARenewalAcrossAPause(t *testing.T) {
+	now := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	l := &fencedLock{Interface: &stubLock{}, now: func() time.Time { return now }}
+	_ = l.Update(context.Background(), resourcelock.LeaderElectionRecord{})
+	l.beat.Store(now.UnixNano())
+	if !l.Held() {
+		t.Fatal("just renewed, with a fresh heartbeat: not held")
+	}
+	now = now.Add(3 * time.Second) // frozen: no heartbeat, though the renewal is 3s old
+	if l.Held() {
+		t.Fatal("held although the process was paused past the heartbeat limit")
+	}
+}

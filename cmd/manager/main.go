@@ -123,6 +123,9 @@ func run(cfg config) error {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	if lock != nil {
+		go lock.watch(ctx)
+	}
 	r := &controller.ConversationWebhookReconciler{
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),

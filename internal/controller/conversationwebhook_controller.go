@@ -277,6 +277,11 @@ var bookkeepingAnnotations = []string{
 // in status first, then in the annotation). A user setting webhook-sid to adopt
 // another webhook, or removing it, still counts.
 func userAnnotationsChanged(old, updated *v1alpha1.ConversationWebhook) bool {
+	if malformedPending(old) || malformedPending(updated) {
+		// The operator never writes a malformed create-pending: a user wrote
+		// or fixed it (a fix must un-stall the object at once).
+		return old.Annotations[v1alpha1.AnnotationCreatePending] != updated.Annotations[v1alpha1.AnnotationCreatePending]
+	}
 	mirror := updated.Status.Sid != "" && updated.Annotations[v1alpha1.AnnotationWebhookSid] == updated.Status.Sid
 	strip := func(m map[string]string) map[string]string {
 		out := make(map[string]string, len(m))
@@ -288,6 +293,16 @@ func userAnnotationsChanged(old, updated *v1alpha1.ConversationWebhook) bool {
 		return out
 	}
 	return !maps.Equal(strip(old.Annotations), strip(updated.Annotations))
+}
+
+// malformedPending says the create-pending annotation is present and not an RFC 3339 time.
+func malformedPending(o *v1alpha1.ConversationWebhook) bool {
+	v, ok := o.Annotations[v1alpha1.AnnotationCreatePending]
+	if !ok {
+		return false
+	}
+	_, err := time.Parse(time.RFC3339, v)
+	return err != nil
 }
 
 func isPaused(obj *v1alpha1.ConversationWebhook) bool {

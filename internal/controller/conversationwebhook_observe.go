@@ -58,7 +58,7 @@ func (r *ConversationWebhookReconciler) observe(ctx context.Context, obj *v1alph
 		obs.claim, err = api.FetchWebhook(ctx, want.scope, claim)
 		switch {
 		case twilio.IsNotFound(err):
-			obs.claimGone = true
+			obs.claimGone, err = true, nil
 		case err != nil:
 			return obs, err
 		default:

@@ -231,9 +231,11 @@ func TestUserAnnotationsChanged(t *testing.T) {
 		{"webhook-sid set by a user", base, obj("WH1", v1alpha1.AnnotationWebhookSid, "WH2"), true},
 		{"webhook-sid removed by a user", base, obj("WH1", v1alpha1.AnnotationWebhookSid, "-"), true},
 		{"user annotation", base, obj("WH1", "a", "2"), true},
-		{"the operator records a created webhook", obj("", v1alpha1.AnnotationWebhookSid, "-", v1alpha1.AnnotationCreatePending, "t"),
+		{"the operator records a created webhook", obj("", v1alpha1.AnnotationWebhookSid, "-", v1alpha1.AnnotationCreatePending, "2026-01-01T00:00:00Z"),
 			obj("WH9", v1alpha1.AnnotationWebhookSid, "WH9"), false},
 		{"the operator rewrites a stale webhook-sid", obj("WH1", v1alpha1.AnnotationWebhookSid, "WH7"), obj("WH1"), false},
+		{"a user removes a malformed create-pending", obj("WH1", v1alpha1.AnnotationCreatePending, "yesterday"), obj("WH1"), true},
+		{"a user writes a malformed create-pending", base, obj("WH1", v1alpha1.AnnotationCreatePending, "../x"), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

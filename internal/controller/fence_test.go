@@ -16,10 +16,16 @@ func TestFencedAPISendsNoWriteWithoutTheLease(t *testing.T) {
 	held := false
 	sent := 0
 	inner := &webhookAPIFns{t: t,
-		create: func(twilio.Scope, twilio.CreateWebhookInput) (*twilio.Webhook, error) { sent++; return &twilio.Webhook{}, nil },
-		update: func(twilio.Scope, string, twilio.Configuration) (*twilio.Webhook, error) { sent++; return &twilio.Webhook{}, nil },
-		del:    func(twilio.Scope, string) error { sent++; return nil },
-		fetch:  func(twilio.Scope, string) (*twilio.Webhook, error) { return &twilio.Webhook{}, nil },
+		create: func(twilio.Scope, twilio.CreateWebhookInput) (*twilio.Webhook, error) {
+			sent++
+			return &twilio.Webhook{}, nil
+		},
+		update: func(twilio.Scope, string, twilio.Configuration) (*twilio.Webhook, error) {
+			sent++
+			return &twilio.Webhook{}, nil
+		},
+		del:   func(twilio.Scope, string) error { sent++; return nil },
+		fetch: func(twilio.Scope, string) (*twilio.Webhook, error) { return &twilio.Webhook{}, nil },
 	}
 	api := fencedAPI{WebhookAPI: inner, fence: fenceFunc(func() bool { return held })}
 	ctx := context.Background()

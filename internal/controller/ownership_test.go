@@ -200,6 +200,21 @@ var _ = Describe("Trust: what a user can write", func() {
 		Expect(exists).To(BeFalse(), "the claimer's deletion deletes the webhook it recorded")
 	})
 
+	It("a new object whose webhook-sid names a webhook that is gone recreates it (a restore, a stale value in Git)", func() {
+		gone := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
+			URL: "https://hooks.example.com/gone", Method: "post", Filters: []string{"onMessageAdded"}})
+		Expect(fake.DeleteWebhook(gone)).To(BeTrue())
+		o := t.object("restored", func(o *v1alpha1.ConversationWebhook) {
+			o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: gone}
+		})
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		got := waitReady(o)
+		Expect(got.Status.Sid).NotTo(Equal(gone))
+		Expect(got.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationWebhookSid, got.Status.Sid))
+		Expect(fakeHooks(t.convs[0])).To(ConsistOf(HaveField("Sid", got.Status.Sid)))
+		waitEvent(o, EventRecreated)
+	})
+
 	It("a malformed status record stalls with InvalidStatus and sends nothing", func() {
 		o := t.object("bad-status", func(o *v1alpha1.ConversationWebhook) {
 			o.Annotations = map[string]string{v1alpha1.AnnotationPaused: "true"}
