@@ -1,6 +1,12 @@
 # conversation-webhook-operator
 
-IMG ?= ghcr.io/twilio-operator/conversation-webhook-operator:latest
+# VERSION is the one place the version is written: make sync-version copies it
+# into the chart (version, appVersion), config/manager's image tag and
+# dist/install.yaml; the release workflow checks that the tag is v$(VERSION).
+VERSION ?= $(shell cat VERSION)
+IMAGE_REPO ?= ghcr.io/twilio-operator/conversation-webhook-operator
+IMG ?= $(IMAGE_REPO):$(VERSION)
+PLATFORMS ?= linux/amd64,linux/arm64
 ENVTEST_K8S_VERSION ?= 1.37.2
 
 LOCALBIN ?= $(shell pwd)/bin
@@ -94,6 +100,14 @@ run: manifests generate ## Run the manager against the current kubeconfig and th
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
 
+.PHONY: image
+image: ## Build the image without Docker, tagged IMG: dist/image.tar (OCI layout, PLATFORMS) and dist/image-docker.tar (host platform, for kind/k3d).
+	go run ./hack/image -img $(IMG) -version $(VERSION) -platforms $(PLATFORMS) -oci dist/image.tar -docker dist/image-docker.tar
+
+.PHONY: image-push
+image-push: ## Build the image for PLATFORMS and push it to IMG (credentials from ~/.docker/config.json, e.g. docker login).
+	go run ./hack/image -img $(IMG) -version $(VERSION) -platforms $(PLATFORMS) -oci "" -docker "" -push
+
 ##@ Deployment
 
 .PHONY: build-installer
@@ -102,6 +116,12 @@ build-installer: manifests kustomize ## Write dist/install.yaml: namespace, CRD,
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default > dist/install.yaml
 	cd config/manager && $(KUSTOMIZE) edit set image controller=ghcr.io/twilio-operator/conversation-webhook-operator:latest
+
+.PHONY: sync-version
+sync-version: kustomize ## Write VERSION into Chart.yaml (version, appVersion), config/manager's image tag and dist/install.yaml.
+	sed -i -E 's/^version: .*/version: $(VERSION)/; s/^appVersion: .*/appVersion: "$(VERSION)"/' charts/conversation-webhook-operator/Chart.yaml
+	$(MAKE) build-installer IMG=$(IMAGE_REPO):$(VERSION)
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMAGE_REPO):$(VERSION)
 
 .PHONY: helm
 helm: manifests ## Lint the Helm chart (defaults and every option) and render it to dist/chart-rendered.yaml, with Helm's Go SDK.

@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	// CA roots compiled in, used when the system has none (the image has no OS).
+	_ "golang.org/x/crypto/x509roots/fallback"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
