@@ -115,7 +115,7 @@ build-installer: manifests kustomize ## Write dist/install.yaml: namespace, CRD,
 	mkdir -p dist
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default > dist/install.yaml
-	cd config/manager && $(KUSTOMIZE) edit set image controller=ghcr.io/twilio-operator/conversation-webhook-operator:latest
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMAGE_REPO):$(VERSION)
 
 .PHONY: sync-version
 sync-version: kustomize ## Write VERSION into Chart.yaml (version, appVersion), config/manager's image tag and dist/install.yaml.
