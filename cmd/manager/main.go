@@ -137,6 +137,8 @@ func run(cfg config) error {
 		SyncPeriod:     cfg.syncPeriod,
 		Clock:          clock.RealClock{},
 		Metrics:        controller.NewMetrics(metrics.Registry),
+		PendingGrace:   cfg.twilioTimeout + 5*time.Second,
+		Fence:          fence(lock),
 	}
 	if err := r.SetupWithManager(ctx, mgr, cfg.maxConcurrent); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
