@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
 )
 
 // deletion is what an object's deletion removes from Twilio: only webhooks it
@@ -88,6 +89,13 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 	}
 	if len(d.targets) > 0 || d.pending != nil {
 		err = r.deleteTargets(ctx, obj, &d)
+	}
+	if twilio.IsUnauthorized(err) {
+		// The account was verified a moment ago (resolving it checked): a 401
+		// now is a key revoked since, or a passing refusal. Retry, each period,
+		// until the account controller says the key is bad; only then leave the
+		// webhook, below, rather than orphan it on one answer.
+		return err
 	}
 	var wait *accountWaitError
 	if _, terminal := classify(err); terminal || len(d.left) > 0 || errors.As(err, &wait) && wait.rejected {
