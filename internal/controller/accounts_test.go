@@ -29,9 +29,8 @@ var _ = Describe("Accounts", func() {
 	var t *tenant
 	BeforeEach(func() {
 		t = newTenant(1)
-		fake.ClearFaults()
-		fake.SetRandomFaults(0, 0)
-		fake.SetLatency(0)
+		resetFake()
+		DeferCleanup(resetFake)
 		fake.AddAccount(otherAccount, "otherAuthTOKEN00000000000000002")
 		fake.AddAPIKey(otherAccount, otherKeySid, otherKeySecret)
 	})

@@ -16,16 +16,8 @@ var _ = Describe("Twilio's answers", func() {
 	var t *tenant
 	BeforeEach(func() {
 		t = newTenant(1)
-		fake.ClearFaults()
-		fake.SetRandomFaults(0, 0)
-		fake.SetLatency(0)
-		Expect(fake.SetTriggerKeywordsIn(twiliofake.KeywordsInTriggers)).To(Succeed())
-		Expect(fake.SetNullFields()).To(Succeed())
-		DeferCleanup(func() {
-			fake.ClearFaults()
-			Expect(fake.SetTriggerKeywordsIn(twiliofake.KeywordsInTriggers)).To(Succeed())
-			Expect(fake.SetNullFields()).To(Succeed())
-		})
+		resetFake()
+		DeferCleanup(resetFake)
 	})
 
 	trigger := func(name string, mods ...func(*v1alpha1.ConversationWebhook)) *v1alpha1.ConversationWebhook {

@@ -14,9 +14,8 @@ var _ = Describe("AttackHeld", func() {
 	var t *tenant
 	BeforeEach(func() {
 		t = newTenant(2)
-		fake.ClearFaults()
-		fake.SetRandomFaults(0, 0)
-		fake.SetLatency(0)
+		resetFake()
+		DeferCleanup(resetFake)
 		DeferCleanup(fake.ClearFaults)
 	})
 	setAnn := func(o *v1alpha1.ConversationWebhook, kv map[string]string) {

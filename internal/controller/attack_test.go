@@ -19,9 +19,8 @@ var _ = Describe("Attack", func() {
 	var t *tenant
 	BeforeEach(func() {
 		t = newTenant(2)
-		fake.ClearFaults()
-		fake.SetRandomFaults(0, 0)
-		fake.SetLatency(0)
+		resetFake()
+		DeferCleanup(resetFake)
 		DeferCleanup(fake.ClearFaults)
 	})
 

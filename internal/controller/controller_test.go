@@ -432,14 +432,22 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 
 		DescribeTable("maps each Twilio 4xx answer to Stalled with its code, leaving no webhook",
 			func(code int, reason string) {
-				fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultError, Operation: twiliofake.OpCreate, Status: 400, Code: code})
+				fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultError, Operation: twiliofake.OpCreate, Status: 400, Code: code, Sticky: true})
 				o := t.object(fmt.Sprintf("code-%d", code))
 				Expect(k8sClient.Create(ctx, o)).To(Succeed())
 				got := waitStalled(o, reason)
 				Expect(stalledMessage(got)).To(ContainSubstring(fmt.Sprint(code)))
 				Expect(got.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
 				Expect(kstatus(got)).To(Equal(status.FailedStatus))
-				expectNoRetry(t.convs[0])
+				if reason == v1alpha1.ReasonCredentialsInvalid {
+					// Retried once a poll period (a rotated key leaves its verified
+					// account's status unchanged), never in a hot loop.
+					before := countInConversation(t.convs[0], "")
+					Consistently(func() int { return countInConversation(t.convs[0], "") - before }).
+						WithTimeout(quietPeriod).WithPolling(waitPoll).Should(BeNumerically("<=", 3))
+				} else {
+					expectNoRetry(t.convs[0])
+				}
 				Expect(fakeHooks(t.convs[0])).To(BeEmpty())
 			},
 			Entry("20422 invalid parameter", 20422, v1alpha1.ReasonConfigurationRejected),

@@ -113,7 +113,10 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 		// The status is written even when the reconcile ran out of time.
 		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
 		defer pcancel()
-		if err := r.Status().Patch(pctx, obj, client.MergeFrom(rs.base)); err != nil && !apierrors.IsNotFound(err) {
+		// With a lock: a manager that lost its lease while frozen must not write
+		// back a record another manager has moved on from.
+		patch := client.MergeFromWithOptions(rs.base, client.MergeFromWithOptimisticLock{})
+		if err := r.Status().Patch(pctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()

@@ -314,17 +314,18 @@ func (r *ConversationWebhookReconciler) deleteSuperseded(ctx context.Context, rs
 	return nil
 }
 
-// commit writes the ledger back: status first (the operator's own record; with
-// lock, it fails on a stale view of the object), then the annotations that
+// commit writes the ledger back: status first (the operator's own record,
+// always under the object's resourceVersion: it fails on a stale view; lock
+// forces the write even when status did not change), then the annotations that
 // mirror it and the finalizer, which guards anything that may exist in Twilio.
 func (r *ConversationWebhookReconciler) commit(ctx context.Context, rs *reconcileState, led *ledger, lock bool) error {
 	obj := rs.obj
 	writeRecord(&obj.Status, led)
 	if lock || !equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
-		patch := client.MergeFrom(rs.base)
-		if lock {
-			patch = client.MergeFromWithOptions(rs.base, client.MergeFromWithOptimisticLock{})
-		}
+		// Always with the object's resourceVersion: a record is never written
+		// over one another manager (a leader frozen past its lease, woken) or a
+		// stale view has moved on from.
+		patch := client.MergeFromWithOptions(rs.base, client.MergeFromWithOptimisticLock{})
 		status := obj.Status.DeepCopy()
 		if err := r.Status().Patch(ctx, obj, patch); err != nil {
 			return fmt.Errorf("recording state in status: %w", err)

@@ -18,10 +18,8 @@ var _ = Describe("Import round trip", func() {
 	var t *tenant
 	BeforeEach(func() {
 		t = newTenant(1)
-		fake.ClearFaults()
-		fake.SetRandomFaults(0, 0)
-		fake.SetLatency(0)
-		DeferCleanup(func() { Expect(fake.SetTriggerKeywordsIn(twiliofake.KeywordsInTriggers)).To(Succeed()) })
+		resetFake()
+		DeferCleanup(resetFake)
 	})
 
 	DescribeTable("import → apply → Synced=True, zero writes",

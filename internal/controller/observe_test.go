@@ -23,9 +23,8 @@ var _ = Describe("managementPolicy Observe", func() {
 	var t *tenant
 	BeforeEach(func() {
 		t = newTenant(2)
-		fake.ClearFaults()
-		fake.SetRandomFaults(0, 0)
-		fake.SetLatency(0)
+		resetFake()
+		DeferCleanup(resetFake)
 	})
 
 	observed := func(name, sid string, mods ...func(*v1alpha1.ConversationWebhook)) *v1alpha1.ConversationWebhook {

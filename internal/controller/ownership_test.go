@@ -17,9 +17,8 @@ var _ = Describe("Trust: what a user can write", func() {
 	var t *tenant
 	BeforeEach(func() {
 		t = newTenant(2)
-		fake.ClearFaults()
-		fake.SetRandomFaults(0, 0)
-		fake.SetLatency(0)
+		resetFake()
+		DeferCleanup(resetFake)
 	})
 
 	setAnnotations := func(o *v1alpha1.ConversationWebhook, kv map[string]string) {

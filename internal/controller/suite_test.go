@@ -304,6 +304,8 @@ func resetFake() {
 	fake.SetLatency(0)
 	fake.SetMaxInFlight(0)
 	fake.SetAccountRate(0, 0, 0)
+	Expect(fake.SetTriggerKeywordsIn(twiliofake.KeywordsInTriggers)).To(Succeed())
+	Expect(fake.SetNullFields()).To(Succeed())
 }
 
 func ctrlObjectMeta(name, namespace string) metav1.ObjectMeta {
