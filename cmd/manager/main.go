@@ -75,13 +75,6 @@ func run(cfg config) error {
 	if cfg.maxConcurrent < 1 || cfg.twilioRPS <= 0 || cfg.twilioMaxInFlight < 1 {
 		return errors.New("--max-concurrent-reconciles, --twilio-rps and --twilio-max-inflight must be positive")
 	}
-	factory, err := twilio.NewFactory(twilio.Options{
-		BaseURL: cfg.twilioURL, RequestsPerSecond: cfg.twilioRPS, MaxInFlight: cfg.twilioMaxInFlight, Timeout: cfg.twilioTimeout,
-		Metrics: twilio.NewMetrics(metrics.Registry),
-	})
-	if err != nil {
-		return err
-	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -100,9 +93,17 @@ func run(cfg config) error {
 	const electionID = "conversation-webhook-operator.conversations.twilio-operator.io"
 	var lock *fencedLock
 	if cfg.leaderElect {
+		var err error
 		if lock, err = newFencedLock(restCfg, cfg.leaderElectionNamespace, electionID); err != nil {
 			return fmt.Errorf("leader election: %w", err)
 		}
+	}
+	factory, err := twilio.NewFactory(twilio.Options{
+		BaseURL: cfg.twilioURL, RequestsPerSecond: cfg.twilioRPS, MaxInFlight: cfg.twilioMaxInFlight, Timeout: cfg.twilioTimeout,
+		Metrics: twilio.NewMetrics(metrics.Registry), BeforeWrite: beforeWrite(lock),
+	})
+	if err != nil {
+		return err
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                        scheme,
@@ -179,3 +180,19 @@ func fence(l *fencedLock) controller.LeaseFence {
 	}
 	return l
 }
+
+// beforeWrite refuses a Twilio write once the lease may be lost (nil without election).
+func beforeWrite(l *fencedLock) func() error {
+	if l == nil {
+		return nil
+	}
+	return func() error {
+		if !l.Held() {
+			return errLeaseLost
+		}
+		return nil
+	}
+}
+
+// errLeaseLost says a Twilio write was not sent: the lease may have passed to another manager.
+var errLeaseLost = errors.New("this manager may no longer hold the leader-election lease")

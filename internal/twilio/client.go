@@ -48,6 +48,11 @@ type Options struct {
 	MaxInFlight int
 	// Now is the limiters' clock. Default time.Now.
 	Now func() time.Time
+	// BeforeWrite, when set, is asked right before each create, update or
+	// delete is sent (after any wait for a slot): an error sends nothing. The
+	// manager uses it to send no write once its leader-election lease may
+	// have passed to another manager.
+	BeforeWrite func() error
 	// Timeout of one HTTP request. Default 10s.
 	Timeout time.Duration
 	// MaxAttempts of one operation, the first included. Default 4.
@@ -202,6 +207,12 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 	for attempt := 1; ; attempt++ {
 		if err := c.limiter.acquire(ctx); err != nil {
 			return &APIError{Operation: op, Message: "waiting for a request slot of the account: " + err.Error(), Err: err}
+		}
+		if gate := opts.BeforeWrite; gate != nil && (op == OpCreate || op == OpUpdate || op == OpDelete) {
+			if err := gate(); err != nil {
+				c.limiter.release(false, false)
+				return &APIError{Operation: op, Message: "not sent: " + err.Error(), Err: err}
+			}
 		}
 		info := &answer{}
 		// twilio-go reads and closes the body inside call, so the attempt's

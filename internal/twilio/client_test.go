@@ -506,3 +506,26 @@ func TestAsAPIErrorThroughWrapping(t *testing.T) {
 		t.Fatal("classification does not see through wrapping")
 	}
 }
+
+func TestBeforeWriteGatesWritesOnly(t *testing.T) {
+	refuse := errors.New("lease lost")
+	var gate error
+	e := newEnv(t, func(o *twilio.Options) { o.BeforeWrite = func() error { return gate } })
+	gate = refuse
+	_, err := e.client.CreateWebhook(context.Background(), twilio.Scope{ConversationSid: conv},
+		twilio.CreateWebhookInput{Target: "webhook", Configuration: twilio.Configuration{URL: "https://e.com", Filters: []string{"onMessageAdded"}}})
+	if !errors.Is(err, refuse) || twilio.IsTerminal(err) || !twilio.IsRetryable(err) {
+		t.Fatalf("create with the gate shut: %v, want the gate's retryable error", err)
+	}
+	if n := len(e.fake.Requests()); n != 0 {
+		t.Fatalf("%d requests sent with the gate shut", n)
+	}
+	if _, err := e.client.ListWebhooks(context.Background(), twilio.Scope{ConversationSid: conv}); err != nil {
+		t.Fatalf("a read is gated: %v", err)
+	}
+	gate = nil
+	if _, err := e.client.CreateWebhook(context.Background(), twilio.Scope{ConversationSid: conv},
+		twilio.CreateWebhookInput{Target: "webhook", Configuration: twilio.Configuration{URL: "https://e.com", Filters: []string{"onMessageAdded"}}}); err != nil {
+		t.Fatal(err)
+	}
+}
