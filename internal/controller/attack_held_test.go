@@ -18,23 +18,6 @@ var _ = Describe("AttackHeld", func() {
 		DeferCleanup(resetFake)
 		DeferCleanup(fake.ClearFaults)
 	})
-	setAnn := func(o *v1alpha1.ConversationWebhook, kv map[string]string) {
-		GinkgoHelper()
-		Eventually(func() error {
-			cur := get(o)
-			if cur.Annotations == nil {
-				cur.Annotations = map[string]string{}
-			}
-			for k, v := range kv {
-				if v == "" {
-					delete(cur.Annotations, k)
-				} else {
-					cur.Annotations[k] = v
-				}
-			}
-			return k8sClient.Update(ctx, cur)
-		}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
-	}
 	all := func(t *tenant) []string {
 		var out []string
 		for _, c := range t.convs {
@@ -106,9 +89,9 @@ var _ = Describe("AttackHeld", func() {
 		o := t.object("handpending")
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		wh := waitReady(o).Status.Sid
-		setAnn(o, map[string]string{v1alpha1.AnnotationCreatePending: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationCreatePending: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
 		Eventually(func() map[string]string { return get(o).Annotations }).WithTimeout(3 * syncPeriod * 2).ShouldNot(HaveKey(v1alpha1.AnnotationCreatePending))
-		setAnn(o, map[string]string{v1alpha1.AnnotationCreatePending: "2001-01-01T00:00:00Z"})
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationCreatePending: "2001-01-01T00:00:00Z"})
 		Eventually(func() map[string]string { return get(o).Annotations }).WithTimeout(3 * syncPeriod * 2).ShouldNot(HaveKey(v1alpha1.AnnotationCreatePending))
 		settle(o, t)
 		Expect(get(o).Status.Sid).To(Equal(wh))
@@ -120,7 +103,7 @@ var _ = Describe("AttackHeld", func() {
 		wh := waitReady(o).Status.Sid
 		other := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[1], Target: "webhook",
 			URL: "https://x.example.com", Method: "post", Filters: []string{"onMessageAdded"}})
-		setAnn(o, map[string]string{v1alpha1.AnnotationWebhookSid: other})
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: other})
 		Eventually(func() string { return get(o).Annotations[v1alpha1.AnnotationWebhookSid] }).WithTimeout(10 * time.Second).Should(Equal(wh))
 		Consistently(func() int { return countFor(other, twiliofake.OpDelete) + countFor(other, twiliofake.OpUpdate) }).
 			WithTimeout(2 * syncPeriod).Should(BeZero())
@@ -138,13 +121,13 @@ var _ = Describe("AttackHeld", func() {
 		h := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
 			URL: "https://x.example.com", Method: "post", Filters: []string{"onMessageAdded"}})
 		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpDelete, Sticky: true})
-		setAnn(o, map[string]string{v1alpha1.AnnotationWebhookSid: h})
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: h})
 		Eventually(func() string { return get(o).Status.Sid }).WithTimeout(10 * time.Second).Should(Equal(h))
-		setAnn(o, map[string]string{v1alpha1.AnnotationWebhookSid: wh1})
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: wh1})
 		time.Sleep(time.Second)
-		setAnn(o, map[string]string{v1alpha1.AnnotationWebhookSid: h})
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: h})
 		time.Sleep(500 * time.Millisecond)
-		setAnn(o, map[string]string{v1alpha1.AnnotationWebhookSid: wh1})
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: wh1})
 		fake.ClearFaults()
 		settle(o, t)
 	})

@@ -24,19 +24,6 @@ var _ = Describe("Attack", func() {
 		DeferCleanup(fake.ClearFaults)
 	})
 
-	setAnn := func(o *v1alpha1.ConversationWebhook, kv map[string]string) {
-		GinkgoHelper()
-		Eventually(func() error {
-			cur := get(o)
-			if cur.Annotations == nil {
-				cur.Annotations = map[string]string{}
-			}
-			for k, v := range kv {
-				cur.Annotations[k] = v
-			}
-			return k8sClient.Update(ctx, cur)
-		}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
-	}
 	// hookSids lists the SIDs of a conversation's webhooks in the fake.
 	hookSids := func(conv string) []string {
 		var out []string
@@ -246,7 +233,7 @@ var _ = Describe("Attack", func() {
 		o := t.object("badpending")
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		waitReady(o)
-		setAnn(o, map[string]string{v1alpha1.AnnotationCreatePending: "yesterday"})
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationCreatePending: "yesterday"})
 		waitStalled(o, v1alpha1.ReasonInvalidAnnotation)
 		Eventually(func() error {
 			cur := get(o)
@@ -354,7 +341,7 @@ var _ = Describe("Attack", func() {
 		if condition(ga, v1alpha1.ConditionReady) != "True/Available" {
 			winner, loser = gb.Status.Sid, a
 		}
-		setAnn(loser, map[string]string{v1alpha1.AnnotationWebhookSid: h})
+		setAnnotations(loser, map[string]string{v1alpha1.AnnotationWebhookSid: h})
 		Eventually(func() string { return get(loser).Status.Sid }).WithTimeout(20 * time.Second).
 			WithPolling(200 * time.Millisecond).Should(Equal(h))
 		Consistently(func() bool { return exists(winner) }).WithTimeout(2*syncPeriod).WithPolling(100*time.Millisecond).

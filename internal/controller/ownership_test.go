@@ -21,19 +21,6 @@ var _ = Describe("Trust: what a user can write", func() {
 		DeferCleanup(resetFake)
 	})
 
-	setAnnotations := func(o *v1alpha1.ConversationWebhook, kv map[string]string) {
-		GinkgoHelper()
-		Eventually(func() error {
-			cur := get(o)
-			if cur.Annotations == nil {
-				cur.Annotations = map[string]string{}
-			}
-			for k, v := range kv {
-				cur.Annotations[k] = v
-			}
-			return k8sClient.Update(ctx, cur)
-		}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
-	}
 	// unowned lists the conversation's webhooks that no object records in status.
 	unowned := func(conv string) []string {
 		GinkgoHelper()
@@ -234,3 +221,23 @@ var _ = Describe("Trust: what a user can write", func() {
 		Expect(countInConversation(t.convs[0], "")).To(BeZero())
 	})
 })
+
+// setAnnotations writes annotations on an object as a user would (an empty
+// value removes the annotation), retrying on conflicts with the operator.
+func setAnnotations(o *v1alpha1.ConversationWebhook, kv map[string]string) {
+	GinkgoHelper()
+	Eventually(func() error {
+		cur := get(o)
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		for k, v := range kv {
+			if v == "" {
+				delete(cur.Annotations, k)
+				continue
+			}
+			cur.Annotations[k] = v
+		}
+		return k8sClient.Update(ctx, cur)
+	}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+}
