@@ -268,7 +268,8 @@ func TestChartAppliesServerSide(t *testing.T) {
 			t.Errorf("values %q: the manager runs without --leader-elect: %v", vf, args)
 		}
 		if vf == valuesAll {
-			for _, want := range []string{"--twilio-rps=50", "--default-account=twilio-default", "--sync-period=5m"} {
+			for _, want := range []string{"--twilio-rps=50", "--twilio-max-inflight=20", "--twilio-timeout=15s",
+				"--default-account=twilio-default", "--sync-period=5m"} {
 				if !slices.Contains(args, want) {
 					t.Errorf("all-options Deployment lacks %s: %v", want, args)
 				}
