@@ -25,6 +25,11 @@ const (
 	decrease = 0.7
 	// increaseAfter × the ceiling successes in a row raise it by one.
 	increaseAfter = 2
+	// reserveFactor × the ceiling is how many requests may be reserved (handed
+	// to a sender that waits for a slot) at once: enough to keep every slot
+	// busy while the next ones are prepared, few enough that none waits for a
+	// slot longer than about one request's latency.
+	reserveFactor = 2
 )
 
 // ErrAccountBusy is returned, before anything is sent, by a call whose context
@@ -58,6 +63,7 @@ type accountLimiter struct {
 	max       int
 	ceiling   float64
 	inflight  int
+	reserved  int
 	successes int
 	decreased time.Time
 	// free is closed (and replaced) whenever a slot frees or the ceiling rises.
@@ -159,6 +165,26 @@ func (a *accountLimiter) report(throttled bool) {
 	if a.observe != nil {
 		a.observe(a.inflight, a.limitLocked(), throttled)
 	}
+}
+
+// reserve admits one request to be sent later, without waiting: false when
+// reserveFactor × the ceiling are reserved already. The returned function ends
+// the reservation (it may be called more than once).
+func (a *accountLimiter) reserve() (func(), bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.reserved >= reserveFactor*a.limitLocked() {
+		return nil, false
+	}
+	a.reserved++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.mu.Lock()
+			a.reserved--
+			a.mu.Unlock()
+		})
+	}, true
 }
 
 // snapshot returns the slots in use and the current ceiling.

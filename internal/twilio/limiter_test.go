@@ -174,3 +174,47 @@ func TestFactorySharesOneLimiterPerAccount(t *testing.T) {
 		t.Fatalf("rate %v, want the default 25 back", r)
 	}
 }
+
+// Reservations admit twice the current ceiling, follow it down after a 429,
+// and come back when ended (once, however often the release is called).
+func TestLimiterReservationsFollowTheCeiling(t *testing.T) {
+	clock := newFakeClock()
+	a := newAccountLimiter(unlimitedRate(10), 1, clock.now, nil)
+	take := func(n int) []func() {
+		t.Helper()
+		var out []func()
+		for i := range n {
+			release, ok := a.reserve()
+			if !ok {
+				t.Fatalf("reservation %d of %d refused", i+1, n)
+			}
+			out = append(out, release)
+		}
+		return out
+	}
+	held := take(2 * 10)
+	if _, ok := a.reserve(); ok {
+		t.Fatal("a reservation past twice the ceiling (20) was admitted")
+	}
+	held[0]()
+	held[0]() // a second call ends nothing more
+	take(1)
+	if _, ok := a.reserve(); ok {
+		t.Fatal("ending one reservation twice freed two")
+	}
+	for _, release := range held[1:] {
+		release()
+	}
+	// A 429 lowers the ceiling to 7: now 14 may be reserved, of which 1 is.
+	if err := a.acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.release(false, true)
+	if got := ceilingOf(a); got != 7 {
+		t.Fatalf("ceiling after a 429 = %d, want 7", got)
+	}
+	take(13)
+	if _, ok := a.reserve(); ok {
+		t.Fatal("a reservation past twice the lowered ceiling (14) was admitted")
+	}
+}

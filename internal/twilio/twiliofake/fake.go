@@ -95,9 +95,11 @@ type Server struct {
 	webhooks      map[string]*Webhook
 	anyConv       bool
 
-	latency        time.Duration
-	maxInFlight    int
-	inFlight       int
+	latency     time.Duration
+	maxInFlight int
+	// inFlight counts requests in flight per account (by the SID their
+	// credentials name; "" for none), as Twilio limits each account.
+	inFlight       map[string]int
 	rps            float64
 	burst          int
 	retryAfter429  time.Duration

@@ -103,8 +103,9 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
-// SetMaxInFlight answers 429/20429 to a request that arrives while n are in flight
-// (0 turns it off), as Twilio's concurrency limit does.
+// SetMaxInFlight answers 429/20429 to a request that arrives while n requests of
+// the same account are in flight (0 turns it off), as Twilio's concurrency
+// limit does.
 func (s *Server) SetMaxInFlight(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -179,24 +179,32 @@ func (s *Server) admit(r *http.Request, op string) (Fault, func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts[op]++
-	if s.maxInFlight > 0 && s.inFlight >= s.maxInFlight {
+	acct := ""
+	user, _, hasUser := r.BasicAuth()
+	if hasUser {
+		acct = s.accountOfLocked(user)
+	}
+	if s.maxInFlight > 0 && s.inFlight[acct] >= s.maxInFlight {
 		s.injected[FaultConcurrencyLimit]++
 		return Fault{Kind: FaultConcurrencyLimit}, func() {}
 	}
-	if user, _, ok := r.BasicAuth(); ok {
-		if a := s.accounts[s.accountOfLocked(user)]; a != nil && a.limiter != nil && !a.limiter.Allow() {
+	if hasUser {
+		if a := s.accounts[acct]; a != nil && a.limiter != nil && !a.limiter.Allow() {
 			s.injected[FaultAccountRate]++
 			return Fault{Kind: FaultAccountRate, RetryAfter: s.retryAfter429}, func() {}
 		}
 	}
-	s.inFlight++
+	if s.inFlight == nil {
+		s.inFlight = map[string]int{}
+	}
+	s.inFlight[acct]++
 	f := s.pickFaultLocked(op)
 	if f.Kind != FaultNone {
 		s.injected[f.Kind]++
 	}
 	return f, func() {
 		s.mu.Lock()
-		s.inFlight--
+		s.inFlight[acct]--
 		s.mu.Unlock()
 	}
 }
