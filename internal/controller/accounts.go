@@ -153,25 +153,25 @@ func (r *ConversationWebhookReconciler) namespaceAllowed(ctx context.Context, na
 // twilioFor resolves the object's account and returns its Twilio client. The
 // client acts for the account SID Twilio verified, whatever the Secret claims:
 // its rate budget is shared by every account object of that Twilio account.
-func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1alpha1.ConversationWebhook) (twilio.WebhookAPI, error) {
+func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1alpha1.ConversationWebhook) (twilio.WebhookAPI, string, error) {
 	acc, err := r.resolveAccount(ctx, obj)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	creds, err := r.credentials.read(ctx, r.Client, r.APIReader, acc.secret)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	creds.AccountSid = acc.accountSid
 	r.Twilio.SetLimits(acc.accountSid, acc.key, limitsOf(acc.limits))
 	api, err := r.Twilio.For(creds)
 	if err != nil {
-		return nil, stalled(v1alpha1.ReasonCredentialsInvalid, fmt.Errorf("credentials Secret %s: %w", acc.secret, err))
+		return nil, "", stalled(v1alpha1.ReasonCredentialsInvalid, fmt.Errorf("credentials Secret %s: %w", acc.secret, err))
 	}
 	if r.Fence != nil {
 		api = fencedAPI{WebhookAPI: api, fence: r.Fence}
 	}
-	return api, nil
+	return api, acc.accountSid, nil
 }
 
 func (r *ConversationWebhookReconciler) setupAccountIndex(ctx context.Context, mgr ctrl.Manager) error {

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
@@ -45,9 +46,13 @@ type TwilioClients interface {
 	// For returns the client for credentials; its requests count against the
 	// budget of creds.AccountSid.
 	For(creds twilio.Credentials) (twilio.WebhookAPI, error)
-	// SetLimits records the limits an account object (source) sets for a
+	// SetLimits records the limits an account object (from) sets for a
 	// Twilio account; the smallest of them apply.
-	SetLimits(accountSid, source string, l twilio.Limits)
+	SetLimits(accountSid, from string, l twilio.Limits)
+	// Reserve admits one create to be sent off the worker, without waiting
+	// (false: the account's queue is full; come back later). The function
+	// ends the reservation.
+	Reserve(accountSid string) (func(), bool)
 }
 
 var _ TwilioClients = (*twilio.Factory)(nil)
@@ -85,6 +90,9 @@ type ConversationWebhookReconciler struct {
 
 	credentials credentialCache
 	takes       scopeLocks
+	// creates sends creates off the workers (nil: inline, as in unit tests of
+	// the steps); SetupWithManager starts it.
+	creates *createDispatcher
 }
 
 // +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks,verbs=get;list;watch;update;patch
@@ -107,12 +115,20 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 
 	rs := &reconcileState{obj: obj, base: obj.DeepCopy()}
 	defer func() {
-		if equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
+		if rs.flush == nil && equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
 			return
 		}
 		// The status is written even when the reconcile ran out of time.
 		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
 		defer pcancel()
+		if rs.flush != nil {
+			// A record kept in memory: status with the conditions, then the
+			// annotations that mirror it.
+			if err := r.flushRecord(pctx, rs); err != nil && !apierrors.IsNotFound(err) {
+				retErr = errors.Join(retErr, err)
+			}
+			return
+		}
 		// With a lock: a manager that lost its lease while frozen must not write
 		// back a record another manager has moved on from.
 		patch := client.MergeFromWithOptions(rs.base, client.MergeFromWithOptimisticLock{})
@@ -134,15 +150,26 @@ func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs 
 		setPaused(&obj.Status, obj.Generation)
 		return ctrl.Result{}, nil
 	}
-	api, err := r.twilioFor(ctx, obj)
+	api, account, err := r.twilioFor(ctx, obj)
 	var wh *twilio.Webhook
 	if err == nil {
+		rs.account = account
 		wh, err = r.sync(ctx, rs, api)
+	}
+	if errors.Is(err, errQueueFull) {
+		// Woken when a place frees. The requeue is a safety net at the
+		// object's sync period: a requeue cannot be withdrawn, and an earlier
+		// one would cost a Twilio fetch for an object long since created.
+		r.creates.park(rs.account, client.ObjectKeyFromObject(obj))
+		return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
 	}
 	if twilio.IsAccountBusy(err) {
 		// Every request slot of the account is taken: come back soon rather
 		// than hold a worker that other accounts' objects can use.
 		return ctrl.Result{RequeueAfter: busyRequeue()}, nil
+	}
+	if after, ok := r.later(err); ok {
+		return ctrl.Result{RequeueAfter: after}, nil
 	}
 	var wait *waitError
 	if errors.As(err, &wait) {
@@ -175,12 +202,55 @@ func (r *ConversationWebhookReconciler) reconcileDelete(ctx context.Context, rs 
 		setPaused(&obj.Status, obj.Generation)
 		return ctrl.Result{}, nil
 	}
+	if sent, err := r.settleCreate(ctx, rs); sent || err != nil {
+		if err != nil {
+			return r.failed(ctx, obj, v1alpha1.ReasonDeleting, err)
+		}
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
 	if err := r.deleteExternal(ctx, obj); err != nil {
 		return r.failed(ctx, obj, v1alpha1.ReasonDeleting, err)
 	}
 	return ctrl.Result{}, r.patchMeta(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
 		controllerutil.RemoveFinalizer(o, v1alpha1.Finalizer)
 	})
+}
+
+// settleCreate, before a deletion, applies the answer of a create this manager
+// dispatched for the object, so that the deletion finds its webhook in status.
+// It returns true while the create is not answered yet. Any other outcome
+// leaves the deletion to read status: a create still recorded as pending is
+// looked for by listing.
+func (r *ConversationWebhookReconciler) settleCreate(ctx context.Context, rs *reconcileState) (bool, error) {
+	if r.creates == nil {
+		return false, nil
+	}
+	led, err := readLedger(rs.obj, desiredOf(&rs.obj.Spec))
+	if err != nil {
+		return false, nil //nolint:nilerr // the deletion reports a malformed record
+	}
+	_, err = r.resumeCreate(ctx, rs, &led)
+	if _, ok := r.later(err); ok {
+		return true, nil
+	}
+	err = errors.Join(err, r.flushRecord(ctx, rs))
+	if apierrors.IsConflict(err) {
+		return false, err
+	}
+	return false, nil
+}
+
+// later says when to look again at an object whose dispatched create is not
+// applied yet: Twilio's answer wakes it (the requeue is a safety net), or the
+// cache catches up with its pending record in a moment.
+func (r *ConversationWebhookReconciler) later(err error) (time.Duration, bool) {
+	switch {
+	case errors.Is(err, errCreateSent):
+		return r.PendingGrace, true
+	case errors.Is(err, errStaleView):
+		return 100 * time.Millisecond, true
+	}
+	return 0, false
 }
 
 // failed records a failure: terminal ones stall without a retry (the next change
@@ -276,16 +346,21 @@ var bookkeepingAnnotations = []string{
 }
 
 // userAnnotationsChanged compares annotations, leaving out the bookkeeping ones
-// and a webhook-sid that now mirrors status.sid (the operator records the SID
-// in status first, then in the annotation). A user setting webhook-sid to adopt
-// another webhook, or removing it, still counts.
+// and a webhook-sid the operator wrote: one that mirrors status.sid, or one
+// written with the removal of create-pending while status still holds the
+// pending record (a create's answer is recorded in the annotations first, then
+// in status). A user setting webhook-sid to adopt another webhook, or removing
+// it, still counts.
 func userAnnotationsChanged(old, updated *v1alpha1.ConversationWebhook) bool {
 	if malformedPending(old) || malformedPending(updated) {
 		// The operator never writes a malformed create-pending: a user wrote
 		// or fixed it (a fix must un-stall the object at once).
 		return old.Annotations[v1alpha1.AnnotationCreatePending] != updated.Annotations[v1alpha1.AnnotationCreatePending]
 	}
-	mirror := updated.Status.Sid != "" && updated.Annotations[v1alpha1.AnnotationWebhookSid] == updated.Status.Sid
+	_, wasPending := old.Annotations[v1alpha1.AnnotationCreatePending]
+	_, isPending := updated.Annotations[v1alpha1.AnnotationCreatePending]
+	recorded := updated.Status.PendingCreate != nil && wasPending && !isPending
+	mirror := recorded || updated.Status.Sid != "" && updated.Annotations[v1alpha1.AnnotationWebhookSid] == updated.Status.Sid
 	strip := func(m map[string]string) map[string]string {
 		out := make(map[string]string, len(m))
 		for k, v := range m {
@@ -323,6 +398,7 @@ func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mg
 	if err := r.setupSidIndex(ctx, mgr); err != nil {
 		return err
 	}
+	r.creates = newCreateDispatcher(ctx, r.reconcileTimeout())
 	changed := predicate.Or(predicate.GenerationChangedPredicate{},
 		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 			oldObj, ok1 := e.ObjectOld.(*v1alpha1.ConversationWebhook)
@@ -336,6 +412,7 @@ func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mg
 		Watches(&v1alpha1.ClusterTwilioAccount{}, handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsForNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.creates.events, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).
 		Named("conversationwebhook").
 		Complete(r)

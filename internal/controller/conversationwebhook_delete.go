@@ -110,7 +110,7 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 // deleteTargets finds a pending create's webhook, then deletes every target.
 // Gone already counts as done. Deleted targets are removed from d.
 func (r *ConversationWebhookReconciler) deleteTargets(ctx context.Context, obj *v1alpha1.ConversationWebhook, d *deletion) error {
-	api, err := r.twilioFor(ctx, obj)
+	api, _, err := r.twilioFor(ctx, obj)
 	if err != nil {
 		return err
 	}

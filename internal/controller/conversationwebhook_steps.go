@@ -56,6 +56,52 @@ var errNotConverged = errors.New("not converged after the steps one reconcile ma
 type reconcileState struct {
 	obj  *v1alpha1.ConversationWebhook
 	base *v1alpha1.ConversationWebhook
+	// account is the verified SID of the object's Twilio account.
+	account string
+	// sentFingerprint is what a dispatched create, answered, had sent.
+	sentFingerprint string
+	// flush is a ledger recorded in memory only: it is written (status, then
+	// the annotations that mirror it) before the next Twilio write, or when
+	// the reconcile ends, with its conditions; one status write, not two.
+	flush *ledger
+}
+
+// flushRecord writes a ledger recorded in memory, if any: the annotations that
+// mirror it first, then status with the reconcile's conditions, so that whoever
+// waits for Ready finds the webhook-sid annotation written. A stop between the
+// two leaves status's pending record, resolved by listing, as after a lost
+// answer; annotations alone are never trusted to decide a delete.
+func (r *ConversationWebhookReconciler) flushRecord(ctx context.Context, rs *reconcileState) error {
+	led := rs.flush
+	if led == nil {
+		return nil
+	}
+	rs.flush = nil
+	obj := rs.obj
+	if !led.metaInSync(obj) {
+		err := r.patchMeta(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
+			led.applyAnnotations(o)
+			if led.owned != nil || led.pending != nil || led.superseded != nil {
+				controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
+			}
+		})
+		rs.base.ObjectMeta = *obj.ObjectMeta.DeepCopy()
+		if err != nil {
+			return err
+		}
+	}
+	writeRecord(&obj.Status, led)
+	if equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(rs.base, client.MergeFromWithOptimisticLock{})
+	status := obj.Status.DeepCopy()
+	if err := r.Status().Patch(ctx, obj, patch); err != nil {
+		return fmt.Errorf("recording state in status: %w", err)
+	}
+	obj.Status = *status
+	rs.base = obj.DeepCopy()
+	return nil
 }
 
 // sync looks at Twilio once, then plans and acts one step at a time, each step
@@ -76,13 +122,9 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 	case led.claimed() != "" || led.owned == nil && want.observeOnly:
 		defer r.takes.lock(want.scope.String())()
 	}
-	// The first look does not wait for a slot of a busy account (see busyRequeue).
-	obs, err := r.observe(twilio.WithoutWaiting(ctx), rs.obj, api, &led, want)
-	if twilio.IsAccountBusy(err) {
-		return nil, err
-	}
+	obs, err := r.look(ctx, rs, api, &led, want)
 	if err != nil {
-		return nil, inPhase(phaseOfLedger(&led), err)
+		return nil, err
 	}
 	wait := time.Duration(0)
 	if p := led.pending; p != nil && obs.recovered == nil {
@@ -90,7 +132,7 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 		obs.pendingInFlight = wait > 0
 	}
 	for range maxSteps {
-		st := plan(want, &obs, &led, led.metaInSync(rs.obj))
+		st := plan(want, &obs, &led, rs.flush != nil || led.metaInSync(rs.obj))
 		switch st.kind {
 		case stepWait:
 			return nil, &waitError{after: wait}
@@ -107,6 +149,30 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 	return nil, inPhase(v1alpha1.ReasonUpdating, errNotConverged)
 }
 
+// look applies the answer of a create dispatched for the object, if any;
+// otherwise it observes Twilio. The first look does not wait for a slot of a
+// busy account (see busyRequeue).
+func (r *ConversationWebhookReconciler) look(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, led *ledger,
+	want desired) (observation, error) {
+	if obs, err := r.resumeCreate(ctx, rs, led); obs != nil || err != nil {
+		if obs != nil && obs.answer == answerCreate && rs.sentFingerprint != fingerprint(want.target, want.cfg) {
+			// The spec changed while the create was in flight: the answer is
+			// compared with the new spec as any webhook is (an update), not as
+			// the answer to what was sent.
+			obs.answer = ""
+		}
+		if obs == nil {
+			return observation{}, err
+		}
+		return *obs, err
+	}
+	obs, err := r.observe(twilio.WithoutWaiting(ctx), rs.obj, api, led, want)
+	if err != nil && !twilio.IsAccountBusy(err) {
+		err = inPhase(phaseOfLedger(led), err)
+	}
+	return obs, err
+}
+
 // report (managementPolicy Observe) records what Twilio holds and how it
 // differs from the spec, in the Synced condition.
 func (r *ConversationWebhookReconciler) report(rs *reconcileState, want desired, led *ledger, wh *twilio.Webhook) *twilio.Webhook {
@@ -121,8 +187,15 @@ func (r *ConversationWebhookReconciler) report(rs *reconcileState, want desired,
 // act carries out one step.
 func (r *ConversationWebhookReconciler) act(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, want desired,
 	led *ledger, obs observation, st step) (observation, error) {
-	if phase, msg := st.progress(led); phase != "" {
-		// Status written while the step runs says what is under way, not Ready.
+	if st.kind != stepAnnotate && st.kind != stepRecord {
+		// Twilio is written to next: what was recorded in memory goes first.
+		if err := r.flushRecord(ctx, rs); err != nil {
+			return obs, inPhase(phaseOfLedger(led), err)
+		}
+	}
+	if phase, msg := st.progress(led); phase != "" && st.kind != stepCreate {
+		// Status written while the step runs says what is under way, not
+		// Ready (a create says so once its place in the queue is taken).
 		setProgressing(&rs.obj.Status, rs.obj.Generation, phase, msg)
 	}
 	switch st.kind {
@@ -135,7 +208,8 @@ func (r *ConversationWebhookReconciler) act(ctx context.Context, rs *reconcileSt
 		return r.update(ctx, rs, api, want, led, obs)
 	case stepAnnotate:
 		r.warnAnnotations(rs.obj, led, st)
-		return obs, inPhase(v1alpha1.ReasonUpdating, r.commit(ctx, rs, led, false))
+		rs.flush = led // written with the reconcile's status
+		return obs, nil
 	case stepDeleteSuperseded:
 		return obs, inPhase(v1alpha1.ReasonReplacing, r.deleteSuperseded(ctx, rs, api, led))
 	default: // stepStall
@@ -183,24 +257,95 @@ func phaseOfLedger(led *ledger) string {
 }
 
 // create records the pending create (with an optimistic lock, so a stale view
-// never creates), creates the webhook, and records it. 429 and 4xx answers drop
-// the pending record (Twilio created nothing); a timeout, a connection error, a
-// 5xx or an unusable answer keep it for the next reconcile to resolve by listing.
+// never creates), creates the webhook, and records it. With a dispatcher the
+// create is sent off the worker (see createDispatcher) and recorded by the
+// reconcile its answer wakes; the account's queue is reserved first, so a
+// pending record is never written for a create that cannot be sent soon.
 func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, want desired,
 	led *ledger, obs observation, st step) (observation, error) {
-	phase := v1alpha1.ReasonCreating
-	if st.why == whyReplace {
-		phase = v1alpha1.ReasonReplacing
+	release := func() {}
+	if r.creates != nil {
+		reserved, ok := r.Twilio.Reserve(rs.account)
+		if !ok {
+			return obs, errQueueFull
+		}
+		release = r.creates.releaser(rs.account, reserved)
+		r.creates.unpark(rs.account, client.ObjectKeyFromObject(rs.obj))
+	}
+	if phase, msg := st.progress(led); phase != "" {
+		setProgressing(&rs.obj.Status, rs.obj.Generation, phase, msg)
 	}
 	if led.pending != nil {
 		r.warnUnknown(rs.obj, led.pending.scope, obs.unknown, "creating another")
 	}
 	led.pending = &pendingRecord{since: r.Clock.Now().UTC().Truncate(time.Second), scope: want.scope,
 		fingerprint: fingerprint(want.target, want.cfg), recorded: true}
+	job := &dispatchedCreate{pending: *led.pending, st: st, currentGone: obs.currentGone, replayAfter: want.cfg.ReplayAfter}
 	if err := r.commit(ctx, rs, led, true); err != nil {
-		return obs, inPhase(phase, err)
+		release()
+		return obs, inPhase(job.phase(), err)
 	}
-	wh, err := api.CreateWebhook(ctx, want.scope, twilio.CreateWebhookInput{Target: want.target, Configuration: want.cfg})
+	input := twilio.CreateWebhookInput{Target: want.target, Configuration: want.cfg}
+	if r.creates != nil {
+		r.creates.start(rs.obj, job, release, func(ctx context.Context) (*twilio.Webhook, error) {
+			return api.CreateWebhook(ctx, want.scope, input)
+		})
+		return obs, errCreateSent
+	}
+	wh, err := api.CreateWebhook(ctx, want.scope, input)
+	return r.created(ctx, rs, led, job, wh, err)
+}
+
+// errQueueFull says the account's create queue is full (see
+// twilio.Factory.Reserve): the object waits, parked, for a place, without a
+// worker and without writing anything.
+var errQueueFull = fmt.Errorf("%w: its queue of creates is full", twilio.ErrAccountBusy)
+
+// errCreateSent says the create was handed to the dispatcher (or is still
+// there): its answer wakes the object.
+var errCreateSent = errors.New("create sent; waiting for Twilio's answer")
+
+// errStaleView says an answered create's pending record is not in the cache
+// yet: reconcile again in a moment.
+var errStaleView = errors.New("the cache does not show the pending create yet")
+
+func (j *dispatchedCreate) phase() string {
+	if j.st.why == whyReplace {
+		return v1alpha1.ReasonReplacing
+	}
+	return v1alpha1.ReasonCreating
+}
+
+// resumeCreate applies the answer of a create this manager dispatched for the
+// object: errCreateSent while it is not answered yet; nil, nil when there is
+// none, or when status no longer records it as pending (then the pending
+// record, if any, is resolved by listing, as after a lost answer).
+func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *reconcileState, led *ledger) (*observation, error) {
+	job := r.creates.peek(rs.obj.UID)
+	switch {
+	case job == nil:
+		return nil, nil
+	case !job.done:
+		return nil, errCreateSent
+	case (!job.matches(led.pending) || !led.metaInSync(rs.obj)) && time.Since(job.doneAt) < staleViewWait:
+		// The wake overtook the watch events of the pending record.
+		return nil, errStaleView
+	}
+	r.creates.forget(rs.obj.UID)
+	if !job.matches(led.pending) {
+		return nil, nil
+	}
+	rs.sentFingerprint = job.pending.fingerprint
+	obs, err := r.created(ctx, rs, led, job, job.wh, job.err)
+	return &obs, err
+}
+
+// created records a create's answer. 429 and 4xx answers drop the pending
+// record (Twilio created nothing); a timeout, a connection error, a 5xx or an
+// unusable answer keep it for the next reconcile to resolve by listing.
+func (r *ConversationWebhookReconciler) created(ctx context.Context, rs *reconcileState, led *ledger, job *dispatchedCreate,
+	wh *twilio.Webhook, err error) (observation, error) {
+	scope, phase, st := job.pending.scope, job.phase(), job.st
 	if err != nil {
 		if twilio.IsRateLimited(err) || twilio.IsTerminal(err) {
 			led.pending = nil
@@ -209,21 +354,21 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcil
 		if twilio.IsConversationNotFound(err) {
 			err = stalled(v1alpha1.ReasonConversationNotFound, err)
 		}
-		return obs, inPhase(phase, err)
+		return observation{}, inPhase(phase, err)
 	}
-	fillScope(wh, want.scope)
-	supersede := st.supersede && led.owned != nil && !obs.currentGone
-	if err := r.record(ctx, rs, led, wh, supersede, want.cfg.ReplayAfter, ""); err != nil {
-		return obs, inPhase(phase, fmt.Errorf("recording created webhook %s: %w", wh.Sid, err))
+	fillScope(wh, scope)
+	supersede := st.supersede && led.owned != nil && !job.currentGone
+	if err := r.record(ctx, rs, led, wh, supersede, job.replayAfter, ""); err != nil {
+		return observation{}, inPhase(phase, fmt.Errorf("recording created webhook %s: %w", wh.Sid, err))
 	}
 	switch st.why {
 	case whyRecreate:
 		r.Metrics.driftCorrected(DriftRecreate)
-		r.event(rs.obj, EventRecreated, "Create", "Created webhook %s in %s (webhook %s was not found in Twilio)", wh.Sid, want.scope, st.detail)
+		r.event(rs.obj, EventRecreated, "Create", "Created webhook %s in %s (webhook %s was not found in Twilio)", wh.Sid, scope, st.detail)
 	case whyReplace:
-		r.event(rs.obj, EventCreated, "Create", "Created webhook %s in %s to replace the old one (%s)", wh.Sid, want.scope, st.detail)
+		r.event(rs.obj, EventCreated, "Create", "Created webhook %s in %s to replace the old one (%s)", wh.Sid, scope, st.detail)
 	default:
-		r.event(rs.obj, EventCreated, "Create", "Created webhook %s in %s", wh.Sid, want.scope)
+		r.event(rs.obj, EventCreated, "Create", "Created webhook %s in %s", wh.Sid, scope)
 	}
 	return observation{current: wh, answer: answerCreate}, nil
 }
@@ -250,9 +395,8 @@ func (r *ConversationWebhookReconciler) record(ctx context.Context, rs *reconcil
 	led.owned = &ref{sid: wh.Sid, scope: twilio.Scope{ServiceSid: wh.ServiceSid, ConversationSid: wh.ConversationSid}}
 	led.replay = recordedReplay{value: rs.obj.Status.Configuration.ReplayAfter, known: true}
 	led.pending = nil
-	if err := r.commit(ctx, rs, led, false); err != nil {
-		return err
-	}
+	// Written before the next Twilio write, or with the reconcile's conditions.
+	rs.flush = led
 	switch why {
 	case whyRecover:
 		r.event(rs.obj, EventAdopted, "Adopt", "Recovered webhook %s, created by an earlier attempt whose answer was lost", wh.Sid)

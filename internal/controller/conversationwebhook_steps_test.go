@@ -144,6 +144,11 @@ func TestStepCreate(t *testing.T) {
 			if (err == nil) != (tc.err == nil) || !errors.Is(err, tc.err) && tc.err != nil {
 				t.Fatalf("err = %v, want %v", err, tc.err)
 			}
+			// A record is written before the next Twilio write or at the end
+			// of the reconcile, as here.
+			if err := r.flushRecord(t.Context(), rs); err != nil {
+				t.Fatal(err)
+			}
 			got := stored(t, r, rs)
 			if (got.Status.PendingCreate != nil) != tc.pending {
 				t.Fatalf("pendingCreate = %+v, want pending %v", got.Status.PendingCreate, tc.pending)

@@ -1,0 +1,115 @@
+package controller
+
+import (
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+)
+
+// Creates are sent off the workers (createDispatcher): these specs change or
+// delete an object while its create is in flight, and fill an account's slots.
+var _ = Describe("Creates sent off the workers", func() {
+	var t *tenant
+	BeforeEach(func() {
+		resetFake()
+		DeferCleanup(resetFake)
+		t = newTenant(2)
+	})
+
+	// inFlight creates o with a slow Twilio and returns once its create is
+	// recorded as pending (sent, not answered).
+	inFlight := func(o *v1alpha1.ConversationWebhook) {
+		GinkgoHelper()
+		fake.SetLatency(600 * time.Millisecond) // under the suite's 1 s Twilio timeout
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		Eventually(func() *v1alpha1.PendingCreate { return get(o).Status.PendingCreate }).
+			WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).ShouldNot(BeNil())
+		Expect(fakeHooks(o.Spec.ConversationSid)).To(BeEmpty(), "the create is still in flight")
+	}
+
+	It("deleting an object whose create is in flight deletes the webhook the create made, without listing", func() {
+		o := t.object("gone-mid-create")
+		inFlight(o)
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		waitGone(o)
+		Expect(fakeHooks(t.convs[0])).To(BeEmpty(), "nothing left in Twilio")
+		Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(1))
+		Expect(countInConversation(t.convs[0], twiliofake.OpDelete)).To(Equal(1))
+		Expect(countInConversation(t.convs[0], twiliofake.OpList)).To(BeZero(), "the answer was applied, not looked for")
+	})
+
+	It("a spec changed while the create is in flight ends with one webhook, updated to the new spec", func() {
+		o := t.object("edited-mid-create")
+		inFlight(o)
+		u := get(o)
+		u.Spec.URL = "https://hooks.example.com/edited"
+		Expect(k8sClient.Update(ctx, u)).To(Succeed())
+		got := waitReady(o)
+		Expect(got.Generation).To(Equal(int64(2)))
+		hooks := fakeHooks(t.convs[0])
+		Expect(hooks).To(HaveLen(1))
+		Expect(hooks[0].URL).To(Equal("https://hooks.example.com/edited"))
+		Expect(got.Status.Sid).To(Equal(hooks[0].Sid))
+		Expect(got.Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationWebhookSid, hooks[0].Sid))
+		Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(1))
+	})
+
+	It("a create answered with an error is recorded as if it were sent inline: 429 dropped and retried, one webhook", func() {
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, Operation: twiliofake.OpCreate})
+		o := t.object("throttled-create")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		got := waitReady(o)
+		Expect(got.Status.PendingCreate).To(BeNil())
+		Expect(fakeHooks(t.convs[0])).To(HaveLen(1))
+		Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(2), "the refused create, then one that made the webhook")
+		Expect(countInConversation(t.convs[0], twiliofake.OpList)).To(BeZero(), "a 429 created nothing: nothing to look for")
+	})
+
+	It("an account with one slot gets its objects' creates one at a time, each sent once, with no 429", func() {
+		// A Twilio account of its own: its limiter is shared with no other spec.
+		const slotAccount, slotKey, slotSecret = "AC33333333333333333333333333333333", "SK55555555555555555555555555555555", "slotKEYsecretVALUE00000000000005"
+		fake.AddAccount(slotAccount, "slotAuthTOKEN000000000000000005")
+		fake.AddAPIKey(slotAccount, slotKey, slotSecret)
+		convs := []string{twiliofake.NewSid("CH"), twiliofake.NewSid("CH")}
+		for _, c := range convs {
+			fake.AddConversation(slotAccount, c)
+		}
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: ctrlObjectMeta("one-slot", t.ns),
+			StringData: map[string]string{"accountSid": slotAccount, "apiKeySid": slotKey, "apiKeySecret": slotSecret}})).To(Succeed())
+		acc := twilioAccount(t.ns, "one-slot", "one-slot")
+		acc.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To[int32](1)}
+		Expect(k8sClient.Create(ctx, acc)).To(Succeed())
+		fake.ResetLog()
+		fake.SetMaxInFlight(1)
+		fake.SetLatency(100 * time.Millisecond)
+		var objs []*v1alpha1.ConversationWebhook
+		for i, name := range []string{"one", "two", "three", "four", "five", "six"} {
+			o := t.object("slot-"+name, func(o *v1alpha1.ConversationWebhook) {
+				o.Spec.ConversationSid, o.Spec.AccountRef = convs[i%2], &v1alpha1.AccountReference{Name: "one-slot"}
+			})
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+			objs = append(objs, o)
+		}
+		for _, o := range objs {
+			waitReady(o)
+		}
+		Expect(fakeHooks(convs[0])).To(HaveLen(3))
+		Expect(fakeHooks(convs[1])).To(HaveLen(3))
+		Expect(countInConversation(convs[0], twiliofake.OpCreate) + countInConversation(convs[1], twiliofake.OpCreate)).To(Equal(6))
+		refused := 0
+		for _, r := range fake.Requests() {
+			if r.Fault == twiliofake.FaultConcurrencyLimit &&
+				(strings.Contains(r.Path, "/Conversations/"+convs[0]+"/") || strings.Contains(r.Path, "/Conversations/"+convs[1]+"/")) {
+				refused++
+			}
+		}
+		Expect(refused).To(BeZero(), "never more of the account's requests in flight than its slot")
+	})
+})
