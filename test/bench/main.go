@@ -7,10 +7,21 @@
 // re-converge after 10% of the webhooks are deleted behind the operator's back.
 // It writes a markdown report and a PNG plot to test/bench/results/.
 //
+// Two regimes (BENCH_MODE), as Twilio limits an account both ways:
+//   - rate (default): the account allows 50 requests/s (burst 10) and 25 in
+//     flight; the operator runs with --twilio-rps=47 --max-concurrent-reconciles=50.
+//   - concurrency: the account allows 10 requests in flight and no rate limit
+//     binds; the operator runs with its default flags, and the account object
+//     sets only requestsPerSecond (1000) so that the rate is not the bound.
+//     BENCH_CONCURRENCY=5 makes the account's real cap 5 while the operator is
+//     configured for 10: its adaptive ceiling has to find the real limit.
+//
 // Settings (environment): BENCH_N (1000), BENCH_LATENCY (100ms),
-// BENCH_ACCOUNT_RPS (50), BENCH_ACCOUNT_BURST (10), BENCH_CONCURRENCY (25),
-// BENCH_TWILIO_RPS (47), BENCH_WORKERS (50); BENCH_CONVERGE_ONLY=1 stops after
-// convergence and prints when Twilio saw its first and last request.
+// BENCH_ACCOUNT_RPS (50 rate, 0 = off concurrency), BENCH_ACCOUNT_BURST (10),
+// BENCH_CONCURRENCY (25 rate, 10 concurrency), BENCH_TWILIO_RPS (47 rate; the
+// operator's default otherwise), BENCH_WORKERS (50 rate; the operator's default
+// otherwise); BENCH_CONVERGE_ONLY=1 stops after convergence and prints when
+// Twilio saw its first and last request, without writing a report.
 package main
 
 import (
@@ -52,16 +63,110 @@ const (
 	ns          = "bench"
 )
 
+// Bench modes.
+const (
+	modeRate        = "rate"
+	modeConcurrency = "concurrency"
+	// operatorInFlight is the operator's default --twilio-max-inflight.
+	operatorInFlight = 10
+	// concurrencyModeRPS is the account object's requestsPerSecond in the
+	// concurrency mode: high enough that the rate never binds.
+	concurrencyModeRPS = 1000
+)
+
 type settings struct {
+	mode                                                  string
 	n, accountRPS, burst, concurrency, twilioRPS, workers int
 	latency, syncPeriod                                   time.Duration
 }
 
+// tag names the report: the mode, and the account's real in-flight cap when it
+// is not the operator's configured one.
+func (s settings) tag() string {
+	if s.mode == modeConcurrency && s.concurrency != operatorInFlight {
+		return fmt.Sprintf("%s-cap%d", s.mode, s.concurrency)
+	}
+	return s.mode
+}
+
+// operatorRate is the most requests per second the operator can send: its rate
+// limit, or its in-flight slots over the latency, whichever is lower.
+func (s settings) operatorRate() float64 {
+	slots := float64(min(s.concurrency, operatorInFlight)) / s.latency.Seconds()
+	if s.mode == modeRate {
+		slots = float64(s.concurrency) / s.latency.Seconds()
+		return min(float64(s.twilioRPS), slots)
+	}
+	return slots
+}
+
+// envInt reads a setting; 0 is allowed (it turns a limit off).
 func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v >= 0 {
 		return v
 	}
 	return def
+}
+
+func readSettings() (settings, error) {
+	s := settings{mode: os.Getenv("BENCH_MODE"), latency: 100 * time.Millisecond}
+	switch s.mode {
+	case "", modeRate:
+		s.mode = modeRate
+		s.accountRPS, s.concurrency = envInt("BENCH_ACCOUNT_RPS", 50), envInt("BENCH_CONCURRENCY", 25)
+		s.twilioRPS, s.workers = envInt("BENCH_TWILIO_RPS", 47), envInt("BENCH_WORKERS", 50)
+	case modeConcurrency:
+		s.accountRPS, s.concurrency = envInt("BENCH_ACCOUNT_RPS", 0), envInt("BENCH_CONCURRENCY", operatorInFlight)
+		s.twilioRPS, s.workers = envInt("BENCH_TWILIO_RPS", 0), envInt("BENCH_WORKERS", 0)
+	default:
+		return s, fmt.Errorf("BENCH_MODE %q: want %s or %s", s.mode, modeRate, modeConcurrency)
+	}
+	s.n, s.burst = max(envInt("BENCH_N", 1000), 1), envInt("BENCH_ACCOUNT_BURST", 10)
+	if v := os.Getenv("BENCH_LATENCY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return s, err
+		}
+		s.latency = d
+	}
+	// The sync period keeps the steady state at two thirds of the operator's rate
+	// (one fetch per webhook per period), and is at least a minute.
+	s.syncPeriod = max(time.Minute, time.Duration(float64(3*s.n)/(2*s.operatorRate()))*time.Second).Round(time.Second)
+	return s, nil
+}
+
+// managerFlags are the operator's flags: only what the settings change from its
+// defaults, besides the sync period and the local addresses.
+func (s settings) managerFlags(metricsAddr, probeAddr string) []string {
+	flags := []string{"--sync-period=" + s.syncPeriod.String(), "--metrics-bind-address=" + metricsAddr,
+		"--metrics-secure=false", "--health-probe-bind-address=" + probeAddr}
+	if s.twilioRPS > 0 {
+		flags = append(flags, "--twilio-rps="+strconv.Itoa(s.twilioRPS))
+	}
+	if s.workers > 0 {
+		flags = append(flags, "--max-concurrent-reconciles="+strconv.Itoa(s.workers))
+	}
+	return flags
+}
+
+// accountLimits is the bench account's spec.limits: none in the rate mode (the
+// operator's flags apply); in the concurrency mode a rate that never binds.
+func (s settings) accountLimits() *v1alpha1.AccountLimits {
+	if s.mode != modeConcurrency || s.twilioRPS > 0 {
+		return nil
+	}
+	rps := int32(concurrencyModeRPS)
+	return &v1alpha1.AccountLimits{RequestsPerSecond: &rps}
+}
+
+// createRate paces the bench's creates at twice the account's bound, so the
+// operator always has work waiting.
+func (s settings) createRate() int {
+	perSecond := float64(s.concurrency) / s.latency.Seconds()
+	if s.accountRPS > 0 {
+		perSecond = min(perSecond, float64(s.accountRPS))
+	}
+	return max(int(2*perSecond), 1)
 }
 
 func main() {
@@ -72,21 +177,10 @@ func main() {
 }
 
 func run() error {
-	s := settings{
-		n: envInt("BENCH_N", 1000), accountRPS: envInt("BENCH_ACCOUNT_RPS", 50), burst: envInt("BENCH_ACCOUNT_BURST", 10),
-		concurrency: envInt("BENCH_CONCURRENCY", 25), twilioRPS: envInt("BENCH_TWILIO_RPS", 47), workers: envInt("BENCH_WORKERS", 50),
-		latency: 100 * time.Millisecond,
+	s, err := readSettings()
+	if err != nil {
+		return err
 	}
-	if v := os.Getenv("BENCH_LATENCY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return err
-		}
-		s.latency = d
-	}
-	// The sync period keeps the steady state at two thirds of the operator's rate
-	// (one fetch per webhook per period), and is at least a minute.
-	s.syncPeriod = max(time.Minute, time.Duration(3*s.n/(2*s.twilioRPS))*time.Second).Round(time.Second)
 
 	fake := twiliofake.New()
 	fake.AddAccount(account, "benchAuthToken")
@@ -118,7 +212,7 @@ func run() error {
 		return err
 	}
 	if err := c.Create(ctx, &v1alpha1.TwilioAccount{ObjectMeta: metav1.ObjectMeta{Name: accountName, Namespace: ns},
-		Spec: v1alpha1.TwilioAccountSpec{CredentialsSecretRef: v1alpha1.SecretReference{Name: accountName}}}); err != nil {
+		Spec: v1alpha1.TwilioAccountSpec{CredentialsSecretRef: v1alpha1.SecretReference{Name: accountName}, Limits: s.accountLimits()}}); err != nil {
 		return err
 	}
 	metricsAddr, err := freeAddr()
@@ -130,9 +224,7 @@ func run() error {
 		return err
 	}
 	started := &lineWatch{out: logFile, want: []byte(`"Starting workers"`), seen: make(chan struct{})}
-	mgr, err := env.StartManager(started, "--twilio-rps="+strconv.Itoa(s.twilioRPS), "--max-concurrent-reconciles="+strconv.Itoa(s.workers),
-		"--sync-period="+s.syncPeriod.String(), "--metrics-bind-address="+metricsAddr, "--metrics-secure=false",
-		"--health-probe-bind-address="+probeAddr)
+	mgr, err := env.StartManager(started, s.managerFlags(metricsAddr, probeAddr)...)
 	if err != nil {
 		return err
 	}
@@ -149,24 +241,36 @@ func run() error {
 	stopSampling := peak.run()
 	defer stopSampling()
 
-	fmt.Printf("bench: N=%d, latency %s, account %d rps and %d in flight, operator --twilio-rps=%d --max-concurrent-reconciles=%d, sync %s\n",
-		s.n, s.latency, s.accountRPS, s.concurrency, s.twilioRPS, s.workers, s.syncPeriod)
+	fmt.Printf("bench: %s mode, N=%d, latency %s, account %d rps (0: none) and %d in flight, operator flags %v, account limits %s\n",
+		s.mode, s.n, s.latency, s.accountRPS, s.concurrency, s.managerFlags(metricsAddr, probeAddr), limitsText(s.accountLimits()))
 	fake.ResetLog()
+	cpuBefore := cpuTimes(mgr.PID())
 	start := time.Now()
-	go createObjects(ctx, c, s.n, 2*s.accountRPS)
+	peak.startCeiling(start)
+	go createObjects(ctx, c, s.n, s.createRate())
 	series, err := waitReady(ctx, c, s.n, start, 30*time.Minute)
 	if err != nil {
 		return err
 	}
 	converge := time.Since(start)
+	cpu := cpuShare(cpuBefore, cpuTimes(mgr.PID()), converge)
 	counts, faults := fake.Counts(), fake.FaultCounts()
 	latencies := peak.means()
+	ceiling := peak.stopCeiling()
 	fmt.Printf("bench: %d Ready after %s\n", s.n, converge.Round(time.Millisecond))
 	if os.Getenv("BENCH_CONVERGE_ONLY") == "1" { // a quick look at convergence alone; no report
 		if reqs := fake.Requests(); len(reqs) > 0 {
 			fmt.Printf("bench: first Twilio request %s after the first create, last %s\n",
 				reqs[0].Time.Sub(start).Round(time.Millisecond), reqs[len(reqs)-1].Time.Sub(start).Round(time.Millisecond))
+			perSecond := make([]int, int(reqs[len(reqs)-1].Time.Sub(start)/time.Second)+1)
+			for _, r := range reqs {
+				if d := r.Time.Sub(start); d >= 0 {
+					perSecond[int(d/time.Second)]++
+				}
+			}
+			fmt.Printf("bench: Twilio requests per second: %v\n", perSecond)
 		}
+		fmt.Printf("bench: Twilio calls %v, faults %v, ceiling %s\nbench: CPU %s\nbench: %s\n", counts, faults, ceilingText(ceiling), cpu, latencies)
 		return nil
 	}
 
@@ -192,7 +296,8 @@ func run() error {
 	fmt.Printf("bench: re-converged after deleting %d webhooks in %s\n", len(hooks)/10, reconverge.Round(time.Millisecond))
 
 	rss, heap := peak.peaks()
-	return report(s, converge, counts, faults, steady, reconverge, len(hooks)/10, rss, heap, series, latencies)
+	return report(s, result{converge: converge, counts: counts, faults: faults, steady: steady, reconverge: reconverge,
+		deleted: len(hooks) / 10, rss: rss, heap: heap, series: series, ceiling: ceiling, latencies: latencies, cpu: cpu})
 }
 
 func waitHTTP(url string, timeout time.Duration) error {
@@ -330,18 +435,36 @@ func track(ready map[string]bool, count int, o *v1alpha1.ConversationWebhook) in
 	return count
 }
 
-// peakSampler records the manager's peak RSS (VmHWM) and peak Go heap in use.
+// peakSampler records the manager's peak RSS (VmHWM) and peak Go heap in use,
+// and, from startCeiling to stopCeiling, its in-flight ceiling for the account
+// (twilio_account_inflight_limit) over time.
 type peakSampler struct {
 	pid       int
 	metrics   string
 	mu        sync.Mutex
 	rss, heap int64
+	// ceilingFrom is zero when the ceiling is not being recorded.
+	ceilingFrom time.Time
+	ceiling     []point
+}
+
+func (p *peakSampler) startCeiling(from time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ceilingFrom, p.ceiling = from, nil
+}
+
+func (p *peakSampler) stopCeiling() []point {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ceilingFrom = time.Time{}
+	return p.ceiling
 }
 
 func (p *peakSampler) run() func() {
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
@@ -380,7 +503,23 @@ func (p *peakSampler) sample() {
 			p.heap = max(p.heap, int64(f))
 			p.mu.Unlock()
 		}
+		if rest, ok := strings.CutPrefix(sc.Text(), "twilio_account_inflight_limit{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			f, _ := strconv.ParseFloat(v, 64)
+			p.mu.Lock()
+			if !p.ceilingFrom.IsZero() {
+				p.ceiling = append(p.ceiling, point{time.Since(p.ceilingFrom), int(f)})
+			}
+			p.mu.Unlock()
+		}
 	}
+}
+
+func limitsText(l *v1alpha1.AccountLimits) string {
+	if l == nil || l.RequestsPerSecond == nil {
+		return "none (the operator's flags)"
+	}
+	return fmt.Sprintf("requestsPerSecond %d", *l.RequestsPerSecond)
 }
 
 // means reads the manager's mean latencies while converging: a reconcile, an
@@ -395,9 +534,18 @@ func (p *peakSampler) means() string {
 	sums, counts := map[string]float64{}, map[string]float64{}
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	requests := map[string]float64{}
 	for sc.Scan() {
 		line := sc.Text()
-		for _, m := range []string{"controller_runtime_reconcile_time_seconds", "rest_client_request_duration_seconds", "twilio_api_request_duration_seconds"} {
+		if rest, ok := strings.CutPrefix(line, "rest_client_requests_total{"); ok {
+			if i := strings.Index(rest, `method="`); i >= 0 {
+				_, v, _ := strings.Cut(rest, "} ")
+				f, _ := strconv.ParseFloat(v, 64)
+				requests[strings.SplitN(rest[i+8:], `"`, 2)[0]] += f
+			}
+		}
+		for _, m := range []string{"controller_runtime_reconcile_time_seconds", "workqueue_queue_duration_seconds",
+			"twilio_api_request_duration_seconds"} {
 			for suffix, into := range map[string]map[string]float64{"_sum": sums, "_count": counts} {
 				rest, ok := strings.CutPrefix(line, m+suffix)
 				if !ok {
@@ -405,8 +553,10 @@ func (p *peakSampler) means() string {
 				}
 				labels, value, _ := strings.Cut(rest, " ")
 				key := m
-				if i := strings.Index(labels, `verb="`); i >= 0 {
-					key += " " + strings.SplitN(labels[i+6:], `"`, 2)[0]
+				for _, l := range []string{`verb="`, `controller="`} {
+					if i := strings.Index(labels, l); i >= 0 {
+						key += " " + strings.SplitN(labels[i+len(l):], `"`, 2)[0]
+					}
 				}
 				f, _ := strconv.ParseFloat(value, 64)
 				into[key] += f
@@ -414,6 +564,9 @@ func (p *peakSampler) means() string {
 		}
 	}
 	var parts []string
+	for k, c := range requests {
+		parts = append(parts, fmt.Sprintf("API-server %s requests %.0f", k, c))
+	}
 	for k, c := range counts {
 		if c > 0 {
 			parts = append(parts, fmt.Sprintf("%s %.0fms (n=%.0f)", strings.TrimSuffix(k, "_seconds"), 1000*sums[k]/c, c))
@@ -449,4 +602,63 @@ func machine() string {
 		}
 	}
 	return fmt.Sprintf("%d cores (%s), %s memory, %s %s/%s", runtime.NumCPU(), cpu, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// cpuTimes reads the CPU time used so far by the control plane's processes
+// (kube-apiserver, etcd), the manager and the bench itself, from /proc.
+func cpuTimes(manager int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		name := strings.TrimSpace(string(comm))
+		switch {
+		case pid == manager:
+			name = "manager"
+		case pid == os.Getpid():
+			name = "bench"
+		case name != "kube-apiserver" && name != "etcd":
+			continue
+		}
+		out[name] += procCPU(pid)
+	}
+	return out
+}
+
+// procCPU is a process's user and system time (fields 14 and 15 of its stat).
+func procCPU(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count from after it.
+	rest := string(data)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks
+}
+
+// cpuShare says how the machine's CPU went while converging: each process's
+// CPU time over the elapsed time, as cores.
+func cpuShare(before, after map[string]time.Duration, elapsed time.Duration) string {
+	parts := make([]string, 0, 4)
+	total := 0.0
+	for _, name := range []string{"kube-apiserver", "etcd", "manager", "bench"} {
+		cores := (after[name] - before[name]).Seconds() / elapsed.Seconds()
+		total += cores
+		parts = append(parts, fmt.Sprintf("%s %.2f", name, cores))
+	}
+	return fmt.Sprintf("%s cores (together %.2f of %d)", strings.Join(parts, ", "), total, runtime.NumCPU())
 }

@@ -48,6 +48,10 @@ type settings struct {
 	// freeze allows the SIGSTOP of a leader (CHAOS_FREEZE=off: not).
 	freeze bool
 	settle time.Duration
+	// maxInFlight is the fake account's concurrency cap (CHAOS_MAX_INFLIGHT,
+	// default 8: below the operator's 10, so its adaptive ceiling has to find
+	// the real one while everything else goes wrong; 0: no cap).
+	maxInFlight int
 }
 
 func settingsFromEnv() settings {
@@ -56,6 +60,7 @@ func settingsFromEnv() settings {
 		annotations: os.Getenv("CHAOS_ANNOTATIONS") != "off",
 		freeze:      os.Getenv("CHAOS_FREEZE") != "off",
 		settle:      time.Duration(envInt("CHAOS_SETTLE_SECONDS", 240)) * time.Second,
+		maxInFlight: envInt("CHAOS_MAX_INFLIGHT", 8),
 		faults: []twiliofake.FaultKind{twiliofake.FaultRateLimited, twiliofake.FaultServerError, twiliofake.FaultTimeout,
 			twiliofake.FaultLoseResponse, twiliofake.FaultDeletedFirst, twiliofake.FaultUnauthorized,
 			twiliofake.FaultHTML404, twiliofake.FaultNonJSON}}
@@ -79,6 +84,9 @@ func (s settings) command() string {
 	if !s.freeze {
 		cmd += " CHAOS_FREEZE=off"
 	}
+	if v := os.Getenv("CHAOS_MAX_INFLIGHT"); v != "" {
+		cmd += " CHAOS_MAX_INFLIGHT=" + v
+	}
 	return cmd
 }
 
@@ -95,8 +103,8 @@ func envInt(name string, def int) int {
 
 func TestChaos(t *testing.T) {
 	cfg := settingsFromEnv()
-	fmt.Printf("chaos: seed %d, %d objects, %s of churn, faults %v, annotation churner %v, leader freeze %v\n",
-		cfg.seed, cfg.n, cfg.churn, cfg.faults, cfg.annotations, cfg.freeze)
+	fmt.Printf("chaos: seed %d, %d objects, %s of churn, faults %v, annotation churner %v, leader freeze %v, Twilio in-flight cap %d (0: none)\n",
+		cfg.seed, cfg.n, cfg.churn, cfg.faults, cfg.annotations, cfg.freeze, cfg.maxInFlight)
 	defer func() {
 		if t.Failed() {
 			fmt.Printf("chaos: FAILED with seed %d; reproduce with:\n  %s\n", cfg.seed, cfg.command())
@@ -147,6 +155,7 @@ func TestChaos(t *testing.T) {
 	a := newAnnotator(h)
 
 	fake.SetRandomFaults(0.2, cfg.seed, cfg.faults...)
+	fake.SetMaxInFlight(cfg.maxInFlight)
 	if !cfg.annotations {
 		a = nil
 	}
