@@ -192,7 +192,7 @@ CHAOS_N ?= 200
 CHAOS_SECONDS ?= 60
 
 .PHONY: test-chaos
-test-chaos: build setup-envtest ## Chaos suite: 50-200 ms Twilio, faults on 20% of calls, churn, killed and frozen leaders; nothing lost (CHAOS_N, CHAOS_SECONDS, CHAOS_SEED, CHAOS_FAULTS, CHAOS_ANNOTATIONS=off, CHAOS_FREEZE=off, CHAOS_MAX_INFLIGHT: the fake account's in-flight cap, default 8, 0 none).
+test-chaos: build setup-envtest ## Chaos suite: 50-200 ms Twilio, faults on 20% of calls, churn, killed and frozen leaders; nothing lost (CHAOS_N, CHAOS_SECONDS, CHAOS_SEED, CHAOS_FAULTS, CHAOS_ANNOTATIONS=off, CHAOS_FREEZE=off, CHAOS_MAX_INFLIGHT: the account's in-flight cap, default 8, 0 none).
 	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
 		CHAOS_N=$(CHAOS_N) CHAOS_SECONDS=$(CHAOS_SECONDS) go test -tags chaos ./test/chaos/ -count=1 -timeout 20m -v -run TestChaos
 

@@ -48,9 +48,10 @@ type settings struct {
 	// freeze allows the SIGSTOP of a leader (CHAOS_FREEZE=off: not).
 	freeze bool
 	settle time.Duration
-	// maxInFlight is the fake account's concurrency cap (CHAOS_MAX_INFLIGHT,
-	// default 8: below the operator's 10, so its adaptive ceiling has to find
-	// the real one while everything else goes wrong; 0: no cap).
+	// maxInFlight is the account's concurrency cap, applied in front of the
+	// fake with the latency (CHAOS_MAX_INFLIGHT, default 8: below the
+	// operator's 10, so its adaptive ceiling has to find the real one while
+	// everything else goes wrong; 0: no cap).
 	maxInFlight int
 }
 
@@ -155,7 +156,9 @@ func TestChaos(t *testing.T) {
 	a := newAnnotator(h)
 
 	fake.SetRandomFaults(0.2, cfg.seed, cfg.faults...)
-	fake.SetMaxInFlight(cfg.maxInFlight)
+	front.mu.Lock()
+	front.capacity = cfg.maxInFlight
+	front.mu.Unlock()
 	if !cfg.annotations {
 		a = nil
 	}

@@ -29,6 +29,17 @@ type front struct {
 	inFlight map[int]int     // manager → create requests being served
 	answered []created       // create answers, newest last
 	writes   map[int][]write // manager → its writes (create, update, delete)
+	// capacity is the account's concurrency limit, as Twilio applies it: a
+	// request arriving while capacity requests are being served (latency
+	// included) is answered 429/20429 (0: no limit). refused counts them.
+	capacity, active, refused int
+}
+
+// tooMany answers a request past the concurrency limit as Twilio does.
+func tooMany(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write([]byte(`{"code":20429,"message":"Too Many Requests","more_info":"https://www.twilio.com/docs/errors/20429","status":429}`))
 }
 
 // created is a create the fake answered with a SID.
@@ -75,6 +86,18 @@ func (f *front) serve(manager int, w http.ResponseWriter, r *http.Request) {
 	}
 	create := isCreate(r)
 	f.mu.Lock()
+	if f.capacity > 0 && f.active >= f.capacity {
+		f.refused++
+		f.mu.Unlock()
+		tooMany(w)
+		return
+	}
+	f.active++
+	defer func() {
+		f.mu.Lock()
+		f.active--
+		f.mu.Unlock()
+	}()
 	delay := time.Duration(50+f.rng.IntN(151)) * time.Millisecond
 	if create {
 		f.inFlight[manager]++

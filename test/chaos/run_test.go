@@ -252,6 +252,9 @@ func (r *run) summary(mostCreates *int) {
 	}
 	report("managers", r.fl.counts)
 	report("faults injected", r.w.fake.FaultCounts())
+	r.fl.front.mu.Lock()
+	fmt.Printf("  requests refused past the in-flight cap of %d (429/20429): %d\n", r.fl.front.capacity, r.fl.front.refused)
+	r.fl.front.mu.Unlock()
 	report("churn (edits, moves by kind, deletions, annotations)", r.h.actions)
 }
 
