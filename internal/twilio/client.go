@@ -214,6 +214,10 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 				return &APIError{Operation: op, Message: "not sent: " + err.Error(), Err: err}
 			}
 		}
+		if sendByPassed(ctx) {
+			c.limiter.release(false, false)
+			return &APIError{Operation: op, Message: ErrNotSent.Error(), Err: ErrNotSent}
+		}
 		info := &answer{}
 		// twilio-go reads and closes the body inside call, so the attempt's
 		// context can end as soon as call returns. The slot is held for the
@@ -463,4 +467,12 @@ func (f *Factory) Reserve(accountSid string) (func(), bool) {
 	lim := f.limiterLocked(accountSid)
 	f.mu.Unlock()
 	return lim.reserve()
+}
+
+// Reservable is how many more requests Reserve would admit for the account now.
+func (f *Factory) Reservable(accountSid string) int {
+	f.mu.Lock()
+	lim := f.limiterLocked(accountSid)
+	f.mu.Unlock()
+	return lim.reservable()
 }

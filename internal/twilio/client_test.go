@@ -529,3 +529,38 @@ func TestBeforeWriteGatesWritesOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A create made WithSendBy is sent only while its time to start has not
+// passed: checked before the first attempt and before each retry of a 429.
+func TestSendBy(t *testing.T) {
+	create := func(e *env, ctx context.Context) error {
+		_, err := e.client.CreateWebhook(ctx, twilio.Scope{ConversationSid: conv},
+			twilio.CreateWebhookInput{Target: "webhook", Configuration: twilio.Configuration{URL: "https://e.com/a", Method: "post",
+				Filters: []string{"onMessageAdded"}}})
+		return err
+	}
+	t.Run("passed: nothing is sent", func(t *testing.T) {
+		e := newEnv(t)
+		err := create(e, twilio.WithSendBy(t.Context(), time.Now().Add(-time.Millisecond)))
+		if !twilio.IsNotSent(err) || len(e.fake.Requests()) != 0 {
+			t.Fatalf("err %v, %d requests: want not sent, none", err, len(e.fake.Requests()))
+		}
+	})
+	t.Run("ahead: sent", func(t *testing.T) {
+		e := newEnv(t)
+		if err := create(e, twilio.WithSendBy(t.Context(), time.Now().Add(time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(e.fake.Requests()); n != 1 {
+			t.Fatalf("%d requests, want 1", n)
+		}
+	})
+	t.Run("passing during a 429's backoff: the retry is not sent", func(t *testing.T) {
+		e := newEnv(t)
+		e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, RetryAfter: time.Second})
+		err := create(e, twilio.WithSendBy(t.Context(), time.Now().Add(500*time.Millisecond)))
+		if !twilio.IsNotSent(err) || len(e.fake.Requests()) != 1 {
+			t.Fatalf("err %v, %d requests: want not sent after the one 429", err, len(e.fake.Requests()))
+		}
+	})
+}

@@ -237,6 +237,12 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
+// IsNotSent reports whether a call made WithSendBy sent nothing because its
+// time to start had passed.
+func IsNotSent(err error) bool {
+	return errors.Is(err, ErrNotSent)
+}
+
 // IsAccountBusy reports whether a call made WithoutWaiting found every request
 // slot of the account in use and sent nothing.
 func IsAccountBusy(err error) bool {

@@ -25,6 +25,12 @@ const (
 	decrease = 0.7
 	// increaseAfter × the ceiling successes in a row raise it by one.
 	increaseAfter = 2
+	// probeSlowdown multiplies the successes needed to raise the ceiling to,
+	// or past, the one at which the last 429 came: the ceiling climbs back
+	// fast, then probes the account's real limit slowly (as TCP CUBIC does
+	// around its last loss), so an account whose real limit is below the
+	// configured one sees few 429s.
+	probeSlowdown = 5
 	// reserveFactor × the ceiling is how many requests may be reserved (handed
 	// to a sender that waits for a slot) at once: enough to keep every slot
 	// busy while the next ones are prepared, few enough that none waits for a
@@ -38,6 +44,24 @@ const (
 var ErrAccountBusy = errors.New("every request slot of the Twilio account is in use")
 
 type noWaitKey struct{}
+
+type sendByKey struct{}
+
+// ErrNotSent is returned, with nothing sent, by a call made WithSendBy whose
+// deadline to start sending passed while it waited for a slot or a retry.
+var ErrNotSent = errors.New("not sent: its time to start sending had passed")
+
+// WithSendBy marks ctx so that a request made with it is sent only if it can
+// start by t (checked right before each attempt is sent): a create recorded as
+// pending at some time must end while others still wait for it.
+func WithSendBy(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, sendByKey{}, t)
+}
+
+func sendByPassed(ctx context.Context) bool {
+	t, ok := ctx.Value(sendByKey{}).(time.Time)
+	return ok && time.Now().After(t)
+}
 
 // WithoutWaiting marks ctx so that the next call made with it fails at once
 // with ErrAccountBusy when the account has no free slot, instead of waiting.
@@ -59,13 +83,16 @@ type accountLimiter struct {
 	// cooldown is the least time between two decreases.
 	cooldown time.Duration
 
-	mu        sync.Mutex
-	max       int
-	ceiling   float64
-	inflight  int
-	reserved  int
-	successes int
-	decreased time.Time
+	mu       sync.Mutex
+	max      int
+	ceiling  float64
+	inflight int
+	reserved int
+	// throttledAt is the ceiling at which the last 429 came (0: none, or the
+	// ceiling has since risen past it).
+	throttledAt int
+	successes   int
+	decreased   time.Time
 	// free is closed (and replaced) whenever a slot frees or the ceiling rises.
 	free chan struct{}
 
@@ -142,14 +169,22 @@ func (a *accountLimiter) release(success, throttled bool) {
 	case throttled:
 		a.successes = 0
 		if now := a.now(); a.decreased.IsZero() || now.Sub(a.decreased) >= a.cooldown {
+			a.throttledAt = a.limitLocked()
 			a.ceiling = math.Max(1, math.Floor(a.ceiling*decrease))
 			a.decreased = now
 		}
 	case success:
 		a.successes++
-		if a.successes >= increaseAfter*a.limitLocked() && a.ceiling < float64(a.max) {
+		need := increaseAfter * a.limitLocked()
+		if a.throttledAt > 0 && a.limitLocked()+1 >= a.throttledAt {
+			need *= probeSlowdown
+		}
+		if a.successes >= need && a.ceiling < float64(a.max) {
 			a.ceiling++
 			a.successes = 0
+			if a.limitLocked() > a.throttledAt {
+				a.throttledAt = 0
+			}
 		}
 	}
 	a.report(throttled)
@@ -185,6 +220,13 @@ func (a *accountLimiter) reserve() (func(), bool) {
 			a.mu.Unlock()
 		})
 	}, true
+}
+
+// reservable is how many more reservations reserve would admit now.
+func (a *accountLimiter) reservable() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return max(reserveFactor*a.limitLocked()-a.reserved, 0)
 }
 
 // snapshot returns the slots in use and the current ceiling.

@@ -49,6 +49,11 @@ func TestLimiterAdaptsAIMD(t *testing.T) {
 		{"twice the ceiling in successes raises it by one", func() { succeed(1) }, 5},
 		{"the next raise takes twice the new ceiling", func() { succeed(9) }, 5},
 		{"…and raises by one", func() { succeed(1) }, 6},
+		{"raising it to the ceiling of the last 429 (7) takes five times as many", func() { succeed(59) }, 6},
+		{"…then raises by one", func() { succeed(1) }, 7},
+		{"past it, too", func() { succeed(69) }, 7},
+		{"…by one", func() { succeed(1) }, 8},
+		{"once past it, raising is fast again", func() { succeed(16) }, 9},
 		{"never above the configured ceiling", func() { succeed(1000) }, 10},
 		{"a failure that is not a 429 leaves it", func() {
 			if err := a.acquire(ctx); err != nil {
@@ -136,8 +141,9 @@ func TestLimiterFindsTheRealLimit(t *testing.T) {
 		}
 		clock.step(250 * time.Millisecond)
 	}
-	if frac := float64(refused) / float64(sent); frac > 0.05 {
-		t.Fatalf("%d of %d requests refused (%.1f%%), want at most 5%%", refused, sent, 100*frac)
+	// 4.8% without the slow probe near the last 429's ceiling; 2.2% with it.
+	if frac := float64(refused) / float64(sent); frac > 0.03 {
+		t.Fatalf("%d of %d requests refused (%.1f%%), want at most 3%%", refused, sent, 100*frac)
 	}
 	if c := ceilingOf(a); c > realLimit+1 || c < 2 {
 		t.Fatalf("ceiling %d after %d rounds, want near the real limit %d", c, rounds, realLimit)
