@@ -139,7 +139,10 @@ func run(cfg config) error {
 		Clock:          clock.RealClock{},
 		Metrics:        controller.NewMetrics(metrics.Registry),
 		PendingGrace:   cfg.twilioTimeout + 5*time.Second,
-		Fence:          fence(lock),
+		// A create starts within 5 s of its pending stamp, so it ends
+		// (twilio-timeout later) before PendingGrace.
+		SendWindow: 5 * time.Second,
+		Fence:      fence(lock),
 	}
 	if err := r.SetupWithManager(ctx, mgr, cfg.maxConcurrent); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

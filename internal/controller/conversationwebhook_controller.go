@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -53,6 +54,8 @@ type TwilioClients interface {
 	// (false: the account's queue is full; come back later). The function
 	// ends the reservation.
 	Reserve(accountSid string) (func(), bool)
+	// Reservable is how many more creates the account's queue admits now.
+	Reservable(accountSid string) int
 }
 
 var _ TwilioClients = (*twilio.Factory)(nil)
@@ -82,6 +85,10 @@ type ConversationWebhookReconciler struct {
 	// Fence, with leader election, stops writes to Twilio once the lease may
 	// have passed to another manager (nil: no check).
 	Fence LeaseFence
+	// SendWindow is how long after its pending stamp a create may still be
+	// sent: PendingGrace less the Twilio timeout (default PendingGrace/2). A
+	// create that waited longer for a slot is not sent, and made again.
+	SendWindow time.Duration
 	// PendingGrace is how long a create may still be in flight after it was
 	// recorded as pending (the Twilio timeout, with room): a younger pending
 	// create whose webhook is not listed yet is waited for, never repeated, in
@@ -160,7 +167,10 @@ func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs 
 		// Woken when a place frees. The requeue is a safety net at the
 		// object's sync period: a requeue cannot be withdrawn, and an earlier
 		// one would cost a Twilio fetch for an object long since created.
-		r.creates.park(rs.account, client.ObjectKeyFromObject(obj))
+		if meta.IsStatusConditionTrue(obj.Status.Conditions, v1alpha1.ConditionReady) {
+			// A recreate or replacement waiting for a place: not Ready.
+			setProgressing(&obj.Status, obj.Generation, v1alpha1.ReasonCreating, "Waiting for a place in the account's queue of creates")
+		}
 		return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
 	}
 	if twilio.IsAccountBusy(err) {
@@ -206,7 +216,8 @@ func (r *ConversationWebhookReconciler) reconcileDelete(ctx context.Context, rs 
 		if err != nil {
 			return r.failed(ctx, obj, v1alpha1.ReasonDeleting, err)
 		}
-		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+		// Twilio's answer wakes the object (a safety net at PendingGrace).
+		return ctrl.Result{RequeueAfter: max(r.PendingGrace, time.Second)}, nil
 	}
 	if err := r.deleteExternal(ctx, obj); err != nil {
 		return r.failed(ctx, obj, v1alpha1.ReasonDeleting, err)
@@ -225,7 +236,16 @@ func (r *ConversationWebhookReconciler) settleCreate(ctx context.Context, rs *re
 	if r.creates == nil {
 		return false, nil
 	}
-	led, err := readLedger(rs.obj, desiredOf(&rs.obj.Spec))
+	job := r.creates.peek(rs.obj.UID)
+	if job == nil {
+		return false, nil
+	}
+	if !job.done {
+		return true, nil
+	}
+	// Matched against status alone: a malformed annotation must not make the
+	// deletion forget a webhook this create made.
+	led, err := readRecord(&rs.obj.Status, desiredOf(&rs.obj.Spec).scope)
 	if err != nil {
 		return false, nil //nolint:nilerr // the deletion reports a malformed record
 	}
@@ -297,6 +317,17 @@ func (r *ConversationWebhookReconciler) patchMeta(ctx context.Context, obj *v1al
 	before := obj.DeepCopy()
 	mutate(obj)
 	err := r.Patch(ctx, obj, client.MergeFrom(before))
+	obj.Status = *status
+	return err
+}
+
+// patchMetaLocked is patchMeta under the object's resourceVersion.
+func (r *ConversationWebhookReconciler) patchMetaLocked(ctx context.Context, obj *v1alpha1.ConversationWebhook,
+	mutate func(*v1alpha1.ConversationWebhook)) error {
+	status := obj.Status.DeepCopy()
+	before := obj.DeepCopy()
+	mutate(obj)
+	err := r.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 	obj.Status = *status
 	return err
 }

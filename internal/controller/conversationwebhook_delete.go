@@ -115,7 +115,7 @@ func (r *ConversationWebhookReconciler) deleteTargets(ctx context.Context, obj *
 		return err
 	}
 	if p := d.pending; p != nil {
-		wh, unknown, err := r.findCreated(ctx, obj, api, p, desiredOf(&obj.Spec), d.known)
+		wh, unknown, err := r.findCreated(ctx, obj, api, p, desiredOf(&obj.Spec), append(d.known, r.creates.unapplied(obj.UID)...))
 		if err != nil {
 			return err
 		}

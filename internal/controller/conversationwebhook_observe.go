@@ -48,7 +48,8 @@ func (r *ConversationWebhookReconciler) observe(ctx context.Context, obj *v1alph
 	var obs observation
 	var err error
 	if led.pending != nil {
-		obs.recovered, obs.unknown, err = r.findCreated(ctx, obj, api, led.pending, want, led.known())
+		obs.recovered, obs.unknown, err = r.findCreated(ctx, obj, api, led.pending, want,
+			append(led.known(), r.creates.unapplied(obj.UID)...))
 		return obs, err
 	}
 	if claim := led.claimed(); claim != "" {

@@ -58,8 +58,8 @@ type reconcileState struct {
 	base *v1alpha1.ConversationWebhook
 	// account is the verified SID of the object's Twilio account.
 	account string
-	// sentFingerprint is what a dispatched create, answered, had sent.
-	sentFingerprint string
+	// sentGeneration is the generation a dispatched create, answered, was sent for.
+	sentGeneration int64
 	// flush is a ledger recorded in memory only: it is written (status, then
 	// the annotations that mirror it) before the next Twilio write, or when
 	// the reconcile ends, with its conditions; one status write, not two.
@@ -79,7 +79,8 @@ func (r *ConversationWebhookReconciler) flushRecord(ctx context.Context, rs *rec
 	rs.flush = nil
 	obj := rs.obj
 	if !led.metaInSync(obj) {
-		err := r.patchMeta(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
+		// Under the object's resourceVersion, as the status write below.
+		err := r.patchMetaLocked(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
 			led.applyAnnotations(o)
 			if led.owned != nil || led.pending != nil || led.superseded != nil {
 				controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
@@ -155,7 +156,7 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 func (r *ConversationWebhookReconciler) look(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, led *ledger,
 	want desired) (observation, error) {
 	if obs, err := r.resumeCreate(ctx, rs, led); obs != nil || err != nil {
-		if obs != nil && obs.answer == answerCreate && rs.sentFingerprint != fingerprint(want.target, want.cfg) {
+		if obs != nil && obs.answer == answerCreate && rs.sentGeneration != rs.obj.Generation {
 			// The spec changed while the create was in flight: the answer is
 			// compared with the new spec as any webhook is (an update), not as
 			// the answer to what was sent.
@@ -263,14 +264,9 @@ func phaseOfLedger(led *ledger) string {
 // pending record is never written for a create that cannot be sent soon.
 func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, want desired,
 	led *ledger, obs observation, st step) (observation, error) {
-	release := func() {}
-	if r.creates != nil {
-		reserved, ok := r.Twilio.Reserve(rs.account)
-		if !ok {
-			return obs, errQueueFull
-		}
-		release = r.creates.releaser(rs.account, reserved)
-		r.creates.unpark(rs.account, client.ObjectKeyFromObject(rs.obj))
+	release, err := r.reserve(rs)
+	if err != nil {
+		return obs, err
 	}
 	if phase, msg := st.progress(led); phase != "" {
 		setProgressing(&rs.obj.Status, rs.obj.Generation, phase, msg)
@@ -280,20 +276,51 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcil
 	}
 	led.pending = &pendingRecord{since: r.Clock.Now().UTC().Truncate(time.Second), scope: want.scope,
 		fingerprint: fingerprint(want.target, want.cfg), recorded: true}
-	job := &dispatchedCreate{pending: *led.pending, st: st, currentGone: obs.currentGone, replayAfter: want.cfg.ReplayAfter}
+	job := &dispatchedCreate{pending: *led.pending, st: st, currentGone: obs.currentGone, replayAfter: want.cfg.ReplayAfter,
+		generation: rs.obj.Generation}
 	if err := r.commit(ctx, rs, led, true); err != nil {
 		release()
 		return obs, inPhase(job.phase(), err)
 	}
 	input := twilio.CreateWebhookInput{Target: want.target, Configuration: want.cfg}
+	// The create must end while others would still wait for it (PendingGrace
+	// from the pending stamp): it is not sent once its window to start passed.
+	sendBy := led.pending.since.Add(r.sendWindow())
 	if r.creates != nil {
 		r.creates.start(rs.obj, job, release, func(ctx context.Context) (*twilio.Webhook, error) {
-			return api.CreateWebhook(ctx, want.scope, input)
+			return api.CreateWebhook(twilio.WithSendBy(ctx, sendBy), want.scope, input)
 		})
 		return obs, errCreateSent
 	}
-	wh, err := api.CreateWebhook(ctx, want.scope, input)
+	wh, err := api.CreateWebhook(twilio.WithSendBy(ctx, sendBy), want.scope, input)
 	return r.created(ctx, rs, led, job, wh, err)
+}
+
+// reserve takes a place in the account's create queue (a no-op without a
+// dispatcher). An object that finds it full is parked first, then tries once
+// more, so that a place freed in between is not missed.
+func (r *ConversationWebhookReconciler) reserve(rs *reconcileState) (func(), error) {
+	if r.creates == nil {
+		return func() {}, nil
+	}
+	key := client.ObjectKeyFromObject(rs.obj)
+	reserved, ok := r.Twilio.Reserve(rs.account)
+	if !ok {
+		r.creates.park(rs.account, key)
+		if reserved, ok = r.Twilio.Reserve(rs.account); !ok {
+			return nil, errQueueFull
+		}
+	}
+	r.creates.unpark(rs.account, key)
+	return r.creates.releaser(rs.account, reserved, r.Twilio.Reservable), nil
+}
+
+// sendWindow is how long after its pending stamp a create may still be sent.
+func (r *ConversationWebhookReconciler) sendWindow() time.Duration {
+	if r.SendWindow > 0 {
+		return r.SendWindow
+	}
+	return r.PendingGrace / 2
 }
 
 // errQueueFull says the account's create queue is full (see
@@ -335,7 +362,7 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 	if !job.matches(led.pending) {
 		return nil, nil
 	}
-	rs.sentFingerprint = job.pending.fingerprint
+	rs.sentGeneration = job.generation
 	obs, err := r.created(ctx, rs, led, job, job.wh, job.err)
 	return &obs, err
 }
@@ -347,9 +374,15 @@ func (r *ConversationWebhookReconciler) created(ctx context.Context, rs *reconci
 	wh *twilio.Webhook, err error) (observation, error) {
 	scope, phase, st := job.pending.scope, job.phase(), job.st
 	if err != nil {
-		if twilio.IsRateLimited(err) || twilio.IsTerminal(err) {
+		if twilio.IsRateLimited(err) || twilio.IsTerminal(err) || twilio.IsNotSent(err) {
 			led.pending = nil
 			err = errors.Join(err, r.commit(ctx, rs, led, false))
+		}
+		if job.generation != rs.obj.Generation && !twilio.IsRetryable(err) {
+			// Refused for a spec that has changed since: not this spec's
+			// failure. Retried (as a transient failure) for the current one.
+			return observation{}, inPhase(phase, fmt.Errorf("the create sent for generation %d was refused (%s); creating for the current spec",
+				job.generation, err.Error()))
 		}
 		if twilio.IsConversationNotFound(err) {
 			err = stalled(v1alpha1.ReasonConversationNotFound, err)

@@ -123,6 +123,7 @@ func TestStepCreate(t *testing.T) {
 		{"rejected: pending dropped", &twilio.APIError{Operation: "create", Status: 400, Code: 21610}, false, false},
 		{"server error: may exist, pending kept", &twilio.APIError{Operation: "create", Status: 500, Code: 20500}, true, false},
 		{"no answer: may exist, pending kept", &twilio.APIError{Operation: "create", Message: "timeout"}, true, false},
+		{"not sent (its window to start passed): pending dropped", &twilio.APIError{Operation: "create", Message: "not sent", Err: twilio.ErrNotSent}, false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

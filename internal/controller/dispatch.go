@@ -2,7 +2,7 @@ package controller
 
 import (
 	"context"
-	"slices"
+	"fmt"
 	"sync"
 	"time"
 
@@ -36,8 +36,37 @@ type createDispatcher struct {
 	mu   sync.Mutex
 	jobs map[types.UID]*dispatchedCreate
 	// parked lists, per account SID, the objects that found its create queue
-	// full, in order: each reservation that ends wakes the first.
-	parked map[string][]types.NamespacedName
+	// full, in order: a reservation that ends wakes the first ones.
+	parked map[string]*parkedQueue
+}
+
+// parkedQueue is a FIFO of object keys with O(1) membership: an object taken
+// off (unpark) stays in order as a tombstone, skipped when reached.
+type parkedQueue struct {
+	order []types.NamespacedName
+	in    map[types.NamespacedName]bool
+}
+
+func (q *parkedQueue) push(key types.NamespacedName) {
+	if q.in[key] {
+		return
+	}
+	q.in[key] = true
+	q.order = append(q.order, key)
+}
+
+// pop takes up to n keys still parked, oldest first.
+func (q *parkedQueue) pop(n int) []types.NamespacedName {
+	var out []types.NamespacedName
+	for len(out) < n && len(q.order) > 0 {
+		key := q.order[0]
+		q.order = q.order[1:]
+		if q.in[key] {
+			delete(q.in, key)
+			out = append(out, key)
+		}
+	}
+	return out
 }
 
 // dispatchedCreate is one create handed off, and once answered, its answer.
@@ -50,6 +79,8 @@ type dispatchedCreate struct {
 	currentGone bool
 	// replayAfter is the spec's replay setting that was sent.
 	replayAfter *int32
+	// generation is the object's generation the create was sent for.
+	generation int64
 
 	done   bool
 	doneAt time.Time
@@ -63,7 +94,7 @@ const staleViewWait = 10 * time.Second
 
 func newCreateDispatcher(ctx context.Context, timeout time.Duration) *createDispatcher {
 	return &createDispatcher{ctx: ctx, timeout: timeout, events: make(chan event.GenericEvent, 1024),
-		jobs: map[types.UID]*dispatchedCreate{}, parked: map[string][]types.NamespacedName{}}
+		jobs: map[types.UID]*dispatchedCreate{}, parked: map[string]*parkedQueue{}}
 }
 
 // park keeps an object that found its account's create queue full until a
@@ -72,9 +103,12 @@ func newCreateDispatcher(ctx context.Context, timeout time.Duration) *createDisp
 func (d *createDispatcher) park(account string, key types.NamespacedName) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !slices.Contains(d.parked[account], key) {
-		d.parked[account] = append(d.parked[account], key)
+	q := d.parked[account]
+	if q == nil {
+		q = &parkedQueue{in: map[types.NamespacedName]bool{}}
+		d.parked[account] = q
 	}
+	q.push(key)
 }
 
 // unpark takes an object that got a place off the account's list, so that no
@@ -82,28 +116,48 @@ func (d *createDispatcher) park(account string, key types.NamespacedName) {
 func (d *createDispatcher) unpark(account string, key types.NamespacedName) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if i := slices.Index(d.parked[account], key); i >= 0 {
-		d.parked[account] = slices.Delete(d.parked[account], i, i+1)
+	if q := d.parked[account]; q != nil {
+		delete(q.in, key)
 	}
 }
 
-// releaser ends a reservation and wakes the first object parked for the account.
-func (d *createDispatcher) releaser(account string, release func()) func() {
+// releaser ends a reservation and wakes as many of the account's parked
+// objects, in order, as it has places free now (reservable), so that a wake
+// spent on an object that no longer needs a place strands no other.
+func (d *createDispatcher) releaser(account string, release func(), reservable func(string) int) func() {
 	return func() {
 		release()
 		d.mu.Lock()
-		queue := d.parked[account]
-		if len(queue) == 0 {
-			d.mu.Unlock()
-			return
-		}
-		key := queue[0]
-		if d.parked[account] = queue[1:]; len(d.parked[account]) == 0 {
-			delete(d.parked, account)
+		var woken []types.NamespacedName
+		if q := d.parked[account]; q != nil {
+			woken = q.pop(reservable(account))
+			if len(q.in) == 0 {
+				delete(d.parked, account)
+			}
 		}
 		d.mu.Unlock()
-		d.wake(key)
+		for _, key := range woken {
+			d.wake(key)
+		}
 	}
+}
+
+// unapplied lists the webhooks this manager's creates made whose answers are
+// not recorded yet (but the object's own): no other object's recovery may take
+// one of them for its own lost create.
+func (d *createDispatcher) unapplied(except types.UID) []string {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for uid, job := range d.jobs {
+		if uid != except && job.done && job.wh != nil && job.wh.Sid != "" {
+			out = append(out, job.wh.Sid)
+		}
+	}
+	return out
 }
 
 func (d *createDispatcher) wake(key types.NamespacedName) {
@@ -119,12 +173,13 @@ func (d *createDispatcher) wake(key types.NamespacedName) {
 func (d *createDispatcher) start(obj *v1alpha1.ConversationWebhook, job *dispatchedCreate, release func(),
 	send func(context.Context) (*twilio.Webhook, error)) {
 	d.mu.Lock()
+	d.sweepLocked()
 	d.jobs[obj.UID] = job
 	d.mu.Unlock()
 	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
 	go func() {
 		ctx, cancel := context.WithTimeout(d.ctx, d.timeout)
-		wh, err := send(ctx)
+		wh, err := sendRecovering(ctx, send)
 		cancel()
 		release()
 		d.mu.Lock()
@@ -132,6 +187,30 @@ func (d *createDispatcher) start(obj *v1alpha1.ConversationWebhook, job *dispatc
 		d.mu.Unlock()
 		d.wake(key)
 	}()
+}
+
+// forgetAfter is how long an answer nobody applied is kept (an object paused,
+// deleted without its finalizer, or whose account went away): after it, a
+// pending record still in status is resolved by listing.
+const forgetAfter = 10 * time.Minute
+
+func (d *createDispatcher) sweepLocked() {
+	for uid, job := range d.jobs {
+		if job.done && time.Since(job.doneAt) > forgetAfter {
+			delete(d.jobs, uid)
+		}
+	}
+}
+
+// sendRecovering sends, turning a panic into an unknown outcome (the pending
+// record stays, resolved by listing) instead of the manager's end.
+func sendRecovering(ctx context.Context, send func(context.Context) (*twilio.Webhook, error)) (wh *twilio.Webhook, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			wh, err = nil, fmt.Errorf("sending the create panicked: %v", p)
+		}
+	}()
+	return send(ctx)
 }
 
 // peek returns a copy of the object's dispatched create (nil when none).

@@ -45,12 +45,25 @@ var _ = Describe("Creates sent off the workers", func() {
 		Expect(countInConversation(t.convs[0], twiliofake.OpList)).To(BeZero(), "the answer was applied, not looked for")
 	})
 
+	It("deleting an object with a malformed annotation while its create is in flight leaves nothing in Twilio", func() {
+		o := t.object("malformed-mid-create")
+		inFlight(o)
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: "not-a-sid"})
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		waitGone(o)
+		Consistently(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).
+			WithTimeout(time.Second).WithPolling(100*time.Millisecond).Should(BeEmpty(), "no orphan once the create has landed")
+		Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(1))
+	})
+
 	It("a spec changed while the create is in flight ends with one webhook, updated to the new spec", func() {
 		o := t.object("edited-mid-create")
 		inFlight(o)
-		u := get(o)
-		u.Spec.URL = "https://hooks.example.com/edited"
-		Expect(k8sClient.Update(ctx, u)).To(Succeed())
+		Eventually(func() error { // the operator may be writing the pending record's annotation
+			u := get(o)
+			u.Spec.URL = "https://hooks.example.com/edited"
+			return k8sClient.Update(ctx, u)
+		}).WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
 		got := waitReady(o)
 		Expect(got.Generation).To(Equal(int64(2)))
 		hooks := fakeHooks(t.convs[0])
@@ -70,6 +83,45 @@ var _ = Describe("Creates sent off the workers", func() {
 		Expect(fakeHooks(t.convs[0])).To(HaveLen(1))
 		Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(2), "the refused create, then one that made the webhook")
 		Expect(countInConversation(t.convs[0], twiliofake.OpList)).To(BeZero(), "a 429 created nothing: nothing to look for")
+	})
+
+	It("objects parked for a full queue are woken as places free, even when the first woken no longer need one", func() {
+		const acct, key, secret = "AC44444444444444444444444444444444", "SK66666666666666666666666666666666", "parkKEYsecretVALUE00000000000006"
+		fake.AddAccount(acct, "parkAuthTOKEN000000000000000006")
+		fake.AddAPIKey(acct, key, secret)
+		convs := []string{twiliofake.NewSid("CH"), twiliofake.NewSid("CH"), twiliofake.NewSid("CH")}
+		for _, c := range convs {
+			fake.AddConversation(acct, c)
+		}
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: ctrlObjectMeta("parking", t.ns),
+			StringData: map[string]string{"accountSid": acct, "apiKeySid": key, "apiKeySecret": secret}})).To(Succeed())
+		acc := twilioAccount(t.ns, "parking", "parking")
+		acc.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To[int32](1)} // two places in its queue
+		Expect(k8sClient.Create(ctx, acc)).To(Succeed())
+		fake.SetLatency(700 * time.Millisecond)
+		obj := func(name string, conv int) *v1alpha1.ConversationWebhook {
+			return t.object(name, func(o *v1alpha1.ConversationWebhook) {
+				o.Spec.ConversationSid, o.Spec.AccountRef = convs[conv], &v1alpha1.AccountReference{Name: "parking"}
+				// Only a wake can bring it in time: its safety net is ten minutes away.
+				o.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "10m"}
+			})
+		}
+		first, second := obj("park-first", 0), obj("park-second", 1)
+		Expect(k8sClient.Create(ctx, first)).To(Succeed())
+		Expect(k8sClient.Create(ctx, second)).To(Succeed())
+		Eventually(func() bool { return get(second).Status.PendingCreate != nil }).WithTimeout(5 * time.Second).
+			WithPolling(20 * time.Millisecond).Should(BeTrue())
+		gone1, gone2, last := obj("park-gone-1", 2), obj("park-gone-2", 2), obj("park-last", 2)
+		for _, o := range []*v1alpha1.ConversationWebhook{gone1, gone2, last} {
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		}
+		// The first two parked go before they get a place: their wakes are spent.
+		Expect(k8sClient.Delete(ctx, gone1)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, gone2)).To(Succeed())
+		fake.SetLatency(0)
+		for _, o := range []*v1alpha1.ConversationWebhook{first, second, last} {
+			waitReady(o)
+		}
 	})
 
 	It("an account with one slot gets its objects' creates one at a time, each sent once, with no 429", func() {
