@@ -199,6 +199,6 @@ test-chaos: build setup-envtest ## Chaos suite: 50-200 ms Twilio, faults on 20% 
 BENCH_N ?= 1000
 
 .PHONY: bench
-bench: build setup-envtest ## Benchmark against the fake's account limits (BENCH_N, default 1000); report in test/bench/results/. Not a test.
+bench: build setup-envtest ## Benchmark against the fake's account limits (BENCH_MODE=rate|concurrency, BENCH_N, default 1000); report in test/bench/results/. Not a test.
 	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
 		BENCH_N=$(BENCH_N) go run ./test/bench

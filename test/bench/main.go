@@ -295,9 +295,9 @@ func run() error {
 	reconverge := time.Since(deletedAt)
 	fmt.Printf("bench: re-converged after deleting %d webhooks in %s\n", len(hooks)/10, reconverge.Round(time.Millisecond))
 
-	rss, heap := peak.peaks()
+	rss, heap, goroutines := peak.peaks()
 	return report(s, result{converge: converge, counts: counts, faults: faults, steady: steady, reconverge: reconverge,
-		deleted: len(hooks) / 10, rss: rss, heap: heap, series: series, ceiling: ceiling, latencies: latencies, cpu: cpu})
+		deleted: len(hooks) / 10, rss: rss, heap: heap, goroutines: goroutines, series: series, ceiling: ceiling, latencies: latencies, cpu: cpu})
 }
 
 func waitHTTP(url string, timeout time.Duration) error {
@@ -439,10 +439,11 @@ func track(ready map[string]bool, count int, o *v1alpha1.ConversationWebhook) in
 // and, from startCeiling to stopCeiling, its in-flight ceiling for the account
 // (twilio_account_inflight_limit) over time.
 type peakSampler struct {
-	pid       int
-	metrics   string
-	mu        sync.Mutex
-	rss, heap int64
+	pid        int
+	metrics    string
+	mu         sync.Mutex
+	rss, heap  int64
+	goroutines int64
 	// ceilingFrom is zero when the ceiling is not being recorded.
 	ceilingFrom time.Time
 	ceiling     []point
@@ -501,6 +502,12 @@ func (p *peakSampler) sample() {
 			f, _ := strconv.ParseFloat(v, 64)
 			p.mu.Lock()
 			p.heap = max(p.heap, int64(f))
+			p.mu.Unlock()
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			p.mu.Lock()
+			p.goroutines = max(p.goroutines, int64(f))
 			p.mu.Unlock()
 		}
 		if rest, ok := strings.CutPrefix(sc.Text(), "twilio_account_inflight_limit{"); ok {
@@ -576,11 +583,11 @@ func (p *peakSampler) means() string {
 	return strings.Join(parts, "; ")
 }
 
-func (p *peakSampler) peaks() (int64, int64) {
+func (p *peakSampler) peaks() (rss, heap, goroutines int64) {
 	p.sample()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.rss, p.heap
+	return p.rss, p.heap, p.goroutines
 }
 
 func machine() string {

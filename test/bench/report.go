@@ -7,6 +7,7 @@ import (
 	"image/draw"
 	"image/png"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,13 +35,13 @@ const (
 
 // result is what one run measured.
 type result struct {
-	converge, reconverge time.Duration
-	counts, steady       map[string]int
-	faults               map[twiliofake.FaultKind]int
-	deleted              int
-	rss, heap            int64
-	series, ceiling      []point
-	latencies, cpu       string
+	converge, reconverge  time.Duration
+	counts, steady        map[string]int
+	faults                map[twiliofake.FaultKind]int
+	deleted               int
+	rss, heap, goroutines int64
+	series, ceiling       []point
+	latencies, cpu        string
 }
 
 // bounds are the least time any client needs for N creates under the
@@ -90,7 +91,8 @@ func report(s settings, r result) error {
 	date := time.Now().UTC().Format("2006-01-02")
 	var b strings.Builder
 	fmt.Fprintf(&b, "# make bench, %s mode, N=%d (%s)\n\n", s.mode, s.n, date)
-	fmt.Fprintf(&b, "Machine: %s. Control plane: envtest (kube-apiserver 1.37.2, etcd) on the same machine; nothing else running.\n\n", machine())
+	fmt.Fprintf(&b, "Machine: %s. Control plane: envtest (kube-apiserver 1.37.2, etcd) on the same machine; nothing else running. "+
+		"Manager: `bin/manager` of commit %s.\n\n", machine(), commit())
 	fmt.Fprintf(&b, "Twilio fake: %s latency per request; account limits: %s and %d requests in flight (429/20429 past either). "+
 		"Operator flags: `%s; account `spec.limits`: %s. %d objects across %d conversations, created at %d/s (twice the bound's rate).\n\n",
 		s.latency, rateText(s), s.concurrency, "--sync-period="+s.syncPeriod.String()+operatorFlagsText(s), limitsText(s.accountLimits()),
@@ -106,8 +108,9 @@ func report(s settings, r result) error {
 		got429, requests, 100*share, float64(got429)/float64(s.n), text429, check(share <= wantShare))
 	fmt.Fprintf(&b, "| in-flight ceiling (twilio_account_inflight_limit) | %s | |\n", ceilingText(r.ceiling))
 	fmt.Fprintf(&b, "| manager peak RSS | %.1f MiB | < 200 MiB at N=10,000%s |\n", float64(r.rss)/(1<<20), rssCheck(s.n, r.rss, check))
-	fmt.Fprintf(&b, "| manager peak heap in use | %.1f MiB | |\n", float64(r.heap)/(1<<20))
-	steadyOK := float64(r.steady["fetch"])/float64(s.n) <= targetFetchesPerWH && steadyTotal == r.steady["fetch"]
+	fmt.Fprintf(&b, "| manager peak heap in use, goroutines | %.1f MiB, %d | |\n", float64(r.heap)/(1<<20), r.goroutines)
+	// The account's verification (GET /v1/Configuration, once a period) is not a webhook call.
+	steadyOK := float64(r.steady["fetch"])/float64(s.n) <= targetFetchesPerWH && steadyTotal-r.steady["configuration"] == r.steady["fetch"]
 	fmt.Fprintf(&b, "| Twilio calls in one sync period once converged | %d (%v) = %.3f per webhook | ≤ 1 fetch per webhook: %s |\n",
 		steadyTotal, r.steady, float64(steadyTotal)/float64(s.n), check(steadyOK))
 	fmt.Fprintf(&b, "| re-converge after %d webhooks (10%%) deleted behind its back | %s | detection waits for each object's next sync (≤ %s + 10%% jitter) |\n",
@@ -131,6 +134,15 @@ func report(s settings, r result) error {
 	fmt.Print("\n" + b.String())
 	fmt.Printf("\nbench: wrote %s and %s\n", md, filepath.Join(dir, plotName))
 	return nil
+}
+
+// commit names the checkout the bench ran from (bin/manager is built from it by make bench).
+func commit() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output() //nolint:noctx // local, instant
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func rateText(s settings) string {
