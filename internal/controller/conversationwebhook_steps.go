@@ -95,6 +95,14 @@ func (r *ConversationWebhookReconciler) flushRecord(ctx context.Context, rs *rec
 	if equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
 		return nil
 	}
+	return r.writeStatus(ctx, rs)
+}
+
+// writeStatus patches status always with the object's resourceVersion: a record
+// is never written over one another manager (a leader frozen past its lease,
+// woken) or a stale view has moved on from.
+func (r *ConversationWebhookReconciler) writeStatus(ctx context.Context, rs *reconcileState) error {
+	obj := rs.obj
 	patch := client.MergeFromWithOptions(rs.base, client.MergeFromWithOptimisticLock{})
 	status := obj.Status.DeepCopy()
 	if err := r.Status().Patch(ctx, obj, patch); err != nil {
@@ -499,16 +507,9 @@ func (r *ConversationWebhookReconciler) commit(ctx context.Context, rs *reconcil
 	obj := rs.obj
 	writeRecord(&obj.Status, led)
 	if lock || !equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
-		// Always with the object's resourceVersion: a record is never written
-		// over one another manager (a leader frozen past its lease, woken) or a
-		// stale view has moved on from.
-		patch := client.MergeFromWithOptions(rs.base, client.MergeFromWithOptimisticLock{})
-		status := obj.Status.DeepCopy()
-		if err := r.Status().Patch(ctx, obj, patch); err != nil {
-			return fmt.Errorf("recording state in status: %w", err)
+		if err := r.writeStatus(ctx, rs); err != nil {
+			return err
 		}
-		obj.Status = *status
-		rs.base = obj.DeepCopy()
 	}
 	guard := (led.owned != nil || led.pending != nil || led.superseded != nil) && !controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer)
 	if !guard && led.annotationsInSync(obj.Annotations) {

@@ -245,7 +245,7 @@ func plotCeiling(img *image.RGBA, ceiling []point, x func(time.Duration) int, to
 		line(img, x(a.at), y(a.ready), x(b.at), y(a.ready), green)
 		line(img, x(b.at), y(a.ready), x(b.at), y(b.ready), green)
 	}
-	label(img, plotWidth-190, top+12, fmt.Sprintf("green: in-flight ceiling (0-%d)", hi))
+	label(img, 80, top+28, fmt.Sprintf("green: in-flight ceiling, 0 to %d", hi))
 }
 
 func line(img *image.RGBA, x0, y0, x1, y1 int, c color.Color) {
