@@ -293,14 +293,14 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcil
 	input := twilio.CreateWebhookInput{Target: want.target, Configuration: want.cfg}
 	// The create must end while others would still wait for it (PendingGrace
 	// from the pending stamp): it is not sent once its window to start passed.
-	sendBy := led.pending.since.Add(r.sendWindow())
+	sendBy := r.sendBy(led.pending.since)
 	if r.creates != nil {
 		r.creates.start(rs.obj, job, release, func(ctx context.Context) (*twilio.Webhook, error) {
-			return api.CreateWebhook(twilio.WithSendBy(ctx, sendBy), want.scope, input)
+			return api.CreateWebhook(sendBy(ctx), want.scope, input)
 		})
 		return obs, errCreateSent
 	}
-	wh, err := api.CreateWebhook(twilio.WithSendBy(ctx, sendBy), want.scope, input)
+	wh, err := api.CreateWebhook(sendBy(ctx), want.scope, input)
 	return r.created(ctx, rs, led, job, wh, err)
 }
 
@@ -323,12 +323,20 @@ func (r *ConversationWebhookReconciler) reserve(rs *reconcileState) (func(), err
 	return r.creates.releaser(rs.account, reserved, r.Twilio.Reservable), nil
 }
 
-// sendWindow is how long after its pending stamp a create may still be sent.
-func (r *ConversationWebhookReconciler) sendWindow() time.Duration {
-	if r.SendWindow > 0 {
-		return r.SendWindow
+// sendBy marks a create's context with the time by which it must start: its
+// pending stamp plus SendWindow (default PendingGrace/2). Without a
+// PendingGrace (no other manager is waited for) there is no such time.
+func (r *ConversationWebhookReconciler) sendBy(since time.Time) func(context.Context) context.Context {
+	window := r.SendWindow
+	if window <= 0 {
+		window = r.PendingGrace / 2
 	}
-	return r.PendingGrace / 2
+	return func(ctx context.Context) context.Context {
+		if window <= 0 {
+			return ctx
+		}
+		return twilio.WithSendBy(ctx, since.Add(window))
+	}
 }
 
 // errQueueFull says the account's create queue is full (see
