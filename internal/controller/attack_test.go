@@ -292,7 +292,9 @@ var _ = Describe("Attack", func() {
 				WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).ShouldNot(BeNil())
 			pause(o, true)
 		}
-		Expect(fakeHooks(t.convs[0])).To(HaveLen(2))
+		// The pending record is written before the create is sent (off the worker).
+		Eventually(func() []twiliofake.Webhook { return fakeHooks(t.convs[0]) }).
+			WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(HaveLen(2))
 		fake.ClearFaults()
 		fake.SetLatency(300 * time.Millisecond)
 		DeferCleanup(func() { fake.SetLatency(0) })
