@@ -129,8 +129,8 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
 		defer pcancel()
 		if rs.flush != nil {
-			// A record kept in memory: status with the conditions, then the
-			// annotations that mirror it.
+			// A record kept in memory: the annotations that mirror it, then
+			// status with the conditions.
 			if err := r.flushRecord(pctx, rs); err != nil && !apierrors.IsNotFound(err) {
 				retErr = errors.Join(retErr, err)
 			}
@@ -249,7 +249,7 @@ func (r *ConversationWebhookReconciler) settleCreate(ctx context.Context, rs *re
 	if err != nil {
 		return false, nil //nolint:nilerr // the deletion reports a malformed record
 	}
-	_, err = r.resumeCreate(ctx, rs, &led)
+	_, _, err = r.resumeCreate(ctx, rs, &led)
 	if _, ok := r.later(err); ok {
 		return true, nil
 	}
@@ -309,25 +309,15 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 	return ctrl.Result{}, err
 }
 
-// patchMeta applies mutate to the object's metadata and patches it, keeping the
-// in-memory status (the patch answer carries the stored one).
+// patchMeta applies mutate to the object's metadata and patches it (with opts,
+// e.g. under its resourceVersion), keeping the in-memory status (the patch
+// answer carries the stored one).
 func (r *ConversationWebhookReconciler) patchMeta(ctx context.Context, obj *v1alpha1.ConversationWebhook,
-	mutate func(*v1alpha1.ConversationWebhook)) error {
+	mutate func(*v1alpha1.ConversationWebhook), opts ...client.MergeFromOption) error {
 	status := obj.Status.DeepCopy()
 	before := obj.DeepCopy()
 	mutate(obj)
-	err := r.Patch(ctx, obj, client.MergeFrom(before))
-	obj.Status = *status
-	return err
-}
-
-// patchMetaLocked is patchMeta under the object's resourceVersion.
-func (r *ConversationWebhookReconciler) patchMetaLocked(ctx context.Context, obj *v1alpha1.ConversationWebhook,
-	mutate func(*v1alpha1.ConversationWebhook)) error {
-	status := obj.Status.DeepCopy()
-	before := obj.DeepCopy()
-	mutate(obj)
-	err := r.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	err := r.Patch(ctx, obj, client.MergeFromWithOptions(before, opts...))
 	obj.Status = *status
 	return err
 }

@@ -58,11 +58,9 @@ type reconcileState struct {
 	base *v1alpha1.ConversationWebhook
 	// account is the verified SID of the object's Twilio account.
 	account string
-	// sentGeneration is the generation a dispatched create, answered, was sent for.
-	sentGeneration int64
-	// flush is a ledger recorded in memory only: it is written (status, then
-	// the annotations that mirror it) before the next Twilio write, or when
-	// the reconcile ends, with its conditions; one status write, not two.
+	// flush is a ledger recorded in memory only: it is written (the
+	// annotations that mirror it, then status) before the next Twilio write,
+	// or when the reconcile ends, with its conditions: one status write, not two.
 	flush *ledger
 }
 
@@ -77,25 +75,33 @@ func (r *ConversationWebhookReconciler) flushRecord(ctx context.Context, rs *rec
 		return nil
 	}
 	rs.flush = nil
-	obj := rs.obj
-	if !led.metaInSync(obj) {
-		// Under the object's resourceVersion, as the status write below.
-		err := r.patchMetaLocked(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
-			led.applyAnnotations(o)
-			if led.owned != nil || led.pending != nil || led.superseded != nil {
-				controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
-			}
-		})
-		rs.base.ObjectMeta = *obj.ObjectMeta.DeepCopy()
-		if err != nil {
-			return err
-		}
+	// Under the object's resourceVersion, as the status write below.
+	if err := r.writeMeta(ctx, rs, led, client.MergeFromWithOptimisticLock{}); err != nil {
+		return err
 	}
-	writeRecord(&obj.Status, led)
-	if equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
+	writeRecord(&rs.obj.Status, led)
+	if equality.Semantic.DeepEqual(rs.base.Status, rs.obj.Status) {
 		return nil
 	}
 	return r.writeStatus(ctx, rs)
+}
+
+// writeMeta brings the annotations that mirror the ledger, and the finalizer
+// that guards anything that may exist in Twilio, to the object, if they differ.
+func (r *ConversationWebhookReconciler) writeMeta(ctx context.Context, rs *reconcileState, led *ledger, opts ...client.MergeFromOption) error {
+	obj := rs.obj
+	if led.metaInSync(obj) {
+		return nil
+	}
+	guard := led.owned != nil || led.pending != nil || led.superseded != nil
+	err := r.patchMeta(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
+		led.applyAnnotations(o)
+		if guard {
+			controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
+		}
+	}, opts...)
+	rs.base.ObjectMeta = *obj.ObjectMeta.DeepCopy()
+	return err
 }
 
 // writeStatus patches status always with the object's resourceVersion: a record
@@ -163,17 +169,8 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 // busy account (see busyRequeue).
 func (r *ConversationWebhookReconciler) look(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, led *ledger,
 	want desired) (observation, error) {
-	if obs, err := r.resumeCreate(ctx, rs, led); obs != nil || err != nil {
-		if obs != nil && obs.answer == answerCreate && rs.sentGeneration != rs.obj.Generation {
-			// The spec changed while the create was in flight: the answer is
-			// compared with the new spec as any webhook is (an update), not as
-			// the answer to what was sent.
-			obs.answer = ""
-		}
-		if obs == nil {
-			return observation{}, err
-		}
-		return *obs, err
+	if obs, applied, err := r.resumeCreate(ctx, rs, led); applied || err != nil {
+		return obs, err
 	}
 	obs, err := r.observe(twilio.WithoutWaiting(ctx), rs.obj, api, led, want)
 	if err != nil && !twilio.IsAccountBusy(err) {
@@ -293,14 +290,14 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcil
 	input := twilio.CreateWebhookInput{Target: want.target, Configuration: want.cfg}
 	// The create must end while others would still wait for it (PendingGrace
 	// from the pending stamp): it is not sent once its window to start passed.
-	sendBy := r.sendBy(led.pending.since)
+	since := led.pending.since
 	if r.creates != nil {
 		r.creates.start(rs.obj, job, release, func(ctx context.Context) (*twilio.Webhook, error) {
-			return api.CreateWebhook(sendBy(ctx), want.scope, input)
+			return api.CreateWebhook(r.sendBy(ctx, since), want.scope, input)
 		})
 		return obs, errCreateSent
 	}
-	wh, err := api.CreateWebhook(sendBy(ctx), want.scope, input)
+	wh, err := api.CreateWebhook(r.sendBy(ctx, since), want.scope, input)
 	return r.created(ctx, rs, led, job, wh, err)
 }
 
@@ -326,17 +323,15 @@ func (r *ConversationWebhookReconciler) reserve(rs *reconcileState) (func(), err
 // sendBy marks a create's context with the time by which it must start: its
 // pending stamp plus SendWindow (default PendingGrace/2). Without a
 // PendingGrace (no other manager is waited for) there is no such time.
-func (r *ConversationWebhookReconciler) sendBy(since time.Time) func(context.Context) context.Context {
+func (r *ConversationWebhookReconciler) sendBy(ctx context.Context, since time.Time) context.Context {
 	window := r.SendWindow
 	if window <= 0 {
 		window = r.PendingGrace / 2
 	}
-	return func(ctx context.Context) context.Context {
-		if window <= 0 {
-			return ctx
-		}
-		return twilio.WithSendBy(ctx, since.Add(window))
+	if window <= 0 {
+		return ctx
 	}
+	return twilio.WithSendBy(ctx, since.Add(window))
 }
 
 // errQueueFull says the account's create queue is full (see
@@ -360,27 +355,32 @@ func (j *dispatchedCreate) phase() string {
 }
 
 // resumeCreate applies the answer of a create this manager dispatched for the
-// object: errCreateSent while it is not answered yet; nil, nil when there is
-// none, or when status no longer records it as pending (then the pending
-// record, if any, is resolved by listing, as after a lost answer).
-func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *reconcileState, led *ledger) (*observation, error) {
+// object (applied true): errCreateSent while it is not answered yet; nothing
+// when there is none, or when status no longer records it as pending (then the
+// pending record, if any, is resolved by listing, as after a lost answer).
+func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *reconcileState, led *ledger) (observation, bool, error) {
 	job := r.creates.peek(rs.obj.UID)
 	switch {
 	case job == nil:
-		return nil, nil
+		return observation{}, false, nil
 	case !job.done:
-		return nil, errCreateSent
+		return observation{}, false, errCreateSent
 	case (!job.matches(led.pending) || !led.metaInSync(rs.obj)) && time.Since(job.doneAt) < staleViewWait:
 		// The wake overtook the watch events of the pending record.
-		return nil, errStaleView
+		return observation{}, false, errStaleView
 	}
 	r.creates.forget(rs.obj.UID)
 	if !job.matches(led.pending) {
-		return nil, nil
+		return observation{}, false, nil
 	}
-	rs.sentGeneration = job.generation
 	obs, err := r.created(ctx, rs, led, job, job.wh, job.err)
-	return &obs, err
+	if job.generation != rs.obj.Generation {
+		// The spec changed while the create was in flight: the answer is
+		// compared with the new spec as any webhook is (an update), not as the
+		// answer to what was sent.
+		obs.answer = ""
+	}
+	return obs, true, err
 }
 
 // created records a create's answer. 429 and 4xx answers drop the pending
@@ -519,18 +519,7 @@ func (r *ConversationWebhookReconciler) commit(ctx context.Context, rs *reconcil
 			return err
 		}
 	}
-	guard := (led.owned != nil || led.pending != nil || led.superseded != nil) && !controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer)
-	if !guard && led.annotationsInSync(obj.Annotations) {
-		return nil
-	}
-	err := r.patchMeta(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
-		led.applyAnnotations(o)
-		if guard {
-			controllerutil.AddFinalizer(o, v1alpha1.Finalizer)
-		}
-	})
-	rs.base.ObjectMeta = *obj.ObjectMeta.DeepCopy()
-	return err
+	return r.writeMeta(ctx, rs, led)
 }
 
 // warnAnnotations reports annotations the operator does not obey.

@@ -463,16 +463,17 @@ func withoutNoWait(ctx context.Context) context.Context {
 // one request's latency at most. It never waits: false means come back later.
 // The returned function ends the reservation once the request is answered.
 func (f *Factory) Reserve(accountSid string) (func(), bool) {
-	f.mu.Lock()
-	lim := f.limiterLocked(accountSid)
-	f.mu.Unlock()
-	return lim.reserve()
+	return f.limiter(accountSid).reserve()
 }
 
 // Reservable is how many more requests Reserve would admit for the account now.
 func (f *Factory) Reservable(accountSid string) int {
+	return f.limiter(accountSid).reservable()
+}
+
+// limiter returns the account's limiter, created with its limits if need be.
+func (f *Factory) limiter(accountSid string) *accountLimiter {
 	f.mu.Lock()
-	lim := f.limiterLocked(accountSid)
-	f.mu.Unlock()
-	return lim.reservable()
+	defer f.mu.Unlock()
+	return f.limiterLocked(accountSid)
 }

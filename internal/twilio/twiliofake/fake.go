@@ -127,6 +127,7 @@ func New() *Server {
 		webhooks:       map[string]*Webhook{},
 		injected:       map[FaultKind]int{},
 		counts:         map[string]int{},
+		inFlight:       map[string]int{},
 		recordRequests: true,
 		maxPerConv:     5,
 	}

@@ -194,9 +194,6 @@ func (s *Server) admit(r *http.Request, op string) (Fault, func()) {
 			return Fault{Kind: FaultAccountRate, RetryAfter: s.retryAfter429}, func() {}
 		}
 	}
-	if s.inFlight == nil {
-		s.inFlight = map[string]int{}
-	}
 	s.inFlight[acct]++
 	f := s.pickFaultLocked(op)
 	if f.Kind != FaultNone {
