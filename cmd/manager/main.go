@@ -34,6 +34,8 @@ func main() {
 	var cfg config
 	flag.StringVar(&cfg.metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to disable.")
 	flag.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&cfg.pprofAddr, "pprof-bind-address", "0",
+		"Address of Go's profiling endpoints (/debug/pprof/), unauthenticated: a loopback address or 0 to disable.")
 	flag.BoolVar(&cfg.leaderElect, "leader-elect", false, "Elect a leader, so that only one manager reconciles at a time.")
 	flag.StringVar(&cfg.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the manager's own).")
 	flag.BoolVar(&cfg.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
@@ -60,12 +62,13 @@ func main() {
 
 // config holds the manager's flags.
 type config struct {
-	metricsAddr, probeAddr, twilioURL, defaultAccount string
-	secureMetrics, enableHTTP2, leaderElect           bool
-	leaderElectionNamespace                           string
-	syncPeriod, twilioTimeout                         time.Duration
-	maxConcurrent, twilioMaxInFlight                  int
-	twilioRPS                                         float64
+	metricsAddr, probeAddr, pprofAddr, twilioURL string
+	defaultAccount                               string
+	secureMetrics, enableHTTP2, leaderElect      bool
+	leaderElectionNamespace                      string
+	syncPeriod, twilioTimeout                    time.Duration
+	maxConcurrent, twilioMaxInFlight             int
+	twilioRPS                                    float64
 }
 
 func run(cfg config) error {
@@ -109,6 +112,7 @@ func run(cfg config) error {
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        cfg.probeAddr,
+		PprofBindAddress:              cfg.pprofAddr,
 		LeaderElection:                cfg.leaderElect,
 		LeaderElectionID:              electionID,
 		LeaderElectionNamespace:       cfg.leaderElectionNamespace,

@@ -116,6 +116,9 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// A requeue goes back at the default priority, whatever brought the
+	// object here (a wake's priority is for the wake only).
+	defer func() { res.Priority = new(0) }()
 	// A slow Twilio never holds a worker for longer than this.
 	ctx, cancel := context.WithTimeout(ctx, r.reconcileTimeout())
 	defer cancel()
@@ -433,7 +436,7 @@ func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mg
 		Watches(&v1alpha1.ClusterTwilioAccount{}, handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsForNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WatchesRawSource(source.Channel(r.creates.events, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.creates.events, wakeHandler())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).
 		Named("conversationwebhook").
 		Complete(r)

@@ -8,7 +8,12 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
@@ -158,6 +163,24 @@ func (d *createDispatcher) unapplied(except types.UID) []string {
 		}
 	}
 	return out
+}
+
+// wakePriority is the workqueue priority of a wake: ahead of new objects and
+// periodic checks, so that a freed place in an account's queue, or an answer
+// to record, does not wait behind thousands of objects whose first reconcile
+// only parks them (controller-runtime's priority queue, its default).
+const wakePriority = 10
+
+// wakeHandler enqueues woken objects at wakePriority.
+func wakeHandler() handler.EventHandler {
+	return handler.Funcs{GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}
+		if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(wakePriority)}, req)
+			return
+		}
+		q.Add(req)
+	}}
 }
 
 func (d *createDispatcher) wake(key types.NamespacedName) {

@@ -1,10 +1,18 @@
 package controller
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 )
 
 // The parked queue keeps order, ignores a second park, skips objects taken off
@@ -36,5 +44,43 @@ func TestParkedQueue(t *testing.T) {
 	}
 	if got := d.parked["AC2"].pop(1); len(got) != 1 || got[0].Name != "other-account" {
 		t.Fatalf("the other account's queue: %v", got)
+	}
+}
+
+// A wake goes ahead of objects already waiting in the controller's priority
+// queue (new objects, periodic checks), and raises the priority of an object
+// already queued; without a priority queue it is a plain add.
+func TestWakeHandlerPriority(t *testing.T) {
+	req := func(n string) reconcile.Request {
+		return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: n}}
+	}
+	obj := func(n string) *v1alpha1.ConversationWebhook {
+		return &v1alpha1.ConversationWebhook{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: n}}
+	}
+	q := priorityqueue.New[reconcile.Request]("wake-test")
+	defer q.ShutDown()
+	for _, n := range []string{"new-1", "new-2", "queued-then-woken", "new-3"} {
+		q.Add(req(n))
+	}
+	h := wakeHandler()
+	for _, n := range []string{"woken", "queued-then-woken"} {
+		h.Generic(t.Context(), event.GenericEvent{Object: obj(n)}, q)
+	}
+	var got []string
+	for range 5 {
+		item, priority, _ := q.GetWithPriority()
+		got = append(got, fmt.Sprintf("%s@%d", item.Name, priority))
+		q.Done(item)
+	}
+	want := []string{"woken@10", "queued-then-woken@10", "new-1@0", "new-2@0", "new-3@0"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+
+	plain := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer plain.ShutDown()
+	h.Generic(t.Context(), event.GenericEvent{Object: obj("woken")}, plain)
+	if item, _ := plain.Get(); item != req("woken") {
+		t.Fatalf("plain queue: got %v", item)
 	}
 }

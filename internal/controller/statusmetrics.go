@@ -2,9 +2,11 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,32 +47,51 @@ var (
 // conversationwebhook_stalled_reason{namespace,name,reason} is 1 while
 // Stalled=True with that reason, and absent otherwise. Both lose an object's
 // series when the object is deleted: cardinality is bounded by the objects.
+//
+// It is a collector, not gauge vectors: it keeps three statuses and a reason
+// per object (a gauge vector keeps nine labelled series, about 6 KiB an
+// object) and builds the series when scraped, sharing the label pairs of an
+// object's series (BenchmarkStatusMetricsScrape).
 type StatusMetrics struct {
 	reader    client.Reader
-	condition *prometheus.GaugeVec
-	stalled   *prometheus.GaugeVec
+	condition *prometheus.Desc
+	stalled   *prometheus.Desc
 
 	mu      sync.Mutex
-	reasons map[types.NamespacedName]string // the stalled reason exported per object
+	objects map[types.NamespacedName]objectConditions
 }
+
+// objectConditions is what the gauges say of one object: the index in
+// statusValues of each statusConditions' current status, and the stalled
+// reason ("" unless Stalled=True).
+type objectConditions struct {
+	current [3]uint8 // len(statusConditions)
+	reason  string
+}
+
+var (
+	_ prometheus.Collector = (*StatusMetrics)(nil)
+	// conditionPairs and statusPairs are the label pairs shared by every
+	// object's series, in the order of statusConditions and statusValues.
+	conditionPairs = labelPairs("condition", statusConditions...)
+	statusPairs    = labelPairs("status", statusValues...)
+)
 
 // NewStatusMetrics creates the gauges, registers them with reg, and reads
 // objects through reader (the manager's cached client).
 func NewStatusMetrics(reader client.Reader, reg prometheus.Registerer) *StatusMetrics {
 	s := &StatusMetrics{
 		reader: reader,
-		condition: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "conversationwebhook_status_condition",
-			Help: "The status of each ConversationWebhook's Ready, Reconciling and Stalled conditions: " +
+		condition: prometheus.NewDesc("conversationwebhook_status_condition",
+			"The status of each ConversationWebhook's Ready, Reconciling and Stalled conditions: "+
 				"1 for the current status (True, False or Unknown), 0 for the others.",
-		}, []string{labelNamespace, labelName, "condition", "status"}),
-		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "conversationwebhook_stalled_reason",
-			Help: "1 while a ConversationWebhook is Stalled=True, with the condition's reason.",
-		}, []string{labelNamespace, labelName, "reason"}),
-		reasons: map[types.NamespacedName]string{},
+			[]string{labelNamespace, labelName, "condition", "status"}, nil),
+		stalled: prometheus.NewDesc("conversationwebhook_stalled_reason",
+			"1 while a ConversationWebhook is Stalled=True, with the condition's reason.",
+			[]string{labelNamespace, labelName, "reason"}, nil),
+		objects: map[types.NamespacedName]objectConditions{},
 	}
-	reg.MustRegister(s.condition, s.stalled)
+	reg.MustRegister(s)
 	return s
 }
 
@@ -100,46 +121,103 @@ func (s *StatusMetrics) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	return ctrl.Result{}, nil
 }
 
-// record exports one object's conditions.
+// record keeps one object's conditions for the next scrape.
 func (s *StatusMetrics) record(key types.NamespacedName, conditions []metav1.Condition) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range statusConditions {
+	var oc objectConditions
+	for i, t := range statusConditions {
 		current := metav1.ConditionFalse
 		if t == v1alpha1.ConditionReady {
 			current = metav1.ConditionUnknown
 		}
-		if c := meta.FindStatusCondition(conditions, t); c != nil {
+		c := meta.FindStatusCondition(conditions, t)
+		if c != nil {
 			current = c.Status
 		}
-		for _, v := range statusValues {
-			value := 0.0
-			if v == current {
-				value = 1
-			}
-			s.condition.WithLabelValues(key.Namespace, key.Name, t, string(v)).Set(value)
+		oc.current[i] = uint8(max(slices.Index(statusValues, current), 0))
+		if t == v1alpha1.ConditionStalled && c != nil && c.Status == metav1.ConditionTrue {
+			oc.reason = c.Reason
 		}
 	}
-	reason := ""
-	if c := meta.FindStatusCondition(conditions, v1alpha1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
-		reason = c.Reason
-	}
-	if old, ok := s.reasons[key]; ok && old != reason {
-		s.stalled.DeleteLabelValues(key.Namespace, key.Name, old)
-		delete(s.reasons, key)
-	}
-	if reason != "" {
-		s.stalled.WithLabelValues(key.Namespace, key.Name, reason).Set(1)
-		s.reasons[key] = reason
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.objects[key] = oc
 }
 
 // forget removes every series of a deleted object.
 func (s *StatusMetrics) forget(key types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	match := prometheus.Labels{labelNamespace: key.Namespace, labelName: key.Name}
-	s.condition.DeletePartialMatch(match)
-	s.stalled.DeletePartialMatch(match)
-	delete(s.reasons, key)
+	delete(s.objects, key)
+}
+
+// Describe implements prometheus.Collector.
+func (s *StatusMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- s.condition
+	ch <- s.stalled
+}
+
+// Collect implements prometheus.Collector: nine condition series per object,
+// and its stalled reason while it has one.
+func (s *StatusMetrics) Collect(ch chan<- prometheus.Metric) {
+	type entry struct {
+		key types.NamespacedName
+		oc  objectConditions
+	}
+	s.mu.Lock()
+	entries := make([]entry, 0, len(s.objects))
+	for key, oc := range s.objects {
+		entries = append(entries, entry{key, oc})
+	}
+	s.mu.Unlock()
+	for _, e := range entries {
+		// Label pairs sorted by name, as the registry wants them; the series
+		// of one object in one allocation, sent by pointer.
+		name, namespace := labelPair(labelName, e.key.Name), labelPair(labelNamespace, e.key.Namespace)
+		const series = 3 * 3 // len(statusConditions) * len(statusValues)
+		labels := make([]*dto.LabelPair, 0, 4*series)
+		gauges := make([]gauge, 0, series)
+		for i := range statusConditions {
+			for v := range statusValues {
+				labels = append(labels, conditionPairs[i], name, namespace, statusPairs[v])
+				gauges = append(gauges, gauge{desc: s.condition, labels: labels[len(labels)-4:], value: gaugeZero})
+				if int(e.oc.current[i]) == v {
+					gauges[len(gauges)-1].value = gaugeOne
+				}
+				ch <- &gauges[len(gauges)-1]
+			}
+		}
+		if e.oc.reason != "" {
+			ch <- &gauge{desc: s.stalled, labels: []*dto.LabelPair{name, namespace, labelPair("reason", e.oc.reason)}, value: gaugeOne}
+		}
+	}
+}
+
+// gauge is one series built at scrape time. Its label pairs and value may be
+// shared with other series: the registry never changes what Write hands it.
+type gauge struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	value  *dto.Gauge
+}
+
+// gaugeZero and gaugeOne are the two values a status series takes.
+var gaugeZero, gaugeOne = &dto.Gauge{Value: new(0.0)}, &dto.Gauge{Value: new(1.0)}
+
+func (g *gauge) Desc() *prometheus.Desc { return g.desc }
+
+func (g *gauge) Write(out *dto.Metric) error {
+	out.Label, out.Gauge = g.labels, g.value
+	return nil
+}
+
+func labelPair(name, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: &name, Value: &value}
+}
+
+func labelPairs[S ~string](name string, values ...S) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, len(values))
+	for i, v := range values {
+		out[i] = labelPair(name, string(v))
+	}
+	return out
 }

@@ -246,7 +246,10 @@ func startManager(opts ...managerOption) func() {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("conversation-webhook-operator"),
 		Twilio:   factory, DefaultAccount: defaultAccount, SyncPeriod: syncPeriod,
-		Clock: clock.RealClock{}, Metrics: testMetrics, PendingGrace: 2 * time.Second,
+		// As in cmd/manager: the send window is PendingGrace less the Twilio
+		// timeout. The pending stamp is whole seconds, so up to one second of
+		// the window has gone by when the stamp is written.
+		Clock: clock.RealClock{}, Metrics: testMetrics, PendingGrace: 3 * time.Second, SendWindow: 2 * time.Second,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	Expect(r.SetupWithManager(ctx, mgr, 10)).To(Succeed())

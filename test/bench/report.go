@@ -92,7 +92,7 @@ func report(s settings, r result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# make bench, %s mode, N=%d (%s)\n\n", s.mode, s.n, date)
 	fmt.Fprintf(&b, "Machine: %s. Control plane: envtest (kube-apiserver 1.37.2, etcd) on the same machine; nothing else running. "+
-		"Manager: `bin/manager` of commit %s.\n\n", machine(), commit())
+		"Manager: `bin/manager` of commit %s; its RSS read every second, its /metrics every %s.\n\n", machine(), commit(), s.scrapeEvery())
 	fmt.Fprintf(&b, "Twilio fake: %s latency per request; account limits: %s and %d requests in flight (429/20429 past either). "+
 		"Operator flags: `%s; account `spec.limits`: %s. %d objects across %d conversations, created at %d/s (twice the bound's rate).\n\n",
 		s.latency, rateText(s), s.concurrency, "--sync-period="+s.syncPeriod.String()+operatorFlagsText(s), limitsText(s.accountLimits()),
