@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -167,9 +168,29 @@ func run(cfg config) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
+	if pprofExposed(cfg.pprofAddr) {
+		ctrl.Log.WithName("setup").Info("WARNING: --pprof-bind-address is not a loopback address: the profiling endpoints are unauthenticated",
+			"address", cfg.pprofAddr)
+	}
 	ctrl.Log.WithName("setup").Info("Starting manager", "twilioAPI", cfg.twilioURL, "syncPeriod", cfg.syncPeriod.String(),
 		"maxConcurrentReconciles", cfg.maxConcurrent, "twilioRPS", cfg.twilioRPS, "twilioMaxInFlight", cfg.twilioMaxInFlight)
 	return mgr.Start(ctx)
+}
+
+// pprofExposed says the profiling endpoints listen beyond loopback.
+func pprofExposed(addr string) bool {
+	if addr == "" || addr == "0" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // resourceLock is the lock for the manager's options (nil without election).

@@ -116,9 +116,16 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// A requeue goes back at the default priority, whatever brought the
-	// object here (a wake's priority is for the wake only).
-	defer func() { res.Priority = new(0) }()
+	// A woken object's requeue goes back at the default priority (a wake's
+	// priority is for the wake only); any other keeps the priority it had
+	// (objects of the initial list stay behind new ones).
+	if r.creates.takeWoken(req.NamespacedName) {
+		defer func() {
+			if res.Priority == nil {
+				res.Priority = new(0)
+			}
+		}()
+	}
 	// A slow Twilio never holds a worker for longer than this.
 	ctx, cancel := context.WithTimeout(ctx, r.reconcileTimeout())
 	defer cancel()
@@ -182,6 +189,11 @@ func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs 
 		return ctrl.Result{RequeueAfter: busyRequeue()}, nil
 	}
 	if after, ok := r.later(err); ok {
+		if errors.Is(err, errStaleView) {
+			// An answer waiting for the cache: still a wake.
+			r.creates.markWoken(client.ObjectKeyFromObject(obj))
+			return ctrl.Result{RequeueAfter: after, Priority: new(wakePriority)}, nil
+		}
 		return ctrl.Result{RequeueAfter: after}, nil
 	}
 	var wait *waitError

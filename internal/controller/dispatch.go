@@ -43,6 +43,9 @@ type createDispatcher struct {
 	// parked lists, per account SID, the objects that found its create queue
 	// full, in order: a reservation that ends wakes the first ones.
 	parked map[string]*parkedQueue
+	// woken holds the objects enqueued at wakePriority and not reconciled
+	// since: their requeue goes back to the default priority (takeWoken).
+	woken map[types.NamespacedName]bool
 }
 
 // parkedQueue is a FIFO of object keys with O(1) membership: an object taken
@@ -99,7 +102,8 @@ const staleViewWait = 10 * time.Second
 
 func newCreateDispatcher(ctx context.Context, timeout time.Duration) *createDispatcher {
 	return &createDispatcher{ctx: ctx, timeout: timeout, events: make(chan event.GenericEvent, 1024),
-		jobs: map[types.UID]*dispatchedCreate{}, parked: map[string]*parkedQueue{}}
+		jobs: map[types.UID]*dispatchedCreate{}, parked: map[string]*parkedQueue{},
+		woken: map[types.NamespacedName]bool{}}
 }
 
 // park keeps an object that found its account's create queue full until a
@@ -184,11 +188,35 @@ func wakeHandler() handler.EventHandler {
 }
 
 func (d *createDispatcher) wake(key types.NamespacedName) {
+	d.markWoken(key)
 	obj := &v1alpha1.ConversationWebhook{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
 	select {
 	case d.events <- event.GenericEvent{Object: obj}:
 	case <-d.ctx.Done():
 	}
+}
+
+// markWoken records that the object is (again) in the workqueue at wakePriority.
+func (d *createDispatcher) markWoken(key types.NamespacedName) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.woken[key] = true
+}
+
+// takeWoken says whether the object was enqueued at wakePriority since its
+// last reconcile, and forgets it.
+func (d *createDispatcher) takeWoken(key types.NamespacedName) bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	woken := d.woken[key]
+	delete(d.woken, key)
+	return woken
 }
 
 // start sends a create in the background. release ends the account

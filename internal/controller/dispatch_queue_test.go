@@ -84,3 +84,23 @@ func TestWakeHandlerPriority(t *testing.T) {
 		t.Fatalf("plain queue: got %v", item)
 	}
 }
+
+// A wake marks the object as woken until its next reconcile takes the mark:
+// only that reconcile's requeue is put back at the default priority.
+func TestWokenMark(t *testing.T) {
+	d := newCreateDispatcher(t.Context(), 0)
+	a, b := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}
+	d.wake(a)
+	<-d.events
+	if !d.takeWoken(a) {
+		t.Fatal("a woken object is not marked")
+	}
+	if d.takeWoken(a) || d.takeWoken(b) {
+		t.Fatal("the mark outlived its reconcile, or an object never woken is marked")
+	}
+	var none *createDispatcher
+	none.markWoken(a)
+	if none.takeWoken(a) {
+		t.Fatal("no dispatcher: nothing is woken")
+	}
+}

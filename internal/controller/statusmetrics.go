@@ -133,7 +133,11 @@ func (s *StatusMetrics) record(key types.NamespacedName, conditions []metav1.Con
 		if c != nil {
 			current = c.Status
 		}
-		oc.current[i] = uint8(max(slices.Index(statusValues, current), 0))
+		v := slices.Index(statusValues, current)
+		if v < 0 { // not a status the API allows: Unknown
+			v = slices.Index(statusValues, metav1.ConditionUnknown)
+		}
+		oc.current[i] = uint8(v)
 		if t == v1alpha1.ConditionStalled && c != nil && c.Status == metav1.ConditionTrue {
 			oc.reason = c.Reason
 		}
@@ -179,7 +183,9 @@ func (s *StatusMetrics) Collect(ch chan<- prometheus.Metric) {
 		for i := range statusConditions {
 			for v := range statusValues {
 				labels = append(labels, conditionPairs[i], name, namespace, statusPairs[v])
-				gauges = append(gauges, gauge{desc: s.condition, labels: labels[len(labels)-4:], value: gaugeZero})
+				n := len(labels)
+				// Capacity capped: a wrapping registerer appends to a series' labels.
+				gauges = append(gauges, gauge{desc: s.condition, labels: labels[n-4 : n : n], value: gaugeZero})
 				if int(e.oc.current[i]) == v {
 					gauges[len(gauges)-1].value = gaugeOne
 				}
@@ -193,7 +199,9 @@ func (s *StatusMetrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 // gauge is one series built at scrape time. Its label pairs and value may be
-// shared with other series: the registry never changes what Write hands it.
+// shared with other series: the registry and the encoders copy before they
+// change anything, and a wrapping registerer (prometheus.WrapRegistererWith)
+// appends to the label slice, whose capacity ends with the series' own.
 type gauge struct {
 	desc   *prometheus.Desc
 	labels []*dto.LabelPair

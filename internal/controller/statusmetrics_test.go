@@ -185,6 +185,8 @@ func TestStatusMetricsRecord(t *testing.T) {
 		{"stalled for another reason: one reason series", stalled(v1alpha1.ReasonConfigurationRejected), false,
 			gauges("False", "False", "True", v1alpha1.ReasonConfigurationRejected)},
 		{"ready", ready, false, gauges("True", "False", "False", "")},
+		{"a status the API does not allow: Unknown", []metav1.Condition{cond(v1alpha1.ConditionReady, "Maybe", v1alpha1.ReasonAvailable)}, false,
+			gauges("Unknown", "False", "False", "")},
 		{"deleted", nil, true, map[string]float64{}},
 	} {
 		if step.forget {
@@ -202,6 +204,40 @@ func TestStatusMetricsRecord(t *testing.T) {
 		if other, _ := gathered(reg, b); !reflect.DeepEqual(other, gauges("True", "False", "False", "")) {
 			t.Errorf("%s: the other object's series changed: %v", step.name, other)
 		}
+	}
+}
+
+// Registered through a wrapping registerer (which appends its labels to each
+// series'), every object's series keep their own labels: series built at
+// scrape time share label pairs, never label slices.
+func TestStatusMetricsWrapped(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := NewStatusMetrics(nil, prometheus.WrapRegistererWith(prometheus.Labels{"zone": "a"}, reg))
+	keys := []types.NamespacedName{{Namespace: "shop", Name: "orders"}, {Namespace: "shop", Name: "billing"}, {Namespace: "ops", Name: "orders"}}
+	for _, k := range keys {
+		s.record(k, []metav1.Condition{{Type: v1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonConversationNotFound}})
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		got, err := gathered(reg, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]float64{}
+		for series, v := range gauges("Unknown", "False", "True", v1alpha1.ReasonConversationNotFound) {
+			// gathered sorts the other labels: zone comes last but for reason.
+			series = strings.Replace(series, "}", ",zone=a}", 1)
+			want[series] = v
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %v, want %v", k, got, want)
+		}
+	}
+	if len(families) != 2 {
+		t.Errorf("%d families, want 2", len(families))
 	}
 }
 
