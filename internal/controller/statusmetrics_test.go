@@ -252,7 +252,7 @@ func BenchmarkStatusMetricsScrape(b *testing.B) {
 	}
 	handler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	b.ReportAllocs()
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req := httptest.NewRequestWithContext(b.Context(), http.MethodGet, "/metrics", nil)
 	for b.Loop() {
 		w := &countingWriter{header: http.Header{}}
 		handler.ServeHTTP(w, req)
