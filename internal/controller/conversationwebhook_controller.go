@@ -112,14 +112,16 @@ type ConversationWebhookReconciler struct {
 
 // Reconcile brings one ConversationWebhook and its Twilio webhook together.
 func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	// A woken object's requeue goes back at the default priority (a wake's
+	// priority is for the wake only); any other keeps the priority it had
+	// (objects of the initial list stay behind new ones). Taken before the
+	// read, so that an object gone since its wake leaves no mark behind.
+	woken := r.creates.takeWoken(req.NamespacedName)
 	obj := &v1alpha1.ConversationWebhook{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// A woken object's requeue goes back at the default priority (a wake's
-	// priority is for the wake only); any other keeps the priority it had
-	// (objects of the initial list stay behind new ones).
-	if r.creates.takeWoken(req.NamespacedName) {
+	if woken {
 		defer func() {
 			if res.Priority == nil {
 				res.Priority = new(0)
