@@ -106,11 +106,36 @@ func (a *annotator) malformedSid(o *v1alpha1.ConversationWebhook) string {
 }
 
 func (a *annotator) write(i int, key, value, kind string) bool {
-	if !a.h.annotate(i, key, value) {
+	before, ok := a.h.annotateFrom(i, key, value)
+	if !ok {
 		return false
 	}
 	a.h.actions["annotation "+kind]++
+	if key == v1alpha1.AnnotationWebhookSid {
+		a.abandon(i, before)
+	}
 	return true
+}
+
+// abandon accounts for a webhook-sid overwritten before the operator recorded
+// the webhook it named (a webhook made in Twilio for the object to adopt, or
+// a foreign one): as a user who changed their mind, the test left it to no
+// object, so it is foreign, and the object may create its own instead.
+func (a *annotator) abandon(i int, before *v1alpha1.ConversationWebhook) {
+	sid := before.Annotations[v1alpha1.AnnotationWebhookSid]
+	if sid == "" || sid == before.Status.Sid {
+		return
+	}
+	if _, exists := a.h.w.fake.Webhook(sid); !exists {
+		return
+	}
+	if !a.foreign[sid] {
+		a.foreign[sid] = true
+		a.h.actions["annotation overwrote a webhook-sid not adopted yet"]++
+	}
+	if j, ok := a.h.owner[sid]; ok && j == i {
+		a.h.allowed[i]++
+	}
 }
 
 func (a *annotator) remember(i int, key, value string) {

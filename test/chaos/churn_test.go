@@ -194,10 +194,18 @@ func (h *churner) pause(i int) {
 
 // annotate sets (value non-empty) or removes an annotation of object i.
 func (h *churner) annotate(i int, key, value string) bool {
+	_, ok := h.annotateFrom(i, key, value)
+	return ok
+}
+
+// annotateFrom is annotate, also returning what the object held before the
+// write (the write carries its resourceVersion, so nothing changed between).
+func (h *churner) annotateFrom(i int, key, value string) (before *v1alpha1.ConversationWebhook, ok bool) {
 	o, ok := h.get(i)
 	if !ok {
-		return false
+		return nil, false
 	}
+	before = o.DeepCopy()
 	if value == "" {
 		delete(o.Annotations, key)
 	} else {
@@ -206,7 +214,10 @@ func (h *churner) annotate(i int, key, value string) bool {
 		}
 		o.Annotations[key] = value
 	}
-	return h.c.Update(h.ctx, o) == nil
+	if h.c.Update(h.ctx, o) != nil {
+		return nil, false
+	}
+	return before, true
 }
 
 // unpauseDue unpauses objects whose pause is over (all of them with all set).
