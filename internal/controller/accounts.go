@@ -86,7 +86,7 @@ func (r *ConversationWebhookReconciler) resolveAccount(ctx context.Context, obj 
 	}
 	ready := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
 	if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != generation ||
-		!accountSidPattern.MatchString(status.AccountSid) {
+		!twilio.IsAccountSid(status.AccountSid) {
 		return nil, &accountWaitError{account: acc.key, rejected: ready != nil && ready.Status == metav1.ConditionFalse}
 	}
 	acc.accountSid = status.AccountSid

@@ -12,9 +12,9 @@ import (
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
 )
 
-// SID patterns: every SID the operator puts in a Twilio path matches one first.
+// SID patterns: every SID the operator puts in a Twilio path matches one first
+// (a webhook's: twilio.IsWebhookSid).
 var (
-	webhookSidPattern      = regexp.MustCompile(`^WH[0-9a-fA-F]{32}$`)
 	conversationSidPattern = regexp.MustCompile(`^CH[0-9a-fA-F]{32}$`)
 	serviceSidPattern      = regexp.MustCompile(`^IS[0-9a-fA-F]{32}$`)
 )
@@ -76,7 +76,7 @@ func readLedger(obj *v1alpha1.ConversationWebhook, want desired) (ledger, error)
 	}
 	ann := obj.Annotations
 	if v, ok := ann[v1alpha1.AnnotationWebhookSid]; ok {
-		if !webhookSidPattern.MatchString(v) {
+		if !twilio.IsWebhookSid(v) {
 			return led, invalidError(v1alpha1.ReasonInvalidAnnotation, "annotation "+v1alpha1.AnnotationWebhookSid, v)
 		}
 		led.annotated = v
@@ -135,7 +135,7 @@ func readRecord(st *v1alpha1.ConversationWebhookStatus, specScope twilio.Scope) 
 }
 
 func readRef(what, sid, service, conversation string) (*ref, error) {
-	if !webhookSidPattern.MatchString(sid) {
+	if !twilio.IsWebhookSid(sid) {
 		return nil, invalidError(v1alpha1.ReasonInvalidStatus, what, sid)
 	}
 	scope, err := readScope(what, service, conversation)

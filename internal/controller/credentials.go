@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -23,11 +22,6 @@ const (
 	keyAuthToken    = "authToken"
 	keyAPIKeySid    = "apiKeySid"
 	keyAPIKeySecret = "apiKeySecret"
-)
-
-var (
-	accountSidPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	apiKeySidPattern  = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
 )
 
 // credentialCache keeps the credentials of the Secrets accounts name, keyed by
@@ -80,7 +74,8 @@ func (c *credentialCache) read(ctx context.Context, cached, apiReader client.Rea
 		return twilio.Credentials{}, fmt.Errorf("reading credentials Secret %s: %w", ref, err)
 	}
 	creds := credentialsOf(secret.Data)
-	if err := checkCredentials(creds); err != nil {
+	// Validate's errors name the Secret's keys, never a value.
+	if err := creds.Validate(); err != nil {
 		return twilio.Credentials{}, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s: %w", ref, err))
 	}
 	c.put(ref, secret.ResourceVersion, creds)
@@ -91,27 +86,6 @@ func (c *credentialCache) read(ctx context.Context, cached, apiReader client.Rea
 func credentialsOf(data map[string][]byte) twilio.Credentials {
 	v := func(k string) string { return strings.TrimSpace(string(data[k])) }
 	return twilio.Credentials{AccountSid: v(keyAccountSid), AuthToken: v(keyAuthToken), APIKeySid: v(keyAPIKeySid), APIKeySecret: v(keyAPIKeySecret)}
-}
-
-// checkCredentials checks that the keys a Secret needs are there and well
-// formed. Its errors name keys, never values.
-func checkCredentials(c twilio.Credentials) error {
-	switch {
-	case c.AccountSid == "":
-		return fmt.Errorf("key %s is missing or empty", keyAccountSid)
-	case !accountSidPattern.MatchString(c.AccountSid):
-		return fmt.Errorf("key %s is not AC followed by 32 hex digits", keyAccountSid)
-	case c.APIKeySid != "" || c.APIKeySecret != "":
-		if !apiKeySidPattern.MatchString(c.APIKeySid) {
-			return fmt.Errorf("key %s is missing or not SK followed by 32 hex digits", keyAPIKeySid)
-		}
-		if c.APIKeySecret == "" {
-			return fmt.Errorf("key %s is missing or empty", keyAPIKeySecret)
-		}
-	case c.AuthToken == "":
-		return fmt.Errorf("keys %s + %s (preferred) or %s are missing", keyAPIKeySid, keyAPIKeySecret, keyAuthToken)
-	}
-	return nil
 }
 
 // SecretMetadata is the object the manager caches Secrets as: metadata only.

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
 )
 
 // sidIndex holds the webhook SIDs an object records in status or claims by annotation.
@@ -25,7 +26,7 @@ func sidsOf(o *v1alpha1.ConversationWebhook) []string {
 	if s := o.Status.SupersededWebhook; s != nil && s.Sid != o.Status.Sid {
 		out = append(out, s.Sid)
 	}
-	if a := o.Annotations[v1alpha1.AnnotationWebhookSid]; webhookSidPattern.MatchString(a) && a != o.Status.Sid {
+	if a := o.Annotations[v1alpha1.AnnotationWebhookSid]; twilio.IsWebhookSid(a) && a != o.Status.Sid {
 		out = append(out, a)
 	}
 	return out

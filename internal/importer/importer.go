@@ -179,7 +179,7 @@ func Manifest(scope twilio.Scope, wh twilio.Webhook, opts Options) (*v1alpha1.Co
 		spec.ManagementPolicy, spec.DeletionPolicy = v1alpha1.ManagementPolicyObserve, v1alpha1.DeletionPolicyOrphan
 	}
 	problems := Validate(&spec)
-	if !webhookSidPattern.MatchString(wh.Sid) {
+	if !twilio.IsWebhookSid(wh.Sid) {
 		problems = append([]Problem{{
 			Field:  "metadata.annotations[" + v1alpha1.AnnotationWebhookSid + "]",
 			Reason: fmt.Sprintf("%q is not a webhook SID (WH + 32 hex digits)", wh.Sid),

@@ -27,7 +27,6 @@ var (
 	conversationSidPattern = regexp.MustCompile(`^CH[0-9a-fA-F]{32}$`)
 	serviceSidPattern      = regexp.MustCompile(`^IS[0-9a-fA-F]{32}$`)
 	flowSidPattern         = regexp.MustCompile(`^FW[0-9a-fA-F]{32}$`)
-	webhookSidPattern      = regexp.MustCompile(`^WH[0-9a-fA-F]{32}$`)
 )
 
 // Filters are the event names the CRD's spec.filters enum allows, in its order.
