@@ -16,10 +16,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -120,12 +117,7 @@ func run(cfg config) error {
 		LeaderElectionReleaseOnCancel: true,
 		// The lease lock records its renewals: the reconciler's fence.
 		LeaderElectionResourceLockInterface: resourceLock(lock),
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				controller.SecretMetadata(): {Transform: controller.StripSecretMetadata},
-			},
-		},
+		Cache:                               controller.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -134,33 +126,13 @@ func run(cfg config) error {
 	if lock != nil {
 		go lock.watch(ctx)
 	}
-	r := &controller.ConversationWebhookReconciler{
-		Client:         mgr.GetClient(),
-		APIReader:      mgr.GetAPIReader(),
-		Recorder:       mgr.GetEventRecorder("conversation-webhook-operator"),
-		Twilio:         factory,
-		DefaultAccount: cfg.defaultAccount,
-		SyncPeriod:     cfg.syncPeriod,
-		Clock:          clock.RealClock{},
-		Metrics:        controller.NewMetrics(metrics.Registry),
-		PendingGrace:   cfg.twilioTimeout + 5*time.Second,
-		// A create starts within 5 s of its pending stamp, so it ends
-		// (twilio-timeout later) before PendingGrace.
-		SendWindow: 5 * time.Second,
-		Fence:      fence(lock),
+	setup := controller.Setup{
+		Twilio: factory, TwilioTimeout: cfg.twilioTimeout, DefaultAccount: cfg.defaultAccount,
+		SyncPeriod: cfg.syncPeriod, MaxConcurrentReconciles: cfg.maxConcurrent, Fence: fence(lock),
+		Metrics: controller.NewMetrics(metrics.Registry), StatusRegistry: metrics.Registry,
 	}
-	if err := r.SetupWithManager(ctx, mgr, cfg.maxConcurrent); err != nil {
-		return fmt.Errorf("setting up controller: %w", err)
-	}
-	if err := controller.NewStatusMetrics(mgr.GetClient(), metrics.Registry).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up status metrics: %w", err)
-	}
-	for _, cluster := range []bool{false, true} {
-		a := &controller.AccountReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Verifier: factory,
-			SyncPeriod: cfg.syncPeriod, Cluster: cluster}
-		if err := a.SetupWithManager(ctx, mgr); err != nil {
-			return fmt.Errorf("setting up account controller: %w", err)
-		}
+	if err := setup.Apply(ctx, mgr); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

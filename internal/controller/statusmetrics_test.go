@@ -18,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 )
@@ -26,13 +25,6 @@ import (
 // statusReg holds the status gauges of the running manager: a fresh registry
 // each time startManager runs, so that a restarted manager registers again.
 var statusReg *prometheus.Registry
-
-// setupStatusMetrics wires the status gauges into mgr, as cmd/manager does.
-func setupStatusMetrics(mgr manager.Manager) {
-	GinkgoHelper()
-	statusReg = prometheus.NewRegistry()
-	Expect(NewStatusMetrics(mgr.GetClient(), statusReg).SetupWithManager(mgr)).To(Succeed())
-}
 
 // statusSeries returns the status gauges of one object in the running manager.
 func statusSeries(o client.Object) map[string]float64 {

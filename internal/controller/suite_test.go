@@ -23,7 +23,6 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -215,12 +214,9 @@ func startManager(opts ...managerOption) func() {
 		opt(&o)
 	}
 	mgrOpts := ctrl.Options{
-		Scheme: scheme,
-		Logger: logf.Log.WithName(o.name),
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         map[client.Object]cache.ByObject{SecretMetadata(): {Transform: StripSecretMetadata}},
-		},
+		Scheme:                 scheme,
+		Logger:                 logf.Log.WithName(o.name),
+		Cache:                  CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
@@ -242,23 +238,18 @@ func startManager(opts ...managerOption) func() {
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Metrics: twilioMetrics,
 	})
 	Expect(err).NotTo(HaveOccurred())
-	r := &ConversationWebhookReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder("conversation-webhook-operator"),
-		Twilio:   factory, DefaultAccount: defaultAccount, SyncPeriod: syncPeriod,
-		// As in cmd/manager: the send window is PendingGrace less the Twilio
-		// timeout. The pending stamp is whole seconds, so up to one second of
-		// the window has gone by when the stamp is written.
-		Clock: clock.RealClock{}, Metrics: testMetrics, PendingGrace: 3 * time.Second, SendWindow: 2 * time.Second,
-	}
+	statusReg = prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	Expect(r.SetupWithManager(ctx, mgr, 10)).To(Succeed())
-	setupStatusMetrics(mgr)
-	for _, cluster := range []bool{false, true} {
-		a := &AccountReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Verifier: factory,
-			SyncPeriod: syncPeriod, Cluster: cluster}
-		Expect(a.SetupWithManager(ctx, mgr)).To(Succeed())
-	}
+	err = Setup{
+		Twilio: factory, DefaultAccount: defaultAccount, SyncPeriod: syncPeriod, MaxConcurrentReconciles: 10,
+		// Shorter than cmd/manager's (the Twilio timeout plus 5 s, and 5 s):
+		// the send window is still PendingGrace less the Twilio timeout. The
+		// pending stamp is whole seconds, so up to one second of the window has
+		// gone by when the stamp is written.
+		PendingGrace: 3 * time.Second, SendWindow: 2 * time.Second,
+		Metrics: testMetrics, StatusRegistry: statusReg,
+	}.Apply(ctx, mgr)
+	Expect(err).NotTo(HaveOccurred())
 	managerCache = mgr.GetCache()
 	done := make(chan struct{})
 	go func() {

@@ -20,10 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -286,10 +284,7 @@ func (op *operator) start(t *testing.T, user string) {
 		LeaderElectionNamespace:       op.ns,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: 10 * time.Second},
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         map[client.Object]cache.ByObject{controller.SecretMetadata(): {Transform: controller.StripSecretMetadata}},
-		},
+		Cache:                         controller.CacheOptions(),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	factory, err := twilio.NewFactory(twilio.Options{
@@ -297,19 +292,12 @@ func (op *operator) start(t *testing.T, user string) {
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	r := &controller.ConversationWebhookReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder("conversation-webhook-operator"),
-		Twilio:   factory, SyncPeriod: time.Second,
-		Clock: clock.RealClock{}, Metrics: controller.NewMetrics(prometheus.NewRegistry()),
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g.Expect(r.SetupWithManager(ctx, mgr, 10)).To(Succeed())
-	for _, cluster := range []bool{false, true} {
-		a := &controller.AccountReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Verifier: factory,
-			SyncPeriod: time.Second, Cluster: cluster}
-		g.Expect(a.SetupWithManager(ctx, mgr)).To(Succeed())
-	}
+	err = controller.Setup{
+		Twilio: factory, TwilioTimeout: time.Second, SyncPeriod: time.Second, MaxConcurrentReconciles: 10,
+		Metrics: controller.NewMetrics(prometheus.NewRegistry()), StatusRegistry: prometheus.NewRegistry(),
+	}.Apply(ctx, mgr)
+	g.Expect(err).NotTo(HaveOccurred())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
