@@ -147,29 +147,24 @@ func (r *AccountReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 // accountsForSecret maps a Secret to the accounts of this kind that name it.
 func (r *AccountReconciler) accountsForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
 	key := types.NamespacedName{Namespace: secret.GetNamespace(), Name: secret.GetName()}.String()
-	var items []client.Object
+	var list client.ObjectList = &v1alpha1.TwilioAccountList{}
 	if r.Cluster {
-		var list v1alpha1.ClusterTwilioAccountList
-		if err := r.List(ctx, &list, client.MatchingFields{secretIndex: key}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "Listing accounts that use a Secret", "secret", key)
-			return nil
-		}
-		for i := range list.Items {
-			items = append(items, &list.Items[i])
-		}
-	} else {
-		var list v1alpha1.TwilioAccountList
-		if err := r.List(ctx, &list, client.MatchingFields{secretIndex: key}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "Listing accounts that use a Secret", "secret", key)
-			return nil
-		}
-		for i := range list.Items {
-			items = append(items, &list.Items[i])
-		}
+		list = &v1alpha1.ClusterTwilioAccountList{}
+	}
+	if err := r.List(ctx, list, client.MatchingFields{secretIndex: key}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing accounts that use a Secret", "secret", key)
+		return nil
+	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Reading accounts that use a Secret", "secret", key)
+		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(items))
 	for _, o := range items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		if obj, ok := o.(client.Object); ok {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		}
 	}
 	return reqs
 }
