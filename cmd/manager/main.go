@@ -69,12 +69,25 @@ type config struct {
 	twilioRPS                                    float64
 }
 
-func run(cfg config) error {
+// checkFlags refuses flag values the manager cannot run with.
+func checkFlags(cfg config) error {
 	if cfg.syncPeriod < controller.MinPollInterval {
 		return fmt.Errorf("--sync-period %s is below the %s floor", cfg.syncPeriod, controller.MinPollInterval)
 	}
 	if cfg.maxConcurrent < 1 || cfg.twilioRPS <= 0 || cfg.twilioMaxInFlight < 1 {
 		return errors.New("--max-concurrent-reconciles, --twilio-rps and --twilio-max-inflight must be positive")
+	}
+	if cfg.twilioTimeout <= 0 {
+		// PendingGrace (how long a pending create is waited for) is this
+		// timeout plus the send window: without one it would not bound a create.
+		return fmt.Errorf("--twilio-timeout %s must be positive", cfg.twilioTimeout)
+	}
+	return nil
+}
+
+func run(cfg config) error {
+	if err := checkFlags(cfg); err != nil {
+		return err
 	}
 
 	scheme := runtime.NewScheme()

@@ -35,8 +35,8 @@ const DefaultSendWindow = 5 * time.Second
 type Setup struct {
 	// Twilio is the client factory; its Timeout bounds one request.
 	Twilio *twilio.Factory
-	// TwilioTimeout is the factory's request timeout: PendingGrace defaults to
-	// it plus DefaultSendWindow, SendWindow to DefaultSendWindow.
+	// TwilioTimeout is the factory's request timeout (positive): PendingGrace
+	// defaults to it plus the send window, SendWindow to DefaultSendWindow.
 	TwilioTimeout time.Duration
 	// PendingGrace and SendWindow override the derived values (tests shorten them).
 	PendingGrace, SendWindow time.Duration
@@ -55,7 +55,10 @@ type Setup struct {
 func (s Setup) Apply(ctx context.Context, mgr ctrl.Manager) error {
 	grace, window := s.PendingGrace, s.SendWindow
 	if grace == 0 {
-		grace, window = s.TwilioTimeout+DefaultSendWindow, DefaultSendWindow
+		if window == 0 {
+			window = DefaultSendWindow
+		}
+		grace = s.TwilioTimeout + window
 	}
 	r := &ConversationWebhookReconciler{
 		Client:         mgr.GetClient(),

@@ -118,24 +118,27 @@ func (a *annotator) write(i int, key, value, kind string) bool {
 }
 
 // abandon accounts for a webhook-sid overwritten before the operator recorded
-// the webhook it named (a webhook made in Twilio for the object to adopt, or
-// a foreign one): as a user who changed their mind, the test left it to no
-// object, so it is foreign, and the object may create its own instead.
+// the webhook it named, when that webhook is one the test made in Twilio for
+// the object to adopt when it re-created it: as a user who changed their mind,
+// the test left it to no object, so it is foreign, and the object may create
+// its own instead. Nothing else is excused: a webhook-sid the operator wrote
+// itself (its record writes the annotations before status) names a webhook it
+// must still own or delete, and a foreign webhook of case 0 is foreign already,
+// with the create it allows counted when it was written.
 func (a *annotator) abandon(i int, before *v1alpha1.ConversationWebhook) {
 	sid := before.Annotations[v1alpha1.AnnotationWebhookSid]
-	if sid == "" || sid == before.Status.Sid {
+	if sid == "" || sid == before.Status.Sid || a.foreign[sid] {
+		return
+	}
+	if j, ok := a.h.owner[sid]; !ok || j != i {
 		return
 	}
 	if _, exists := a.h.w.fake.Webhook(sid); !exists {
 		return
 	}
-	if !a.foreign[sid] {
-		a.foreign[sid] = true
-		a.h.actions["annotation overwrote a webhook-sid not adopted yet"]++
-	}
-	if j, ok := a.h.owner[sid]; ok && j == i {
-		a.h.allowed[i]++
-	}
+	a.foreign[sid] = true
+	a.h.allowed[i]++
+	a.h.actions["annotation overwrote a webhook-sid not adopted yet"]++
 }
 
 func (a *annotator) remember(i int, key, value string) {
