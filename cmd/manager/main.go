@@ -140,7 +140,7 @@ func run(cfg config) error {
 		go lock.watch(ctx)
 	}
 	setup := controller.Setup{
-		Twilio: factory, TwilioTimeout: cfg.twilioTimeout, DefaultAccount: cfg.defaultAccount,
+		Twilio: factory, DefaultAccount: cfg.defaultAccount,
 		SyncPeriod: cfg.syncPeriod, MaxConcurrentReconciles: cfg.maxConcurrent, Fence: fence(lock),
 		Metrics: controller.NewMetrics(metrics.Registry), StatusRegistry: metrics.Registry,
 	}

@@ -35,10 +35,9 @@ const DefaultSendWindow = 5 * time.Second
 type Setup struct {
 	// Twilio is the client factory; its Timeout bounds one request.
 	Twilio *twilio.Factory
-	// TwilioTimeout is the factory's request timeout (positive): PendingGrace
-	// defaults to it plus the send window, SendWindow to DefaultSendWindow.
-	TwilioTimeout time.Duration
-	// PendingGrace and SendWindow override the derived values (tests shorten them).
+	// PendingGrace and SendWindow override the values derived from the
+	// factory's Timeout (tests shorten them): SendWindow DefaultSendWindow,
+	// PendingGrace the timeout plus the send window.
 	PendingGrace, SendWindow time.Duration
 	DefaultAccount           string
 	SyncPeriod               time.Duration
@@ -58,7 +57,7 @@ func (s Setup) Apply(ctx context.Context, mgr ctrl.Manager) error {
 		if window == 0 {
 			window = DefaultSendWindow
 		}
-		grace = s.TwilioTimeout + window
+		grace = s.Twilio.Timeout() + window
 	}
 	r := &ConversationWebhookReconciler{
 		Client:         mgr.GetClient(),

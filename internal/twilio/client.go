@@ -121,6 +121,9 @@ type Factory struct {
 	limits map[string]map[string]Limits
 }
 
+// Timeout is the timeout of one HTTP request, after defaults.
+func (f *Factory) Timeout() time.Duration { return f.opts.Timeout }
+
 // NewFactory checks the options and builds the shared transport.
 func NewFactory(opts Options) (*Factory, error) {
 	opts.setDefaults()

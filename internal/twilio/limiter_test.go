@@ -224,3 +224,17 @@ func TestLimiterReservationsFollowTheCeiling(t *testing.T) {
 		t.Fatal("a reservation past twice the lowered ceiling (14) was admitted")
 	}
 }
+
+// The factory's Timeout is what bounds a request, after defaults: the
+// controller derives how long a pending create is waited for from it.
+func TestFactoryTimeout(t *testing.T) {
+	for set, want := range map[time.Duration]time.Duration{0: 10 * time.Second, -time.Second: 10 * time.Second, 3 * time.Second: 3 * time.Second} {
+		f, err := NewFactory(Options{BaseURL: "https://conversations.twilio.com", Timeout: set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Timeout(); got != want {
+			t.Errorf("Timeout %s: factory says %s, want %s", set, got, want)
+		}
+	}
+}

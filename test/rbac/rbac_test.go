@@ -294,7 +294,7 @@ func (op *operator) start(t *testing.T, user string) {
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	err = controller.Setup{
-		Twilio: factory, TwilioTimeout: time.Second, SyncPeriod: time.Second, MaxConcurrentReconciles: 10,
+		Twilio: factory, SyncPeriod: time.Second, MaxConcurrentReconciles: 10,
 		Metrics: controller.NewMetrics(prometheus.NewRegistry()), StatusRegistry: prometheus.NewRegistry(),
 	}.Apply(ctx, mgr)
 	g.Expect(err).NotTo(HaveOccurred())
