@@ -587,8 +587,9 @@ func limitsText(l *v1alpha1.AccountLimits) string {
 	return fmt.Sprintf("requestsPerSecond %d", *l.RequestsPerSecond)
 }
 
-// means reads the manager's mean latencies while converging: a reconcile, an
-// API-server request by verb, a Twilio request.
+// means reads, from the manager's metrics while converging, how many API-server
+// requests it made by verb, and the mean latency of a reconcile, of a wait in
+// the workqueue and of a Twilio request.
 func (p *peakSampler) means() string {
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, p.metrics, nil)
 	resp, err := http.DefaultClient.Do(req)

@@ -116,7 +116,7 @@ func report(s settings, r result) error {
 	fmt.Fprintf(&b, "| re-converge after %d webhooks (10%%) deleted behind its back | %s | detection waits for each object's next sync (≤ %s + 10%% jitter) |\n",
 		r.deleted, r.reconverge.Round(time.Millisecond), s.syncPeriod)
 	fmt.Fprintf(&b, "\nCPU while converging: %s.\n", r.cpu)
-	fmt.Fprintf(&b, "\nMean latencies in the manager while converging: %s.\n", r.latencies)
+	fmt.Fprintf(&b, "\nIn the manager while converging (API-server requests: how many, by verb; the rest: mean latency and count): %s.\n", r.latencies)
 	plotName := fmt.Sprintf("bench-%s-n%d-ready.png", s.tag(), s.n)
 	fmt.Fprintf(&b, "\n![Ready objects over time, and the in-flight ceiling](%s)\n", plotName)
 
