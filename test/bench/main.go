@@ -21,7 +21,8 @@
 // BENCH_CONCURRENCY (25 rate, 10 concurrency), BENCH_TWILIO_RPS (47 rate; the
 // operator's default otherwise), BENCH_WORKERS (50 rate; the operator's default
 // otherwise); BENCH_CONVERGE_ONLY=1 stops after convergence and prints when
-// Twilio saw its first and last request, without writing a report.
+// Twilio saw its first and last request, without writing a report;
+// BENCH_APISERVER_PROFILE=1 takes a CPU profile of kube-apiserver while converging.
 package main
 
 import (
@@ -47,12 +48,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 	"github.com/twilio-operator/conversation-webhook-operator/test/localenv"
 )
+
+// defaultLatency is the fake's answer time unless BENCH_LATENCY says otherwise.
+const defaultLatency = 100 * time.Millisecond
 
 const (
 	account   = "AC00000000000000000000000000000007"
@@ -83,10 +88,14 @@ type settings struct {
 // tag names the report: the mode, and the account's real in-flight cap when it
 // is not the operator's configured one.
 func (s settings) tag() string {
+	tag := s.mode
 	if s.mode == modeConcurrency && s.concurrency != operatorInFlight {
-		return fmt.Sprintf("%s-cap%d", s.mode, s.concurrency)
+		tag += fmt.Sprintf("-cap%d", s.concurrency)
 	}
-	return s.mode
+	if s.latency != defaultLatency {
+		tag += "-" + s.latency.String()
+	}
+	return tag
 }
 
 // operatorRate is the most requests per second the operator can send: its rate
@@ -109,7 +118,7 @@ func envInt(name string, def int) int {
 }
 
 func readSettings() (settings, error) {
-	s := settings{mode: os.Getenv("BENCH_MODE"), latency: 100 * time.Millisecond}
+	s := settings{mode: os.Getenv("BENCH_MODE"), latency: defaultLatency}
 	switch s.mode {
 	case "", modeRate:
 		s.mode = modeRate
@@ -259,6 +268,9 @@ func run() error {
 	start := time.Now()
 	peak.startCeiling(start)
 	go createObjects(ctx, c, s.n, s.createRate())
+	if os.Getenv("BENCH_APISERVER_PROFILE") == "1" {
+		go apiserverProfile(env.Config, filepath.Join(root, "bin", "bench-apiserver-cpu.pprof"))
+	}
 	series, err := waitReady(ctx, c, s.n, start, 30*time.Minute)
 	if err != nil {
 		return err
@@ -728,4 +740,41 @@ func cpuShare(before, after map[string]time.Duration, elapsed time.Duration) str
 		parts = append(parts, fmt.Sprintf("%s %.2f", name, cores))
 	}
 	return fmt.Sprintf("%s cores (together %.2f of %d)", strings.Join(parts, ", "), total, runtime.NumCPU())
+}
+
+// apiserverProfile writes a 10-second CPU profile of kube-apiserver, taken 2 s
+// into convergence, to out and prints its top functions by cumulative time: where
+// the control plane spends the cores it shares with the manager.
+func apiserverProfile(cfg *rest.Config, out string) {
+	time.Sleep(2 * time.Second)
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		fmt.Println("bench: no kube-apiserver profile:", err)
+		return
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet,
+		strings.TrimSuffix(cfg.Host, "/")+"/debug/pprof/profile?seconds=10", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		fmt.Println("bench: no kube-apiserver profile:", err)
+		return
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only
+	data, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s", resp.Status)
+	}
+	if err == nil {
+		err = os.WriteFile(out, data, 0o600)
+	}
+	if err != nil {
+		fmt.Println("bench: no kube-apiserver profile:", err)
+		return
+	}
+	top, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=40", out).CombinedOutput() //nolint:noctx // local
+	if err != nil {
+		fmt.Println("bench: kube-apiserver profile in", out, "(go tool pprof failed:", err, ")")
+		return
+	}
+	fmt.Printf("bench: kube-apiserver CPU profile in %s:\n%s\n", out, top)
 }
