@@ -2,7 +2,6 @@ package controller
 
 import (
 	"fmt"
-	"regexp"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,13 +9,6 @@ import (
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
-)
-
-// SID patterns: every SID the operator puts in a Twilio path matches one first
-// (a webhook's: twilio.IsWebhookSid).
-var (
-	conversationSidPattern = regexp.MustCompile(`^CH[0-9a-fA-F]{32}$`)
-	serviceSidPattern      = regexp.MustCompile(`^IS[0-9a-fA-F]{32}$`)
 )
 
 // maxEcho is how much of a malformed value a message repeats.
@@ -79,7 +71,7 @@ func readLedger(obj *v1alpha1.ConversationWebhook, want desired) (ledger, error)
 		if !twilio.IsWebhookSid(v) {
 			return led, invalidError(v1alpha1.ReasonInvalidAnnotation, "annotation "+v1alpha1.AnnotationWebhookSid, v)
 		}
-		led.annotated = v
+		led.annotated = twilio.CanonicalSid(v)
 	}
 	if v, ok := ann[v1alpha1.AnnotationCreatePending]; ok {
 		since, perr := time.Parse(time.RFC3339, v)
@@ -142,14 +134,14 @@ func readRef(what, sid, service, conversation string) (*ref, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ref{sid: sid, scope: scope}, nil
+	return &ref{sid: twilio.CanonicalSid(sid), scope: scope}, nil
 }
 
 func readScope(what, service, conversation string) (twilio.Scope, error) {
-	if !conversationSidPattern.MatchString(conversation) {
+	if !twilio.IsConversationSid(conversation) {
 		return twilio.Scope{}, invalidError(v1alpha1.ReasonInvalidStatus, what+" conversation", conversation)
 	}
-	if service != "" && !serviceSidPattern.MatchString(service) {
+	if service != "" && !twilio.IsServiceSid(service) {
 		return twilio.Scope{}, invalidError(v1alpha1.ReasonInvalidStatus, what+" service", service)
 	}
 	return twilio.Scope{ServiceSid: service, ConversationSid: conversation}, nil

@@ -17,17 +17,23 @@ import (
 const sidIndex = "conversations.twilio-operator.io/webhook-sid"
 
 // sidsOf lists the SIDs an object records (status.sid) or claims (a well-formed
-// webhook-sid annotation).
+// webhook-sid annotation), in canonical form (twilio.CanonicalSid): a claim
+// that differs from a record only in case names the same webhook.
 func sidsOf(o *v1alpha1.ConversationWebhook) []string {
 	var out []string
+	add := func(sid string) {
+		if sid = twilio.CanonicalSid(sid); !slices.Contains(out, sid) {
+			out = append(out, sid)
+		}
+	}
 	if o.Status.Sid != "" {
-		out = append(out, o.Status.Sid)
+		add(o.Status.Sid)
 	}
-	if s := o.Status.SupersededWebhook; s != nil && s.Sid != o.Status.Sid {
-		out = append(out, s.Sid)
+	if s := o.Status.SupersededWebhook; s != nil && s.Sid != "" {
+		add(s.Sid)
 	}
-	if a := o.Annotations[v1alpha1.AnnotationWebhookSid]; twilio.IsWebhookSid(a) && a != o.Status.Sid {
-		out = append(out, a)
+	if a := o.Annotations[v1alpha1.AnnotationWebhookSid]; twilio.IsWebhookSid(a) {
+		add(a)
 	}
 	return out
 }
@@ -44,6 +50,7 @@ func (r *ConversationWebhookReconciler) setupSidIndex(ctx context.Context, mgr c
 // for a SID this object only claims (owned false), an earlier-created object
 // that claims it by annotation wins as well. It reads the manager's cache.
 func (r *ConversationWebhookReconciler) conflict(ctx context.Context, obj *v1alpha1.ConversationWebhook, sid string, owned bool) (string, error) {
+	sid = twilio.CanonicalSid(sid)
 	var list v1alpha1.ConversationWebhookList
 	if err := r.List(ctx, &list, client.MatchingFields{sidIndex: sid}); err != nil {
 		return "", fmt.Errorf("listing objects that manage webhook %s: %w", sid, err)
@@ -66,12 +73,14 @@ func (r *ConversationWebhookReconciler) conflictLive(ctx context.Context, obj *v
 }
 
 func conflictIn(items []v1alpha1.ConversationWebhook, obj *v1alpha1.ConversationWebhook, sid string, owned bool) string {
+	sid = twilio.CanonicalSid(sid)
 	for i := range items {
 		o := &items[i]
 		if o.UID == obj.UID || !slices.Contains(sidsOf(o), sid) {
 			continue
 		}
-		records := o.Status.Sid == sid || o.Status.SupersededWebhook != nil && o.Status.SupersededWebhook.Sid == sid
+		records := twilio.CanonicalSid(o.Status.Sid) == sid ||
+			o.Status.SupersededWebhook != nil && twilio.CanonicalSid(o.Status.SupersededWebhook.Sid) == sid
 		if (records && (!owned || claimedFirst(o, obj))) || (!owned && !records && claimedFirst(o, obj)) {
 			return o.Namespace + "/" + o.Name
 		}

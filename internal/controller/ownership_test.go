@@ -186,6 +186,38 @@ var _ = Describe("Trust: what a user can write", func() {
 		Expect(exists).To(BeFalse(), "the claimer's deletion deletes the webhook it recorded")
 	})
 
+	It("a SID written with its hex digits in upper case names the same webhook: another namespace's claim is a conflict, an object's own is rewritten", func() {
+		owner := t.object("owner")
+		Expect(k8sClient.Create(ctx, owner)).To(Succeed())
+		sid := waitReady(owner).Status.Sid
+		upper := sid[:2] + strings.ToUpper(sid[2:])
+		Expect(upper).NotTo(Equal(sid), "the fake's SIDs have lower-case hex digits, as Twilio's")
+
+		// A claim from another namespace, for what Twilio may well answer as the
+		// same webhook: refused, and its deletion deletes nothing of the owner's.
+		other := newTenant(1)
+		claimer := other.object("claimer", func(o *v1alpha1.ConversationWebhook) {
+			o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: upper}
+		})
+		Expect(k8sClient.Create(ctx, claimer)).To(Succeed())
+		waitStalled(claimer, v1alpha1.ReasonSidConflict)
+		Expect(k8sClient.Delete(ctx, claimer)).To(Succeed())
+		waitGone(claimer)
+		Expect(countFor(sid, twiliofake.OpDelete) + countFor(upper, twiliofake.OpDelete)).To(BeZero())
+
+		// The owner's own SID in upper case: still its webhook, nothing created
+		// or deleted, the annotation written back as Twilio writes the SID.
+		creates := countInConversation(t.convs[0], twiliofake.OpCreate)
+		setAnnotations(owner, map[string]string{v1alpha1.AnnotationWebhookSid: upper})
+		Eventually(func(g Gomega) {
+			g.Expect(get(owner).Annotations).To(HaveKeyWithValue(v1alpha1.AnnotationWebhookSid, sid))
+		}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+		got := waitReady(owner)
+		Expect(got.Status.Sid).To(Equal(sid))
+		Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(creates))
+		Expect(fakeHooks(t.convs[0])).To(ConsistOf(HaveField("Sid", sid)))
+	})
+
 	It("a new object whose webhook-sid names a webhook that is gone recreates it (a restore, a stale value in Git)", func() {
 		gone := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
 			URL: "https://hooks.example.com/gone", Method: "post", Filters: []string{"onMessageAdded"}})

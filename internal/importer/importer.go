@@ -94,10 +94,10 @@ func ParseScope(s string) (twilio.Scope, error) {
 	if !scoped {
 		service, conversation = "", s
 	}
-	if scoped && !serviceSidPattern.MatchString(service) {
+	if scoped && !twilio.IsServiceSid(service) {
 		return twilio.Scope{}, fmt.Errorf("%q: %q is not a Conversation Service SID (IS + 32 hex digits)", s, service)
 	}
-	if !conversationSidPattern.MatchString(conversation) {
+	if !twilio.IsConversationSid(conversation) {
 		return twilio.Scope{}, fmt.Errorf("%q: %q is not a conversation SID (CH + 32 hex digits)", s, conversation)
 	}
 	return twilio.Scope{ServiceSid: service, ConversationSid: conversation}, nil

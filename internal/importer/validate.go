@@ -3,12 +3,12 @@ package importer
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
 )
 
 // Limits of the ConversationWebhook CRD (api/v1alpha1 markers and CEL rules).
@@ -21,12 +21,6 @@ const (
 	MaxTriggerLength = 248
 	// MaxFilters is spec.filters' maxItems.
 	MaxFilters = 10
-)
-
-var (
-	conversationSidPattern = regexp.MustCompile(`^CH[0-9a-fA-F]{32}$`)
-	serviceSidPattern      = regexp.MustCompile(`^IS[0-9a-fA-F]{32}$`)
-	flowSidPattern         = regexp.MustCompile(`^FW[0-9a-fA-F]{32}$`)
 )
 
 // Filters are the event names the CRD's spec.filters enum allows, in its order.
@@ -65,10 +59,10 @@ func Validate(spec *v1alpha1.ConversationWebhookSpec) []Problem {
 	add := func(field, format string, args ...interface{}) {
 		ps = append(ps, Problem{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
-	if !conversationSidPattern.MatchString(spec.ConversationSid) {
+	if !twilio.IsConversationSid(spec.ConversationSid) {
 		add("spec.conversationSid", "%q is not a conversation SID (CH + 32 hex digits)", spec.ConversationSid)
 	}
-	if spec.ServiceSid != "" && !serviceSidPattern.MatchString(spec.ServiceSid) {
+	if spec.ServiceSid != "" && !twilio.IsServiceSid(spec.ServiceSid) {
 		add("spec.serviceSid", "%q is not a Conversation Service SID (IS + 32 hex digits)", spec.ServiceSid)
 	}
 	target := spec.Target
@@ -94,7 +88,7 @@ func Validate(spec *v1alpha1.ConversationWebhookSpec) []Problem {
 		add("spec.flowSid", "a studio webhook needs a flow SID, and Twilio returned none")
 	case target != v1alpha1.TargetStudio && spec.FlowSid != "":
 		add("spec.flowSid", "may only be set when target is studio")
-	case spec.FlowSid != "" && !flowSidPattern.MatchString(spec.FlowSid):
+	case spec.FlowSid != "" && !twilio.IsFlowSid(spec.FlowSid):
 		add("spec.flowSid", "%q is not a Studio flow SID (FW + 32 hex digits)", spec.FlowSid)
 	}
 	if spec.ReplayAfter != nil && *spec.ReplayAfter < 0 {

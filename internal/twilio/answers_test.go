@@ -12,7 +12,11 @@ import (
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 )
 
-const goodSid = "WH0123456789abcdef0123456789ABCDEF"
+const (
+	goodSid = "WH0123456789abcdef0123456789ABCDEF"
+	// canonicalSid is goodSid as the client reports it: hex digits in lower case.
+	canonicalSid = "WH0123456789abcdef0123456789abcdef"
+)
 
 // serveBody answers every request with status and a JSON body.
 func serveBody(t *testing.T, status int, body string) (twilio.WebhookAPI, *atomic.Int32) {
@@ -64,7 +68,7 @@ func TestCreateWithoutUsableSidIsIncomplete(t *testing.T) {
 	t.Run("good sid", func(t *testing.T) {
 		c, _ := serveBody(t, http.StatusCreated, `{"sid":"`+goodSid+`",`+rest+`}`)
 		wh, err := c.CreateWebhook(t.Context(), twilio.Scope{ConversationSid: conv}, webhookInput())
-		if err != nil || wh.Sid != goodSid || !wh.Has(twilio.FieldSid) {
+		if err != nil || wh.Sid != canonicalSid || !wh.Has(twilio.FieldSid) {
 			t.Fatalf("%v %+v", err, wh)
 		}
 	})
@@ -77,10 +81,11 @@ func TestFetchAndUpdateCheckTheAnsweredSid(t *testing.T) {
 		ok      bool
 		wantSid string
 	}{
-		{"same sid", `{"sid":"` + goodSid + `","target":"webhook"}`, true, goodSid},
-		{"same sid in other case", `{"sid":"` + strings.ToLower(goodSid[:2]) + goodSid[2:] + `","target":"webhook"}`, false, ""},
-		{"sid null: the requested one", `{"sid":null,"target":"webhook"}`, true, goodSid},
-		{"sid absent: the requested one", `{"target":"webhook"}`, true, goodSid},
+		{"same sid", `{"sid":"` + goodSid + `","target":"webhook"}`, true, canonicalSid},
+		{"same sid, hex digits in other case", `{"sid":"WH` + strings.ToUpper(goodSid[2:]) + `","target":"webhook"}`, true, canonicalSid},
+		{"same sid, prefix in other case", `{"sid":"` + strings.ToLower(goodSid[:2]) + goodSid[2:] + `","target":"webhook"}`, false, ""},
+		{"sid null: the requested one", `{"sid":null,"target":"webhook"}`, true, canonicalSid},
+		{"sid absent: the requested one", `{"target":"webhook"}`, true, canonicalSid},
 		{"another webhook", `{"sid":"WH00000000000000000000000000000001","target":"webhook"}`, false, ""},
 		{"malformed sid", `{"sid":"WHnope","target":"webhook"}`, false, ""},
 	}
@@ -118,7 +123,7 @@ func TestListRefusesAWebhookWithoutSid(t *testing.T) {
 	good := `{"sid":"` + goodSid + `","target":"studio","configuration":{"flow_sid":"` + flow + `"}}`
 	c, _ := serveBody(t, http.StatusOK, page(good))
 	list, err := c.ListWebhooks(t.Context(), twilio.Scope{ConversationSid: conv})
-	if err != nil || len(list) != 1 || list[0].Sid != goodSid {
+	if err != nil || len(list) != 1 || list[0].Sid != canonicalSid {
 		t.Fatalf("good page: %v %+v", err, list)
 	}
 	for name, bad := range map[string]string{

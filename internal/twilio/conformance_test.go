@@ -53,7 +53,7 @@ var (
 	webhookProps        = []string{"sid", "account_sid", "conversation_sid", "target", "url", "configuration", "date_created", "date_updated"}
 	serviceWebhookProps = append(slices.Clone(webhookProps), "chat_service_sid")
 	metaProps           = []string{"first_page_url", "key", "next_page_url", "page", "page_size", "previous_page_url", "url"}
-	flowSidPattern      = regexp.MustCompile(`^FW[0-9a-fA-F]{32}$`)
+	specFlowSidPattern  = regexp.MustCompile(`^FW[0-9a-fA-F]{32}$`)
 )
 
 // exchange is one request and the fake's answer to it.
@@ -124,7 +124,7 @@ func checkRequest(x exchange) error {
 		if m, ok := x.params["Configuration.Method"]; ok && !slices.Contains([]string{"get", "post"}, m[0]) {
 			return fmt.Errorf("%s: Configuration.Method %q not in the enum", op.id, m[0])
 		}
-		if f, ok := x.params["Configuration.FlowSid"]; ok && !flowSidPattern.MatchString(f[0]) {
+		if f, ok := x.params["Configuration.FlowSid"]; ok && !specFlowSidPattern.MatchString(f[0]) {
 			return fmt.Errorf("%s: Configuration.FlowSid %q does not match its pattern", op.id, f[0])
 		}
 		if s := x.params.Get("PageSize"); s != "" && (s < "1" || s > "5" || len(s) != 1) {

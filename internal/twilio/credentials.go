@@ -9,11 +9,6 @@ import (
 	"strings"
 )
 
-var (
-	accountSidPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	apiKeySidPattern  = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
-)
-
 // Credentials authenticate to one Twilio account: an API key (preferred) or the
 // account's auth token. String never shows a secret.
 type Credentials struct {

@@ -64,7 +64,7 @@ func fromServiceModel(m *conversations.ConversationsV1ServiceConversationScopedW
 // or null. The conversation-scoped answer has no chat_service_sid: it is absent.
 func newWebhook(f modelFields) *Webhook {
 	wh := &Webhook{
-		Sid: deref(f.sid), AccountSid: deref(f.accountSid), ServiceSid: deref(f.serviceSid),
+		Sid: CanonicalSid(deref(f.sid)), AccountSid: deref(f.accountSid), ServiceSid: deref(f.serviceSid),
 		ConversationSid: deref(f.conversationSid), Target: deref(f.target), URL: deref(f.url),
 		DateCreated: derefTime(f.dateCreated), DateUpdated: derefTime(f.dateUpdated),
 	}
@@ -97,13 +97,14 @@ func checkCreated(wh *Webhook) error {
 
 // checkAnswered accepts a fetch's or update's answer for the webhook sid: an
 // absent or null sid is taken to be the requested one (Has(FieldSid) stays
-// false), a malformed or different one makes the answer unusable.
+// false), a malformed or different one makes the answer unusable. Hexadecimal
+// digits in another case name the same webhook; Sid is canonical either way.
 func checkAnswered(op, sid string, wh *Webhook) error {
 	switch {
 	case wh == nil:
 		return &APIError{Operation: op, Message: "empty answer", Err: errMalformedAnswer}
 	case !wh.Has(FieldSid):
-		wh.Sid = sid
+		wh.Sid = CanonicalSid(sid)
 		return nil
 	case !IsWebhookSid(wh.Sid) || !strings.EqualFold(wh.Sid, sid):
 		return &APIError{Operation: op, Message: "the answer is not webhook " + sid + ": its sid is missing, malformed or another webhook's", Err: errMalformedAnswer}

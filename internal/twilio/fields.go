@@ -1,9 +1,5 @@
 package twilio
 
-import (
-	"regexp"
-)
-
 // Names of the answer fields whose presence Webhook.Has reports. Top-level fields
 // carry Twilio's JSON names; configuration fields are prefixed "configuration.".
 const (
@@ -71,14 +67,6 @@ func (w *Webhook) Absent() []string {
 	}
 	return out
 }
-
-var webhookSidPattern = regexp.MustCompile(`^WH[0-9a-fA-F]{32}$`)
-
-// IsWebhookSid reports whether s is a webhook SID: WH and 32 hexadecimal digits.
-func IsWebhookSid(s string) bool { return webhookSidPattern.MatchString(s) }
-
-// IsAccountSid says s is an account SID: AC and 32 hex digits.
-func IsAccountSid(s string) bool { return accountSidPattern.MatchString(s) }
 
 // eventNames are the ten conversation events a filter may name.
 var eventNames = map[string]bool{
