@@ -616,9 +616,11 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 // status.pendingCreate records where it was sent and its fingerprint.
 func pendingCreate(t *tenant, name string) *v1alpha1.ConversationWebhook {
 	GinkgoHelper()
+	// Scoped to the test's conversation: an object of an earlier test still
+	// retrying must not take the lost answer.
 	fake.InjectFaults(
-		twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
-		twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
+		twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversation: t.convs[0]},
+		twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true, Conversation: t.convs[0]},
 	)
 	DeferCleanup(fake.ClearFaults)
 	before := len(fakeHooks(t.convs[0]))

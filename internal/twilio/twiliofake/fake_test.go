@@ -342,6 +342,22 @@ func TestStickyFaultsLastUntilCleared(t *testing.T) {
 	}
 }
 
+func TestFaultScopedToAConversation(t *testing.T) {
+	e := newEnv(t)
+	other := "CH0000000000000000000000000000000b"
+	e.fake.AddConversation(account, other)
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Conversation: conv})
+	if got := e.do(t, http.MethodGet, "/v1/Conversations/"+other+"/Webhooks", nil, account, token); got.Status != 200 {
+		t.Fatalf("list of another conversation answered %d: the fault is for %s only", got.Status, conv)
+	}
+	if got := e.do(t, http.MethodGet, "/v1/Conversations/"+conv+"/Webhooks", nil, account, token); got.Status != 500 {
+		t.Fatalf("list of the fault's conversation answered %d, want 500", got.Status)
+	}
+	if got := e.do(t, http.MethodGet, "/v1/Conversations/"+conv+"/Webhooks", nil, account, token); got.Status != 200 {
+		t.Fatalf("a second list answered %d: the fault applies once", got.Status)
+	}
+}
+
 func TestProxyAndAuthFaultsAreNotProcessed(t *testing.T) {
 	cases := []struct {
 		kind        twiliofake.FaultKind

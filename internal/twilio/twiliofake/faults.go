@@ -3,6 +3,7 @@ package twiliofake
 import (
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -61,6 +62,10 @@ type Fault struct {
 	Code   int
 	// Sticky faults apply to every matching request until ClearFaults.
 	Sticky bool
+	// Conversation, when set, limits the fault to requests under that
+	// conversation (a test's own), so that another object's request (one still
+	// retrying from an earlier test) never takes it.
+	Conversation string
 }
 
 type randomFaults struct {
@@ -140,9 +145,10 @@ func (s *Server) FaultCounts() map[FaultKind]int {
 }
 
 // pickFaultLocked decides the fault for a request, scripted faults first.
-func (s *Server) pickFaultLocked(op string) Fault {
+func (s *Server) pickFaultLocked(op, path string) Fault {
 	for i, f := range s.script {
-		if f.Operation == "" || f.Operation == op {
+		if (f.Operation == "" || f.Operation == op) &&
+			(f.Conversation == "" || strings.Contains(path, "/Conversations/"+f.Conversation+"/")) {
 			if !f.Sticky {
 				s.script = append(s.script[:i], s.script[i+1:]...)
 			}

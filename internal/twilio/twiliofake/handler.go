@@ -195,7 +195,7 @@ func (s *Server) admit(r *http.Request, op string) (Fault, func()) {
 		}
 	}
 	s.inFlight[acct]++
-	f := s.pickFaultLocked(op)
+	f := s.pickFaultLocked(op, r.URL.Path)
 	if f.Kind != FaultNone {
 		s.injected[f.Kind]++
 	}
