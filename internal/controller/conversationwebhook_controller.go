@@ -398,7 +398,8 @@ func userAnnotationsChanged(old, updated *v1alpha1.ConversationWebhook) bool {
 	_, wasPending := old.Annotations[v1alpha1.AnnotationCreatePending]
 	_, isPending := updated.Annotations[v1alpha1.AnnotationCreatePending]
 	recorded := updated.Status.PendingCreate != nil && wasPending && !isPending
-	mirror := recorded || updated.Status.Sid != "" && updated.Annotations[v1alpha1.AnnotationWebhookSid] == updated.Status.Sid
+	mirror := recorded || updated.Status.Sid != "" &&
+		twilio.CanonicalSid(updated.Annotations[v1alpha1.AnnotationWebhookSid]) == twilio.CanonicalSid(updated.Status.Sid)
 	strip := func(m map[string]string) map[string]string {
 		out := make(map[string]string, len(m))
 		for k, v := range m {

@@ -115,6 +115,11 @@ func readRecord(st *v1alpha1.ConversationWebhookStatus, specScope twilio.Scope) 
 		if led.superseded, err = readRef("status.supersededWebhook", s.Sid, s.ServiceSid, s.ConversationSid); err != nil {
 			return led, err
 		}
+		if led.owned != nil && led.superseded.sid == led.owned.sid {
+			// A webhook does not supersede itself (a status restored or edited
+			// by hand): the record is dropped, never acted on by a delete.
+			led.superseded = nil
+		}
 	}
 	if p := st.PendingCreate; p != nil {
 		scope, err := readScope("status.pendingCreate", p.ServiceSid, p.ConversationSid)
@@ -195,10 +200,15 @@ func (led *ledger) metaInSync(o *v1alpha1.ConversationWebhook) bool {
 	return led.annotationsInSync(o.Annotations)
 }
 
-// annotationsInSync says whether annotations already say what the ledger implies.
+// annotationsInSync says whether annotations already say what the ledger
+// implies. A webhook-sid that differs from the owned SID only in the case of its
+// hex digits says the same (a GitOps tool re-applying it is not fought).
 func (led *ledger) annotationsInSync(ann map[string]string) bool {
 	for k, v := range led.wantedAnnotations() {
 		got, ok := ann[k]
+		if k == v1alpha1.AnnotationWebhookSid {
+			got = twilio.CanonicalSid(got)
+		}
 		if (v == nil) == ok || (v != nil && got != *v) {
 			return false
 		}

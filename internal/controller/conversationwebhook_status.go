@@ -116,7 +116,7 @@ func recordWebhook(st *v1alpha1.ConversationWebhookStatus, wh *twilio.Webhook, s
 	if replay == nil {
 		replay = sentReplayAfter
 	}
-	if replay == nil && st.Sid == wh.Sid && st.Configuration != nil {
+	if replay == nil && twilio.CanonicalSid(st.Sid) == twilio.CanonicalSid(wh.Sid) && st.Configuration != nil {
 		replay = st.Configuration.ReplayAfter
 	}
 	st.Sid = wh.Sid

@@ -437,7 +437,7 @@ func (r *ConversationWebhookReconciler) record(ctx context.Context, rs *reconcil
 			led.superseded = led.owned
 		}
 	}
-	if rs.obj.Status.Sid != wh.Sid {
+	if twilio.CanonicalSid(rs.obj.Status.Sid) != wh.Sid {
 		rs.obj.Status.Configuration = nil // what was recorded belongs to another webhook
 	}
 	recordWebhook(&rs.obj.Status, wh, sentReplay)
@@ -461,7 +461,7 @@ func (r *ConversationWebhookReconciler) update(ctx context.Context, rs *reconcil
 	led *ledger, obs observation) (observation, error) {
 	sid := led.owned.sid
 	recorded := rs.obj.Status.Configuration
-	drift := rs.obj.Status.Sid == sid && recorded != nil && len(configDiffs(recordedConfig(recorded), obs.current)) > 0
+	drift := twilio.CanonicalSid(rs.obj.Status.Sid) == sid && recorded != nil && len(configDiffs(recordedConfig(recorded), obs.current)) > 0
 	wh, err := api.UpdateWebhook(ctx, led.owned.scope, sid, want.cfg)
 	switch {
 	case twilio.IsNotFound(err):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -104,11 +105,12 @@ func claimedFirst(a, b *v1alpha1.ConversationWebhook) bool {
 
 // scopeLocks serialises, within this manager, the steps that take a webhook
 // found in Twilio (a lost create's result, a webhook adopted by annotation),
-// one conversation at a time: two objects never take the same one at once.
+// one conversation at a time: two objects never take the same one at once. The
+// key is case-folded: CHab… and CHAB… may be one conversation to Twilio.
 type scopeLocks struct{ m sync.Map }
 
 func (l *scopeLocks) lock(key string) func() {
-	mu, _ := l.m.LoadOrStore(key, &sync.Mutex{})
+	mu, _ := l.m.LoadOrStore(strings.ToLower(key), &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	return mu.(*sync.Mutex).Unlock
 }

@@ -70,6 +70,7 @@ func (s *suite) lifecycle(scope twilio.Scope, tc targetCase) {
 		}
 		s.t.FailNow()
 	}
+	rawSid, _ := rawWebhook(s.rec.last(), "")["sid"].(string)
 	s.created(scope, created.Sid)
 	s.assume(name+"/create-answers-sid", twilio.IsWebhookSid(created.Sid), true, "sid %q", created.Sid)
 	// An absent or null field is tolerated (Webhook.Has); a present one must be right.
@@ -79,6 +80,14 @@ func (s *suite) lifecycle(scope twilio.Scope, tc targetCase) {
 		!created.Has(twilio.FieldConversationSid) || created.ConversationSid == scope.ConversationSid, true,
 		"conversation_sid %q (answered: %v)", created.ConversationSid, created.Has(twilio.FieldConversationSid))
 	s.checkAnswer(name+"/create", scope, s.rec.last(), created, tc.target, tc.create)
+	// The operator compares SIDs in canonical form (hex digits in lower case)
+	// and sends that form in paths: fetch-succeeds below relies on it reaching
+	// the webhook. These two say why it does (Twilio writes lower case, or its
+	// paths ignore case).
+	s.assume(name+"/sid-in-lower-case", rawSid == twilio.CanonicalSid(rawSid), false, "sid %q", rawSid)
+	upper := created.Sid[:2] + strings.ToUpper(created.Sid[2:])
+	_, err = s.api.FetchWebhook(ctx, scope, upper)
+	s.assume(name+"/sid-path-ignores-case", err == nil, false, "fetch of %s: %v", upper, errOrStatus(err, s.rec.last()))
 
 	fetched, err := s.api.FetchWebhook(ctx, scope, created.Sid)
 	s.assume(name+"/fetch-succeeds", err == nil, true, "%v", errOrStatus(err, s.rec.last()))
