@@ -29,6 +29,11 @@ type AccountVerifier interface {
 	VerifyAccount(ctx context.Context, creds twilio.Credentials) (string, error)
 }
 
+// LimitsForgetter drops the limits one account object set (*twilio.Factory).
+type LimitsForgetter interface {
+	ForgetLimits(source string)
+}
+
 // secretIndex holds "namespace/name" of the Secret an account names.
 const secretIndex = "conversations.twilio-operator.io/credentials-secret"
 
@@ -45,6 +50,8 @@ type AccountReconciler struct {
 	SyncPeriod time.Duration
 	// Cluster selects ClusterTwilioAccount (true) or TwilioAccount (false).
 	Cluster bool
+	// Limits, when set, forgets the limits a deleted account object set.
+	Limits LimitsForgetter
 
 	credentials credentialCache
 }
@@ -82,6 +89,10 @@ func accountOf(obj client.Object) account {
 func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	obj := r.newObject()
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) && r.Limits != nil {
+			// Gone: its spec.limits no longer bind the Twilio account.
+			r.Limits.ForgetLimits(accountKeyOf(req.Namespace, req.Name))
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := obj.DeepCopyObject().(client.Object)

@@ -43,11 +43,11 @@ func (r *ConversationWebhookReconciler) accountKey(obj *v1alpha1.ConversationWeb
 	case ref == nil && r.DefaultAccount == "":
 		return ""
 	case ref == nil:
-		return string(v1alpha1.AccountKindCluster) + "/" + r.DefaultAccount
+		return accountKeyOf("", r.DefaultAccount)
 	case ref.Kind == v1alpha1.AccountKindCluster:
-		return string(v1alpha1.AccountKindCluster) + "/" + ref.Name
+		return accountKeyOf("", ref.Name)
 	}
-	return string(v1alpha1.AccountKindNamespaced) + "/" + obj.Namespace + "/" + ref.Name
+	return accountKeyOf(obj.Namespace, ref.Name)
 }
 
 // resolveAccount finds the object's account and checks that its namespace may
@@ -183,13 +183,18 @@ func (r *ConversationWebhookReconciler) setupAccountIndex(ctx context.Context, m
 	})
 }
 
+// accountKeyOf is an account object's accountIndex value (and the source of
+// the limits it sets): a ClusterTwilioAccount has no namespace.
+func accountKeyOf(namespace, name string) string {
+	if namespace == "" {
+		return string(v1alpha1.AccountKindCluster) + "/" + name
+	}
+	return string(v1alpha1.AccountKindNamespaced) + "/" + namespace + "/" + name
+}
+
 // objectsForAccount maps an account to the objects that use it.
 func (r *ConversationWebhookReconciler) objectsForAccount(ctx context.Context, account client.Object) []reconcile.Request {
-	key := string(v1alpha1.AccountKindCluster) + "/" + account.GetName()
-	if account.GetNamespace() != "" {
-		key = string(v1alpha1.AccountKindNamespaced) + "/" + account.GetNamespace() + "/" + account.GetName()
-	}
-	return r.requestsFor(ctx, client.MatchingFields{accountIndex: key})
+	return r.requestsFor(ctx, client.MatchingFields{accountIndex: accountKeyOf(account.GetNamespace(), account.GetName())})
 }
 
 // objectsForNamespace maps a namespace (its labels changed) to its objects that

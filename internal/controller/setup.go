@@ -82,7 +82,7 @@ func (s Setup) Apply(ctx context.Context, mgr ctrl.Manager) error {
 	}
 	for _, cluster := range []bool{false, true} {
 		a := &AccountReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Verifier: s.Twilio,
-			SyncPeriod: s.SyncPeriod, Cluster: cluster}
+			Limits: s.Twilio, SyncPeriod: s.SyncPeriod, Cluster: cluster}
 		if err := a.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up account controller: %w", err)
 		}

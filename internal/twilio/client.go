@@ -404,10 +404,13 @@ func (f *Factory) limiterLocked(accountSid string) *accountLimiter {
 // SetLimits records the limits one source (an account object, named by
 // source) sets for a Twilio account. Every source of one account SID shares
 // one limiter; the smallest of their limits apply, and a zero field means the
-// factory's default.
+// factory's default. A source sets the limits of one account SID at a time:
+// what it set for another (its credentials now name another account) is
+// forgotten.
 func (f *Factory) SetLimits(accountSid, source string, l Limits) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.forgetLocked(source, accountSid)
 	if f.limits[accountSid] == nil {
 		f.limits[accountSid] = map[string]Limits{}
 	}
@@ -417,6 +420,30 @@ func (f *Factory) SetLimits(accountSid, source string, l Limits) {
 	f.limits[accountSid][source] = l
 	if lim, ok := f.limiters[accountSid]; ok {
 		lim.setLimits(f.effectiveLocked(accountSid))
+	}
+}
+
+// ForgetLimits drops the limits a source set (its account object is deleted):
+// the account's other sources, or the defaults, apply again.
+func (f *Factory) ForgetLimits(source string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forgetLocked(source, "")
+}
+
+// forgetLocked drops source's limits from every account SID but keep.
+func (f *Factory) forgetLocked(source, keep string) {
+	for accountSid, bySource := range f.limits {
+		if _, ok := bySource[source]; !ok || accountSid == keep {
+			continue
+		}
+		delete(bySource, source)
+		if len(bySource) == 0 {
+			delete(f.limits, accountSid)
+		}
+		if lim, ok := f.limiters[accountSid]; ok {
+			lim.setLimits(f.effectiveLocked(accountSid))
+		}
 	}
 }
 

@@ -181,6 +181,35 @@ func TestFactorySharesOneLimiterPerAccount(t *testing.T) {
 	}
 }
 
+// A deleted account object's limits stop applying, and so do those an account
+// object set for the account its credentials named before.
+func TestFactoryForgetsASourcesLimits(t *testing.T) {
+	f, err := NewFactory(Options{BaseURL: "https://example.test", MaxInFlight: 10, RequestsPerSecond: 25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const acct, other = "AC11111111111111111111111111111111", "AC22222222222222222222222222222222"
+	c, _ := f.For(Credentials{AccountSid: acct, APIKeySid: "SK11111111111111111111111111111111", APIKeySecret: "one"})
+	rate := func() float64 { return float64(c.(*Client).limiter.rate.Limit()) }
+	f.SetLimits(acct, "TwilioAccount/a/strict", Limits{RequestsPerSecond: 5})
+	f.SetLimits(acct, "TwilioAccount/b/loose", Limits{RequestsPerSecond: 20})
+	if r := rate(); r != 5 {
+		t.Fatalf("rate %v, want the smallest 5", r)
+	}
+	f.ForgetLimits("TwilioAccount/a/strict")
+	if r := rate(); r != 20 {
+		t.Fatalf("rate %v after the strict account object is deleted, want the remaining 20", r)
+	}
+	f.ForgetLimits("TwilioAccount/a/strict") // again: nothing changes
+	if r := rate(); r != 20 {
+		t.Fatalf("rate %v after a second ForgetLimits, want 20", r)
+	}
+	f.SetLimits(other, "TwilioAccount/b/loose", Limits{RequestsPerSecond: 20})
+	if r := rate(); r != 25 {
+		t.Fatalf("rate %v once the only source names another account, want the default 25", r)
+	}
+}
+
 // Reservations admit twice the current ceiling, follow it down after a 429,
 // and come back when ended (once, however often the release is called).
 func TestLimiterReservationsFollowTheCeiling(t *testing.T) {
