@@ -57,7 +57,7 @@ type AccountReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=twilioaccounts;clustertwilioaccounts,verbs=get;list;watch
-// +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=twilioaccounts/status;clustertwilioaccounts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=twilioaccounts/status;clustertwilioaccounts/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // account is what the reconciler needs of either kind.

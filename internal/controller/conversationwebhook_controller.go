@@ -102,8 +102,8 @@ type ConversationWebhookReconciler struct {
 	creates *createDispatcher
 }
 
-// +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks/status,verbs=get;patch
 // +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=conversationwebhooks/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=conversations.twilio-operator.io,resources=twilioaccounts;clustertwilioaccounts,verbs=get;list;watch
