@@ -29,8 +29,11 @@ type AccountVerifier interface {
 	VerifyAccount(ctx context.Context, creds twilio.Credentials) (string, error)
 }
 
-// LimitsForgetter drops the limits one account object set (*twilio.Factory).
-type LimitsForgetter interface {
+// AccountLimits records the limits each account object sets for the Twilio
+// account it is verified for (*twilio.Factory): this reconciler is their one
+// writer, so a deleted or re-pointed object's limits never linger.
+type AccountLimits interface {
+	SetLimits(accountSid, source, uid string, l twilio.Limits)
 	ForgetLimits(source string)
 }
 
@@ -50,8 +53,9 @@ type AccountReconciler struct {
 	SyncPeriod time.Duration
 	// Cluster selects ClusterTwilioAccount (true) or TwilioAccount (false).
 	Cluster bool
-	// Limits, when set, forgets the limits a deleted account object set.
-	Limits LimitsForgetter
+	// Limits, when set, receives each object's spec.limits while it is Ready
+	// (verified), and forgets them once it is not, or gone.
+	Limits AccountLimits
 
 	credentials credentialCache
 }
@@ -95,6 +99,7 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	key := accountKeyOf(req.Namespace, req.Name)
 	base := obj.DeepCopyObject().(client.Object)
 	acc := accountOf(obj)
 	defer func() {
@@ -109,6 +114,7 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err == nil {
 		var sid string
 		if sid, err = r.Verifier.VerifyAccount(ctx, creds); err == nil {
+			r.setLimits(sid, key, obj)
 			acc.status.AccountSid = sid
 			setAccountReady(acc.status, obj.GetGeneration(), metav1.ConditionTrue, v1alpha1.ReasonVerified,
 				fmt.Sprintf("Twilio accepted the credentials in Secret %s for account %s", acc.secret, sid))
@@ -118,8 +124,18 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	reason, terminal := classify(err)
 	if !terminal {
 		// Twilio or the API server failed in a way a retry may fix: keep what was
-		// verified (a Twilio outage must not stop every webhook of the account).
+		// verified (a Twilio outage must not stop every webhook of the account),
+		// its limits included (after a restart too).
+		if ready := meta.FindStatusCondition(acc.status.Conditions, v1alpha1.ConditionReady); ready != nil &&
+			ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == obj.GetGeneration() &&
+			twilio.IsAccountSid(acc.status.AccountSid) {
+			r.setLimits(acc.status.AccountSid, key, obj)
+		}
 		return ctrl.Result{}, err
+	}
+	if r.Limits != nil {
+		// Not Ready: it acts for no account.
+		r.Limits.ForgetLimits(key)
 	}
 	if reason != v1alpha1.ReasonCredentialsMissing {
 		reason = v1alpha1.ReasonCredentialsInvalid
@@ -127,6 +143,22 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	setAccountReady(acc.status, obj.GetGeneration(), metav1.ConditionFalse, reason, err.Error())
 	// Fixing the Secret reconciles again (watched); a rejected key is retried each period.
 	return ctrl.Result{RequeueAfter: jitter(r.SyncPeriod)}, nil
+}
+
+// setLimits hands the object's spec.limits to the factory for the account
+// SID it is verified for.
+func (r *AccountReconciler) setLimits(accountSid, key string, obj client.Object) {
+	if r.Limits == nil {
+		return
+	}
+	var limits *v1alpha1.AccountLimits
+	switch a := obj.(type) {
+	case *v1alpha1.TwilioAccount:
+		limits = a.Spec.Limits
+	case *v1alpha1.ClusterTwilioAccount:
+		limits = a.Spec.Limits
+	}
+	r.Limits.SetLimits(accountSid, key, string(obj.GetUID()), limitsOf(limits))
 }
 
 func setAccountReady(st *v1alpha1.TwilioAccountStatus, generation int64, status metav1.ConditionStatus, reason, message string) {

@@ -9,12 +9,14 @@ import (
 	fakeclient "sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
 )
 
 // forgotten records the sources whose limits were forgotten.
 type forgotten []string
 
-func (f *forgotten) ForgetLimits(source string) { *f = append(*f, source) }
+func (f *forgotten) ForgetLimits(source string)                                { *f = append(*f, source) }
+func (f *forgotten) SetLimits(accountSid, source, uid string, l twilio.Limits) {}
 
 // A deleted account object's limits are forgotten, under the key its objects'
 // limits were set with, for both kinds.

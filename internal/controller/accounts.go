@@ -33,6 +33,8 @@ type resolvedAccount struct {
 	// accountSid is the SID Twilio verified.
 	accountSid string
 	limits     *v1alpha1.AccountLimits
+	// uid is the account object's.
+	uid types.UID
 }
 
 // accountKey is the accountIndex value of the account an object names (or the
@@ -68,7 +70,7 @@ func (r *ConversationWebhookReconciler) resolveAccount(ctx context.Context, obj 
 			return nil, accountGetError(err, fmt.Sprintf("TwilioAccount %s/%s", obj.Namespace, ref.Name))
 		}
 		acc.secret = types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.CredentialsSecretRef.Name}
-		acc.limits, status, generation = a.Spec.Limits, &a.Status, a.Generation
+		acc.limits, status, generation, acc.uid = a.Spec.Limits, &a.Status, a.Generation, a.UID
 	} else {
 		name := r.DefaultAccount
 		if ref != nil {
@@ -82,7 +84,7 @@ func (r *ConversationWebhookReconciler) resolveAccount(ctx context.Context, obj 
 			return nil, err
 		}
 		acc.secret = types.NamespacedName{Namespace: a.Spec.CredentialsSecretRef.Namespace, Name: a.Spec.CredentialsSecretRef.Name}
-		acc.limits, status, generation = a.Spec.Limits, &a.Status, a.Generation
+		acc.limits, status, generation, acc.uid = a.Spec.Limits, &a.Status, a.Generation, a.UID
 	}
 	ready := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
 	if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != generation ||
@@ -163,7 +165,9 @@ func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1al
 		return nil, "", err
 	}
 	creds.AccountSid = acc.accountSid
-	r.Twilio.SetLimits(acc.accountSid, acc.key, limitsOf(acc.limits))
+	// The account reconciler sets them once it verified the credentials; right
+	// after a restart it may not have run yet.
+	r.Twilio.EnsureLimits(acc.accountSid, acc.key, string(acc.uid), limitsOf(acc.limits))
 	api, err := r.Twilio.For(creds)
 	if err != nil {
 		return nil, "", stalled(v1alpha1.ReasonCredentialsInvalid, fmt.Errorf("credentials Secret %s: %w", acc.secret, err))

@@ -47,9 +47,10 @@ type TwilioClients interface {
 	// For returns the client for credentials; its requests count against the
 	// budget of creds.AccountSid.
 	For(creds twilio.Credentials) (twilio.WebhookAPI, error)
-	// SetLimits records the limits an account object (from) sets for a
-	// Twilio account; the smallest of them apply.
-	SetLimits(accountSid, from string, l twilio.Limits)
+	// EnsureLimits records the limits an account object (from, its UID) sets
+	// for a Twilio account unless the account reconciler already did, or
+	// forgot them (the object is gone); the smallest of them apply.
+	EnsureLimits(accountSid, from, uid string, l twilio.Limits)
 	// Reserve admits one create to be sent off the worker, without waiting
 	// (false: the account's queue is full; come back later). The function
 	// ends the reservation.

@@ -119,6 +119,15 @@ type Factory struct {
 	limiters map[string]*accountLimiter
 	// limits are the limits each source (an account object) set per account SID.
 	limits map[string]map[string]Limits
+	// sources names, per source, the object (UID) whose limits are set and,
+	// once ForgetLimits dropped them, the object that is gone.
+	sources map[string]limitsSource
+}
+
+// limitsSource is the account object behind a source's limits.
+type limitsSource struct {
+	uid  string
+	gone bool
 }
 
 // Timeout is the timeout of one HTTP request, after defaults.
@@ -140,6 +149,7 @@ func NewFactory(opts Options) (*Factory, error) {
 		clients:   map[string]*Client{},
 		limiters:  map[string]*accountLimiter{},
 		limits:    map[string]map[string]Limits{},
+		sources:   map[string]limitsSource{},
 	}, nil
 }
 
@@ -402,14 +412,37 @@ func (f *Factory) limiterLocked(accountSid string) *accountLimiter {
 }
 
 // SetLimits records the limits one source (an account object, named by
-// source) sets for a Twilio account. Every source of one account SID shares
-// one limiter; the smallest of their limits apply, and a zero field means the
-// factory's default. A source sets the limits of one account SID at a time:
-// what it set for another (its credentials now name another account) is
+// source, with its UID) sets for a Twilio account: the account reconciler's
+// word, once it verified the object's credentials. Every source of one account
+// SID shares one limiter; the smallest of their limits apply, and a zero field
+// means the factory's default. A source sets the limits of one account SID at a
+// time: what it set for another (its credentials now name another account) is
 // forgotten.
-func (f *Factory) SetLimits(accountSid, source string, l Limits) {
+func (f *Factory) SetLimits(accountSid, source, uid string, l Limits) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.sources[source] = limitsSource{uid: uid}
+	f.setLocked(accountSid, source, l)
+}
+
+// EnsureLimits records a source's limits only if nothing is known of it yet:
+// a client used right after a restart, before the account reconciler ran,
+// gets them at once. It never overrides SetLimits, and never brings back the
+// limits of an object ForgetLimits dropped (a reconcile that read it just
+// before its deletion).
+func (f *Factory) EnsureLimits(accountSid, source, uid string, l Limits) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// A source forgotten before this manager knew its object (uid "") stays
+	// forgotten for every UID until the account reconciler sets it again.
+	if s, known := f.sources[source]; known && (!s.gone || s.uid == "" || s.uid == uid) {
+		return
+	}
+	f.sources[source] = limitsSource{uid: uid}
+	f.setLocked(accountSid, source, l)
+}
+
+func (f *Factory) setLocked(accountSid, source string, l Limits) {
 	f.forgetLocked(source, accountSid)
 	if f.limits[accountSid] == nil {
 		f.limits[accountSid] = map[string]Limits{}
@@ -428,6 +461,7 @@ func (f *Factory) SetLimits(accountSid, source string, l Limits) {
 func (f *Factory) ForgetLimits(source string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.sources[source] = limitsSource{uid: f.sources[source].uid, gone: true}
 	f.forgetLocked(source, "")
 }
 
@@ -445,6 +479,14 @@ func (f *Factory) forgetLocked(source, keep string) {
 			lim.setLimits(f.effectiveLocked(accountSid))
 		}
 	}
+}
+
+// Limits are the limits in force for an account SID: the smallest its sources
+// set, defaults filled in.
+func (f *Factory) Limits(accountSid string) Limits {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.effectiveLocked(accountSid)
 }
 
 // effectiveLocked is the smallest of the limits set for an account, defaults filled in.

@@ -164,15 +164,15 @@ func TestFactorySharesOneLimiterPerAccount(t *testing.T) {
 	if a.(*Client).limiter != b.(*Client).limiter {
 		t.Fatal("two credentials of one account got two limiters")
 	}
-	f.SetLimits(acct, "TwilioAccount/a/x", Limits{MaxInFlight: 8})
-	f.SetLimits(acct, "ClusterTwilioAccount/y", Limits{MaxInFlight: 4, RequestsPerSecond: 5})
+	f.SetLimits(acct, "TwilioAccount/a/x", "uid", Limits{MaxInFlight: 8})
+	f.SetLimits(acct, "ClusterTwilioAccount/y", "uid", Limits{MaxInFlight: 4, RequestsPerSecond: 5})
 	if _, c := f.AccountInFlight(acct); c != 4 {
 		t.Fatalf("ceiling %d, want the smallest MaxInFlight 4", c)
 	}
 	if r := b.(*Client).limiter.rate.Limit(); r != 5 {
 		t.Fatalf("rate %v, want the smallest 5", r)
 	}
-	f.SetLimits(acct, "ClusterTwilioAccount/y", Limits{})
+	f.SetLimits(acct, "ClusterTwilioAccount/y", "uid", Limits{})
 	if _, c := f.AccountInFlight(acct); c != 4 {
 		t.Fatalf("ceiling %d: a raised limit lets the adaptive ceiling grow back, never jump", c)
 	}
@@ -191,8 +191,8 @@ func TestFactoryForgetsASourcesLimits(t *testing.T) {
 	const acct, other = "AC11111111111111111111111111111111", "AC22222222222222222222222222222222"
 	c, _ := f.For(Credentials{AccountSid: acct, APIKeySid: "SK11111111111111111111111111111111", APIKeySecret: "one"})
 	rate := func() float64 { return float64(c.(*Client).limiter.rate.Limit()) }
-	f.SetLimits(acct, "TwilioAccount/a/strict", Limits{RequestsPerSecond: 5})
-	f.SetLimits(acct, "TwilioAccount/b/loose", Limits{RequestsPerSecond: 20})
+	f.SetLimits(acct, "TwilioAccount/a/strict", "uid", Limits{RequestsPerSecond: 5})
+	f.SetLimits(acct, "TwilioAccount/b/loose", "uid", Limits{RequestsPerSecond: 20})
 	if r := rate(); r != 5 {
 		t.Fatalf("rate %v, want the smallest 5", r)
 	}
@@ -204,9 +204,40 @@ func TestFactoryForgetsASourcesLimits(t *testing.T) {
 	if r := rate(); r != 20 {
 		t.Fatalf("rate %v after a second ForgetLimits, want 20", r)
 	}
-	f.SetLimits(other, "TwilioAccount/b/loose", Limits{RequestsPerSecond: 20})
+	f.SetLimits(other, "TwilioAccount/b/loose", "uid", Limits{RequestsPerSecond: 20})
 	if r := rate(); r != 25 {
 		t.Fatalf("rate %v once the only source names another account, want the default 25", r)
+	}
+}
+
+// EnsureLimits (a reconcile about to use an account) fills in limits only
+// where the account reconciler has said nothing: it never overrides SetLimits,
+// never brings back a forgotten object's limits, but does take a re-created
+// object's (another UID).
+func TestFactoryEnsureLimits(t *testing.T) {
+	f, err := NewFactory(Options{BaseURL: "https://example.test", MaxInFlight: 10, RequestsPerSecond: 25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const acct, src = "AC11111111111111111111111111111111", "TwilioAccount/a/strict"
+	inflight := func() int { return f.Limits(acct).MaxInFlight }
+	f.EnsureLimits(acct, src, "uid-1", Limits{MaxInFlight: 2})
+	if got := inflight(); got != 2 {
+		t.Fatalf("max in flight %d, want 2: nothing was known of the source", got)
+	}
+	f.SetLimits(acct, src, "uid-1", Limits{MaxInFlight: 4})
+	f.EnsureLimits(acct, src, "uid-1", Limits{MaxInFlight: 2}) // a reconcile with a stale view
+	if got := inflight(); got != 4 {
+		t.Fatalf("max in flight %d, want the account reconciler's 4", got)
+	}
+	f.ForgetLimits(src)
+	f.EnsureLimits(acct, src, "uid-1", Limits{MaxInFlight: 4}) // read just before the deletion
+	if got := inflight(); got != 10 {
+		t.Fatalf("max in flight %d: a deleted object's limits came back", got)
+	}
+	f.EnsureLimits(acct, src, "uid-2", Limits{MaxInFlight: 3}) // re-created under the same name
+	if got := inflight(); got != 3 {
+		t.Fatalf("max in flight %d, want the re-created object's 3", got)
 	}
 }
 
