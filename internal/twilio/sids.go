@@ -41,8 +41,8 @@ func IsFlowSid(s string) bool { return flowSidPattern.MatchString(s) }
 // does; comparing canonical forms keeps WHAB… and WHab… from passing for two
 // webhooks, whether or not Twilio's paths tell the two apart.
 func CanonicalSid(sid string) string {
-	if len(sid) <= 2 {
-		return sid
+	if len(sid) <= 2 || strings.ToLower(sid[2:]) == sid[2:] {
+		return sid // no copy: the ownership index holds one per SID
 	}
 	return sid[:2] + strings.ToLower(sid[2:])
 }
