@@ -58,7 +58,8 @@ func (h *hookReader) Get(ctx context.Context, key client.ObjectKey, obj client.O
 	return h.Reader.Get(ctx, key, obj, opts...)
 }
 
-func attackAccount(name, sid string, maxInFlight int32) *v1alpha1.TwilioAccount {
+// attackAccount is a TwilioAccount verified for attackSidA.
+func attackAccount(name string, maxInFlight int32) *v1alpha1.TwilioAccount {
 	a := &v1alpha1.TwilioAccount{
 		ObjectMeta: metav1.ObjectMeta{Namespace: attackNS, Name: name, Generation: 1},
 		Spec:       v1alpha1.TwilioAccountSpec{CredentialsSecretRef: v1alpha1.SecretReference{Name: "creds"}},
@@ -66,7 +67,7 @@ func attackAccount(name, sid string, maxInFlight int32) *v1alpha1.TwilioAccount 
 	if maxInFlight > 0 {
 		a.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To(maxInFlight)}
 	}
-	a.Status.AccountSid = sid
+	a.Status.AccountSid = attackSidA
 	setAccountReady(&a.Status, 1, metav1.ConditionTrue, v1alpha1.ReasonVerified, "verified")
 	return a
 }
@@ -103,7 +104,7 @@ func attackClient(t *testing.T, objs ...client.Object) client.Client {
 // back, even when nothing reconciles that webhook again (GitOps deletes the
 // app, account and webhooks together: its requeue ends at its own Get).
 func TestAttackDeletedAccountLimitsResurrectedByInFlightReconcile(t *testing.T) {
-	acct := attackAccount("strict", attackSidA, 2)
+	acct := attackAccount("strict", 2)
 	wh := attackWebhook("w", "strict")
 	c := attackClient(t, acct, wh)
 	ledger := limitsFactory(t)
@@ -150,7 +151,7 @@ func TestAttackDeletedAccountLimitsResurrectedByInFlightReconcile(t *testing.T) 
 // while its webhooks are recorded in the first one (they stall on
 // AccountChanged before using the account): its limits move to the new SID.
 func TestAttackRotatedAccountKeepsLimitingTheOldSid(t *testing.T) {
-	acct := attackAccount("rotating", attackSidA, 2)
+	acct := attackAccount("rotating", 2)
 	wh := attackWebhook("w", "rotating")
 	c := attackClient(t, acct, wh)
 	ledger := limitsFactory(t)
@@ -185,8 +186,8 @@ func TestAttackRotatedAccountKeepsLimitingTheOldSid(t *testing.T) {
 // ran): its limits bind the account as soon as it is verified, so the other
 // object's webhooks do not run at the defaults.
 func TestAttackStrictAccountWithoutWebhooksDoesNotLimit(t *testing.T) {
-	strict := attackAccount("strict", attackSidA, 2)
-	loose := attackAccount("loose", attackSidA, 0)
+	strict := attackAccount("strict", 2)
+	loose := attackAccount("loose", 0)
 	wh := attackWebhook("w", "loose")
 	c := attackClient(t, strict, loose, wh)
 	ledger := limitsFactory(t)

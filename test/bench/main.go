@@ -48,7 +48,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
+	restclient "k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
@@ -745,9 +745,9 @@ func cpuShare(before, after map[string]time.Duration, elapsed time.Duration) str
 // apiserverProfile writes a 10-second CPU profile of kube-apiserver, taken 2 s
 // into convergence, to out and prints its top functions by cumulative time: where
 // the control plane spends the cores it shares with the manager.
-func apiserverProfile(cfg *rest.Config, out string) {
+func apiserverProfile(cfg *restclient.Config, out string) {
 	time.Sleep(2 * time.Second)
-	hc, err := rest.HTTPClientFor(cfg)
+	hc, err := restclient.HTTPClientFor(cfg)
 	if err != nil {
 		fmt.Println("bench: no kube-apiserver profile:", err)
 		return
