@@ -69,6 +69,7 @@ type account struct {
 	obj    client.Object
 	secret types.NamespacedName
 	status *v1alpha1.TwilioAccountStatus
+	limits *v1alpha1.AccountLimits
 }
 
 func (r *AccountReconciler) newObject() client.Object {
@@ -82,9 +83,10 @@ func accountOf(obj client.Object) account {
 	switch a := obj.(type) {
 	case *v1alpha1.ClusterTwilioAccount:
 		ref := a.Spec.CredentialsSecretRef
-		return account{obj: a, secret: types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, status: &a.Status}
+		return account{obj: a, secret: types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, status: &a.Status, limits: a.Spec.Limits}
 	case *v1alpha1.TwilioAccount:
-		return account{obj: a, secret: types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.CredentialsSecretRef.Name}, status: &a.Status}
+		return account{obj: a, secret: types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.CredentialsSecretRef.Name},
+			status: &a.Status, limits: a.Spec.Limits}
 	}
 	panic(fmt.Sprintf("not an account: %T", obj))
 }
@@ -92,14 +94,14 @@ func accountOf(obj client.Object) account {
 // Reconcile verifies one account's credentials.
 func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	obj := r.newObject()
+	key := accountKeyOf(req.Namespace, req.Name)
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) && r.Limits != nil {
 			// Gone: its spec.limits no longer bind the Twilio account.
-			r.Limits.ForgetLimits(accountKeyOf(req.Namespace, req.Name))
+			r.Limits.ForgetLimits(key)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	key := accountKeyOf(req.Namespace, req.Name)
 	base := obj.DeepCopyObject().(client.Object)
 	acc := accountOf(obj)
 	defer func() {
@@ -114,7 +116,7 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err == nil {
 		var sid string
 		if sid, err = r.Verifier.VerifyAccount(ctx, creds); err == nil {
-			r.setLimits(sid, key, obj)
+			r.setLimits(sid, key, acc)
 			acc.status.AccountSid = sid
 			setAccountReady(acc.status, obj.GetGeneration(), metav1.ConditionTrue, v1alpha1.ReasonVerified,
 				fmt.Sprintf("Twilio accepted the credentials in Secret %s for account %s", acc.secret, sid))
@@ -129,7 +131,7 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		if ready := meta.FindStatusCondition(acc.status.Conditions, v1alpha1.ConditionReady); ready != nil &&
 			ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == obj.GetGeneration() &&
 			twilio.IsAccountSid(acc.status.AccountSid) {
-			r.setLimits(acc.status.AccountSid, key, obj)
+			r.setLimits(acc.status.AccountSid, key, acc)
 		}
 		return ctrl.Result{}, err
 	}
@@ -147,18 +149,10 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 
 // setLimits hands the object's spec.limits to the factory for the account
 // SID it is verified for.
-func (r *AccountReconciler) setLimits(accountSid, key string, obj client.Object) {
-	if r.Limits == nil {
-		return
+func (r *AccountReconciler) setLimits(accountSid, key string, acc account) {
+	if r.Limits != nil {
+		r.Limits.SetLimits(accountSid, key, string(acc.obj.GetUID()), limitsOf(acc.limits))
 	}
-	var limits *v1alpha1.AccountLimits
-	switch a := obj.(type) {
-	case *v1alpha1.TwilioAccount:
-		limits = a.Spec.Limits
-	case *v1alpha1.ClusterTwilioAccount:
-		limits = a.Spec.Limits
-	}
-	r.Limits.SetLimits(accountSid, key, string(obj.GetUID()), limitsOf(limits))
 }
 
 func setAccountReady(st *v1alpha1.TwilioAccountStatus, generation int64, status metav1.ConditionStatus, reason, message string) {
