@@ -43,13 +43,7 @@ var _ = Describe("Trust: what a user can write", func() {
 		owner := t.object("owner")
 		Expect(k8sClient.Create(ctx, owner)).To(Succeed())
 		wh1 := waitReady(owner).Status.Sid
-		claimer := t.object("claimer", func(o *v1alpha1.ConversationWebhook) {
-			o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: wh1}
-		})
-		Expect(k8sClient.Create(ctx, claimer)).To(Succeed())
-		waitStalled(claimer, v1alpha1.ReasonSidConflict)
-		Expect(k8sClient.Delete(ctx, claimer)).To(Succeed())
-		waitGone(claimer)
+		claimLosesAndGoes(t, wh1)
 		Consistently(func(g Gomega) {
 			_, exists := fake.Webhook(wh1)
 			g.Expect(exists).To(BeTrue(), "the owner's webhook stays in Twilio")
@@ -195,14 +189,7 @@ var _ = Describe("Trust: what a user can write", func() {
 
 		// A claim from another namespace, for what Twilio may well answer as the
 		// same webhook: refused, and its deletion deletes nothing of the owner's.
-		other := newTenant(1)
-		claimer := other.object("claimer", func(o *v1alpha1.ConversationWebhook) {
-			o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: upper}
-		})
-		Expect(k8sClient.Create(ctx, claimer)).To(Succeed())
-		waitStalled(claimer, v1alpha1.ReasonSidConflict)
-		Expect(k8sClient.Delete(ctx, claimer)).To(Succeed())
-		waitGone(claimer)
+		claimLosesAndGoes(newTenant(1), upper)
 		Expect(countFor(sid, twiliofake.OpDelete) + countFor(upper, twiliofake.OpDelete)).To(BeZero())
 
 		// The owner's own SID in upper case (as a GitOps tool may keep applying
@@ -262,6 +249,19 @@ var _ = Describe("Trust: what a user can write", func() {
 
 // setAnnotations writes annotations on an object as a user would (an empty
 // value removes the annotation), retrying on conflicts with the operator.
+// claimLosesAndGoes creates an object of t that claims sid by annotation, sees
+// it lose (SidConflict: another object records sid) and deletes it.
+func claimLosesAndGoes(t *tenant, sid string) {
+	GinkgoHelper()
+	claimer := t.object("claimer", func(o *v1alpha1.ConversationWebhook) {
+		o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: sid}
+	})
+	Expect(k8sClient.Create(ctx, claimer)).To(Succeed())
+	waitStalled(claimer, v1alpha1.ReasonSidConflict)
+	Expect(k8sClient.Delete(ctx, claimer)).To(Succeed())
+	waitGone(claimer)
+}
+
 func setAnnotations(o *v1alpha1.ConversationWebhook, kv map[string]string) {
 	GinkgoHelper()
 	Eventually(func() error {
