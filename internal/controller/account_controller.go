@@ -128,9 +128,7 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		// Twilio or the API server failed in a way a retry may fix: keep what was
 		// verified (a Twilio outage must not stop every webhook of the account),
 		// its limits included (after a restart too).
-		if ready := meta.FindStatusCondition(acc.status.Conditions, v1alpha1.ConditionReady); ready != nil &&
-			ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == obj.GetGeneration() &&
-			twilio.IsAccountSid(acc.status.AccountSid) {
+		if verified(acc.status, obj.GetGeneration()) {
 			r.setLimits(acc.status.AccountSid, key, acc)
 		}
 		return ctrl.Result{}, err

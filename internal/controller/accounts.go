@@ -86,10 +86,8 @@ func (r *ConversationWebhookReconciler) resolveAccount(ctx context.Context, obj 
 		acc.secret = types.NamespacedName{Namespace: a.Spec.CredentialsSecretRef.Namespace, Name: a.Spec.CredentialsSecretRef.Name}
 		acc.limits, status, generation, acc.uid = a.Spec.Limits, &a.Status, a.Generation, a.UID
 	}
-	ready := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
-	if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != generation ||
-		!twilio.IsAccountSid(status.AccountSid) {
-		return nil, &accountWaitError{account: acc.key, rejected: ready != nil && ready.Status == metav1.ConditionFalse}
+	if !verified(status, generation) {
+		return nil, &accountWaitError{account: acc.key, rejected: meta.IsStatusConditionFalse(status.Conditions, v1alpha1.ConditionReady)}
 	}
 	acc.accountSid = status.AccountSid
 	if rec := obj.Status.AccountSid; rec != "" && obj.Status.Sid != "" && rec != acc.accountSid {
@@ -99,6 +97,14 @@ func (r *ConversationWebhookReconciler) resolveAccount(ctx context.Context, obj 
 				"between accounts\" says", obj.Status.Sid, rec, acc.key, acc.accountSid))
 	}
 	return acc, nil
+}
+
+// verified says an account's status records credentials Twilio accepted for
+// its current spec: Ready=True at its generation, with a well-formed account SID.
+func verified(status *v1alpha1.TwilioAccountStatus, generation int64) bool {
+	ready := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
+	return ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == generation &&
+		twilio.IsAccountSid(status.AccountSid)
 }
 
 func accountGetError(err error, what string) error {
