@@ -167,7 +167,7 @@ func (r *AccountReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	if r.Cluster {
 		name = "clustertwilioaccount"
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, r.newObject(), secretIndex, func(o client.Object) []string {
+	if err := indexClusterWide(ctx, mgr.GetCache(), r.newObject(), secretIndex, func(o client.Object) []string {
 		return []string{accountOf(o).secret.String()}
 	}); err != nil {
 		return err

@@ -185,7 +185,7 @@ func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1al
 }
 
 func (r *ConversationWebhookReconciler) setupAccountIndex(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ConversationWebhook{}, accountIndex, func(o client.Object) []string {
+	return indexClusterWide(ctx, mgr.GetCache(), &v1alpha1.ConversationWebhook{}, accountIndex, func(o client.Object) []string {
 		if key := r.accountKey(o.(*v1alpha1.ConversationWebhook)); key != "" {
 			return []string{key}
 		}

@@ -40,7 +40,7 @@ func sidsOf(o *v1alpha1.ConversationWebhook) []string {
 }
 
 func (r *ConversationWebhookReconciler) setupSidIndex(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
+	return indexClusterWide(ctx, mgr.GetCache(), &v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
 		return sidsOf(o.(*v1alpha1.ConversationWebhook))
 	})
 }
