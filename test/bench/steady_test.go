@@ -1,0 +1,81 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+)
+
+func TestMeasureSteady(t *testing.T) {
+	const period = 100 * time.Second
+	t0 := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	fetch := func(sid string, s float64) twiliofake.Request {
+		return twiliofake.Request{Time: at(s), Operation: twiliofake.OpFetch, WebhookSid: sid}
+	}
+	// Each webhook fetched once a period (jittered): WH1 at 10, 105, 200; WH2 at
+	// 80, 180 (logged out of order). The first whole intervals: 95 and 100.
+	periodic := []twiliofake.Request{fetch("WH1", 10), fetch("WH2", 180), fetch("WH1", 105), fetch("WH2", 80), fetch("WH1", 200)}
+	fetches := map[string]int{twiliofake.OpFetch: 5, twiliofake.OpConfiguration: 2}
+	for _, tc := range []struct {
+		name        string
+		reqs        []twiliofake.Request
+		counts      map[string]int
+		sids        []string
+		first       []time.Duration
+		shortest    time.Duration
+		short, miss int
+		ok          bool
+	}{
+		{name: "once a period", reqs: periodic, counts: fetches, sids: []string{"WH1", "WH2"},
+			first: []time.Duration{95 * time.Second, 100 * time.Second}, shortest: 95 * time.Second, ok: true},
+		{name: "a webhook fetched once only", reqs: periodic, counts: fetches, sids: []string{"WH1", "WH2", "WH3"},
+			first: []time.Duration{95 * time.Second, 100 * time.Second}, shortest: 95 * time.Second, miss: 1},
+		{name: "an extra fetch soon after another", counts: fetches, sids: []string{"WH1", "WH2"},
+			reqs:  append([]twiliofake.Request{fetch("WH2", 82)}, periodic...),
+			first: []time.Duration{95 * time.Second, 2 * time.Second}, shortest: 2 * time.Second, short: 1},
+		{name: "a call other than a fetch", reqs: periodic, sids: []string{"WH1", "WH2"},
+			counts: map[string]int{twiliofake.OpFetch: 5, twiliofake.OpUpdate: 1},
+			first:  []time.Duration{95 * time.Second, 100 * time.Second}, shortest: 95 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := measureSteady(tc.reqs, tc.counts, tc.sids, period)
+			if len(got.first) != len(tc.first) {
+				t.Fatalf("first intervals %v, want %v", got.first, tc.first)
+			}
+			for i := range tc.first {
+				if got.first[i] != tc.first[i] {
+					t.Fatalf("first intervals %v, want %v", got.first, tc.first)
+				}
+			}
+			if got.shortest != tc.shortest || got.short != tc.short || got.missing != tc.miss {
+				t.Errorf("shortest %s, short %d, missing %d; want %s, %d, %d", got.shortest, got.short, got.missing, tc.shortest, tc.short, tc.miss)
+			}
+			if got.ok() != tc.ok {
+				t.Errorf("ok() = %v, want %v (%s)", got.ok(), tc.ok, got.text(len(tc.sids)))
+			}
+		})
+	}
+}
+
+// The estimate of fetches per period is the period over the mean first
+// interval, with the mean's standard error.
+func TestSteadyPerPeriod(t *testing.T) {
+	s := steady{period: 100 * time.Second, first: []time.Duration{90 * time.Second, 110 * time.Second, 90 * time.Second, 110 * time.Second}}
+	rate, stderr := s.perPeriod()
+	if rate != 1 {
+		t.Errorf("rate %v, want 1", rate)
+	}
+	// sd of {90,110,90,110} (n-1) = 11.547; / mean 100 / sqrt(4) = 0.0577.
+	if stderr < 0.0577 || stderr > 0.0578 {
+		t.Errorf("stderr %v, want 0.0577", stderr)
+	}
+	s.first = []time.Duration{50 * time.Second, 50 * time.Second}
+	if rate, _ := s.perPeriod(); rate != 2 {
+		t.Errorf("fetched every half period: rate %v, want 2", rate)
+	}
+	if s.ok() {
+		t.Error("fetched every half period, yet ok")
+	}
+}
