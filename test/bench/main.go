@@ -299,13 +299,7 @@ func run() error {
 	}
 
 	// Steady state: the Twilio calls of the converged operator (steadyWindow).
-	fake.ResetLog()
-	time.Sleep(steadyWindow(s.syncPeriod))
-	var sids []string
-	for _, h := range fake.Webhooks() {
-		sids = append(sids, h.Sid)
-	}
-	steady := measureSteady(fake.Requests(), fake.Counts(), sids, s.syncPeriod)
+	steady := watchSteady(fake, s.syncPeriod, func() { time.Sleep(steadyWindow(s.syncPeriod)) })
 	fmt.Printf("bench: steady state: %s\n", steady.text(s.n))
 
 	// Delete 10% of the webhooks behind the operator's back; time until all are back.

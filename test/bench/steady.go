@@ -36,6 +36,22 @@ type steady struct {
 	missing int
 }
 
+// watchSteady logs the fake's requests while wait runs and measures the
+// steady state of the webhooks the fake holds. The bench keeps the request log
+// off while converging (N creates are many entries), so it is turned on here,
+// for the window only.
+func watchSteady(fake *twiliofake.Server, period time.Duration, wait func()) steady {
+	fake.ResetLog()
+	fake.SetRecordRequests(true)
+	defer fake.SetRecordRequests(false)
+	wait()
+	var sids []string
+	for _, h := range fake.Webhooks() {
+		sids = append(sids, h.Sid)
+	}
+	return measureSteady(fake.Requests(), fake.Counts(), sids, period)
+}
+
 // measureSteady reads the fake's request log of the window for the webhooks sids.
 func measureSteady(reqs []twiliofake.Request, counts map[string]int, sids []string, period time.Duration) steady {
 	out := steady{period: period, counts: counts, shortest: -1}

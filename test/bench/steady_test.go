@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -77,5 +79,52 @@ func TestSteadyPerPeriod(t *testing.T) {
 	}
 	if s.ok() {
 		t.Error("fetched every half period, yet ok")
+	}
+}
+
+// watchSteady measures the fetches the fake answers while it waits, even though
+// the bench keeps the fake's request log off while converging (the bug this
+// guards against: a log left off measured no fetches at all).
+func TestWatchSteadyLogsTheWindow(t *testing.T) {
+	const (
+		acct = "AC00000000000000000000000000000001"
+		tok  = "token0000000000000000000000000001"
+		conv = "CH00000000000000000000000000000001"
+	)
+	fake := twiliofake.New()
+	fake.AddAccount(acct, tok)
+	fake.AddConversation(acct, conv)
+	fake.SetRecordRequests(false) // as the bench converges
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	hook := twiliofake.Webhook{ConversationSid: conv, Target: "webhook", URL: "https://example.com/hook", Method: "POST"}
+	wh1, wh2 := fake.CreateWebhook(hook), fake.CreateWebhook(hook)
+	fetch := func(sid string) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1/Conversations/"+conv+"/Webhooks/"+sid, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(acct, tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("fetch %s: %d", sid, resp.StatusCode)
+		}
+	}
+	fetch(wh1) // before the window: not counted
+	got := watchSteady(fake, time.Minute, func() {
+		fetch(wh1)
+		fetch(wh2)
+		fetch(wh1)
+	})
+	if len(got.first) != 1 || got.missing != 1 || got.counts[twiliofake.OpFetch] != 3 {
+		t.Errorf("first intervals %v, missing %d, counts %v; want one interval (%s), one missing (%s), 3 fetches",
+			got.first, got.missing, got.counts, wh1, wh2)
+	}
+	if got.short != 1 {
+		t.Errorf("short %d, want 1 (two fetches of %s in the window, well under a period apart)", got.short, wh1)
 	}
 }
