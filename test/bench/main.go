@@ -277,7 +277,7 @@ func run() error {
 	}
 	converge := time.Since(start)
 	cpu := cpuShare(cpuBefore, cpuTimes(mgr.PID()), converge)
-	counts, faults := fake.Counts(), fake.FaultCounts()
+	counts, refused, faults := fake.Counts(), fake.RefusedCounts(), fake.FaultCounts()
 	latencies := peak.means()
 	ceiling := peak.stopCeiling()
 	fmt.Printf("bench: %d Ready after %s\n", s.n, converge.Round(time.Millisecond))
@@ -318,7 +318,7 @@ func run() error {
 	fmt.Printf("bench: re-converged after deleting %d webhooks in %s\n", len(hooks)/10, reconverge.Round(time.Millisecond))
 
 	rss, heap, goroutines := peak.peaks()
-	return report(s, result{converge: converge, counts: counts, faults: faults, steady: steady, reconverge: reconverge,
+	return report(s, result{converge: converge, counts: counts, refused: refused, faults: faults, steady: steady, reconverge: reconverge,
 		deleted: len(hooks) / 10, rss: rss, heap: heap, goroutines: goroutines, series: series, ceiling: ceiling, latencies: latencies, cpu: cpu})
 }
 

@@ -99,14 +99,17 @@ type Server struct {
 	maxInFlight int
 	// inFlight counts requests in flight per account (by the SID their
 	// credentials name; "" for none), as Twilio limits each account.
-	inFlight       map[string]int
-	rps            float64
-	burst          int
-	retryAfter429  time.Duration
-	script         []Fault
-	random         *randomFaults
-	injected       map[FaultKind]int
-	counts         map[string]int
+	inFlight      map[string]int
+	rps           float64
+	burst         int
+	retryAfter429 time.Duration
+	script        []Fault
+	random        *randomFaults
+	injected      map[FaultKind]int
+	counts        map[string]int
+	// refused counts, by operation, the requests the account's limits
+	// refused with a 429 (in flight or rate) before serving them.
+	refused        map[string]int
 	log            []Request
 	recordRequests bool
 	maxPerConv     int
@@ -127,6 +130,7 @@ func New() *Server {
 		webhooks:       map[string]*Webhook{},
 		injected:       map[FaultKind]int{},
 		counts:         map[string]int{},
+		refused:        map[string]int{},
 		inFlight:       map[string]int{},
 		recordRequests: true,
 		maxPerConv:     5,
@@ -294,12 +298,22 @@ func (s *Server) Counts() map[string]int {
 	return maps.Clone(s.counts)
 }
 
+// RefusedCounts returns, by operation, how many requests the account limits
+// (SetMaxInFlight, SetAccountRate) refused with a 429: a refused create made no
+// webhook.
+func (s *Server) RefusedCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.refused)
+}
+
 // ResetLog clears the request log, the counts and the fault counts.
 func (s *Server) ResetLog() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log = nil
 	s.counts = map[string]int{}
+	s.refused = map[string]int{}
 	s.injected = map[FaultKind]int{}
 }
 

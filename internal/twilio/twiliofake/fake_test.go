@@ -257,6 +257,9 @@ func TestConcurrencyLimitAnswers429(t *testing.T) {
 	if e.fake.FaultCounts()[twiliofake.FaultConcurrencyLimit] != count[429] {
 		t.Fatalf("fault counts %v", e.fake.FaultCounts())
 	}
+	if got := e.fake.RefusedCounts(); got[twiliofake.OpList] != count[429] || len(got) != 1 {
+		t.Fatalf("refused counts %v, want %d lists", got, count[429])
+	}
 }
 
 func TestAccountRateAnswers429WithCode(t *testing.T) {
@@ -268,6 +271,17 @@ func TestAccountRateAnswers429WithCode(t *testing.T) {
 	}
 	if got[0].Status != 200 || got[1].Status != 200 || got[2].Status != 429 || got[2].Code != 20429 {
 		t.Fatalf("statuses %+v", got)
+	}
+	// A create refused by the rate made no webhook, and is counted as refused.
+	if a := e.do(t, http.MethodPost, "/v1/Conversations/"+conv+"/Webhooks", webhookForm(), account, token); a.Status != 429 {
+		t.Fatalf("create past the rate: %d", a.Status)
+	}
+	refused := e.fake.RefusedCounts()
+	if refused[twiliofake.OpCreate] != 1 || refused[twiliofake.OpList] != 2 || len(e.fake.Webhooks()) != 0 {
+		t.Fatalf("refused %v, %d webhooks; want 1 create and 2 lists refused, no webhook", refused, len(e.fake.Webhooks()))
+	}
+	if e.fake.ResetLog(); len(e.fake.RefusedCounts()) != 0 {
+		t.Fatal("ResetLog kept the refused counts")
 	}
 }
 

@@ -186,11 +186,13 @@ func (s *Server) admit(r *http.Request, op string) (Fault, func()) {
 	}
 	if s.maxInFlight > 0 && s.inFlight[acct] >= s.maxInFlight {
 		s.injected[FaultConcurrencyLimit]++
+		s.refused[op]++
 		return Fault{Kind: FaultConcurrencyLimit}, func() {}
 	}
 	if hasUser {
 		if a := s.accounts[acct]; a != nil && a.limiter != nil && !a.limiter.Allow() {
 			s.injected[FaultAccountRate]++
+			s.refused[op]++
 			return Fault{Kind: FaultAccountRate, RetryAfter: s.retryAfter429}, func() {}
 		}
 	}
