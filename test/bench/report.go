@@ -101,7 +101,8 @@ func report(s settings, r result) error {
 		bound.Round(time.Millisecond), boundRate.Round(time.Millisecond), boundConc.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| ratio | %.3f | ≤ %.2f: %s |\n", ratio, wantRatio, check(ratio <= wantRatio))
 	accepted := float64(r.counts[twiliofake.OpCreate]-r.refused[twiliofake.OpCreate]) / float64(s.n)
-	fmt.Fprintf(&b, "| Twilio calls per webhook while converging | create %.3f (%.3f refused by a 429, so %.3f made a webhook), fetch %.3f, update %.3f, list %.3f, delete %.3f | creates that made a webhook ≤ %.2f: %s |\n",
+	fmt.Fprintf(&b, "| Twilio calls per webhook while converging | create %.3f (%.3f refused by a 429, so %.3f made a webhook), "+
+		"fetch %.3f, update %.3f, list %.3f, delete %.3f | creates that made a webhook ≤ %.2f: %s |\n",
 		per("create"), float64(r.refused[twiliofake.OpCreate])/float64(s.n), accepted, per("fetch"), per("update"), per("list"), per("delete"),
 		targetCreatesPerWH, check(accepted <= targetCreatesPerWH))
 	fmt.Fprintf(&b, "| 429s received | %d of %d requests (%.2f%%), %.3f per webhook | %s: %s |\n",

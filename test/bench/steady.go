@@ -45,8 +45,9 @@ func watchSteady(fake *twiliofake.Server, period time.Duration, wait func()) ste
 	fake.SetRecordRequests(true)
 	defer fake.SetRecordRequests(false)
 	wait()
-	var sids []string
-	for _, h := range fake.Webhooks() {
+	hooks := fake.Webhooks()
+	sids := make([]string, 0, len(hooks))
+	for _, h := range hooks {
 		sids = append(sids, h.Sid)
 	}
 	return measureSteady(fake.Requests(), fake.Counts(), sids, period)
