@@ -5,9 +5,12 @@
 package twilio
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -301,7 +304,7 @@ func toAPIError(op string, err error, info *answer) *APIError {
 		base.Code, base.MoreInfo = restErr.Code, restErr.MoreInfo
 		base.Message = "the Twilio library refused the request before sending it: " + restErr.Message
 		return &base
-	case isRest && info.status >= 400 && restErr.Code != codeUnknown:
+	case isRest && info.status >= 400 && restErr.Code != codeUnknown && info.twilioJSON:
 		base.Code, base.Message, base.MoreInfo = restErr.Code, restErr.Message, restErr.MoreInfo
 		return &base
 	case info.status >= 400:
@@ -309,7 +312,7 @@ func toAPIError(op string, err error, info *answer) *APIError {
 		// balancer or a wrong API URL answered.
 		what := "not JSON"
 		if isRest {
-			what = "JSON without a Twilio error code"
+			what = "JSON that is not Twilio's error (one object with a non-zero \"code\")"
 		}
 		base.Message = fmt.Sprintf("%s, body %s", http.StatusText(info.status), what)
 		base.Err = fmt.Errorf("%w: %s", errNotTwilio, what)
@@ -352,6 +355,27 @@ type answer struct {
 	status      int
 	contentType string
 	retryAfter  time.Duration
+	// twilioJSON: an error answer's body is one JSON object with Twilio's
+	// "code" key holding a non-zero integer, and nothing after it. twilio-go
+	// decodes error bodies leniently (the first JSON value, keys in any case,
+	// trailing bytes ignored); this is the strict reading.
+	twilioJSON bool
+}
+
+// maxErrorBody bounds how much of an error answer is read to check that it is
+// Twilio's error JSON; Twilio's are a few hundred bytes.
+const maxErrorBody = 64 << 10
+
+// isTwilioErrorJSON reports whether body is Twilio's error JSON: exactly one
+// JSON object whose "code" key (in that case) is a non-zero integer.
+func isTwilioErrorJSON(body []byte) bool {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return false
+	}
+	var code int
+	raw, ok := fields["code"]
+	return ok && json.Unmarshal(raw, &code) == nil && code != codeUnknown
 }
 
 // rewriteTransport sends every request to the configured base URL.
@@ -390,9 +414,23 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.info.contentType = resp.Header.Get("Content-Type")
 		t.info.retryAfter = parseRetryAfter(resp.Header.Get(retryAfterHeader), time.Now())
 		code = fmt.Sprint(resp.StatusCode)
+		if resp.StatusCode >= 400 {
+			t.info.twilioJSON = checkErrorBody(resp)
+		}
 	}
 	t.metrics.observe(t.op, code, time.Since(start))
 	return resp, err
+}
+
+// checkErrorBody reads up to maxErrorBody of an error answer, reports whether it
+// is Twilio's error JSON, and leaves the whole body for twilio-go to read.
+func checkErrorBody(resp *http.Response) bool {
+	head, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	return err == nil && len(head) <= maxErrorBody && isTwilioErrorJSON(head)
 }
 
 // limiterLocked returns the account's limiter, created with its limits.

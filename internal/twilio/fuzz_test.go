@@ -116,6 +116,8 @@ func FuzzWebhookAnswer(f *testing.F) {
 	f.Add(401, ``)
 	f.Add(404, `<html>404 Not Found</html>`)
 	f.Add(404, `{"message":"no code"}`)
+	f.Add(404, `{"Code":1}0`) // twilio-go reads the first JSON value and any key case
+	f.Add(404, `{"code":20404}{"code":20404}`)
 	f.Add(404, `{"code":50360,"message":"Webhook not found","status":404}`)
 	f.Add(201, `{"sid":null,"target":"webhook"}`)
 	f.Add(200, `{"sid":"WH1","conversation_sid":null,"target":null,"configuration":null}`)
@@ -138,10 +140,12 @@ func FuzzWebhookAnswer(f *testing.F) {
 			t.Fatal(err)
 		}
 		c, _ := fac.For(Credentials{AccountSid: "AC00000000000000000000000000000001", AuthToken: "tokenSECRET"})
-		var code struct {
-			Code int `json:"code"`
-		}
-		twilioCode := json.Unmarshal([]byte(body), &code) == nil && code.Code != 0
+		// Twilio's error JSON: one object, its "code" key (in that case) a
+		// non-zero integer, nothing after it.
+		var fields map[string]json.RawMessage
+		var code int
+		twilioCode := json.Unmarshal([]byte(body), &fields) == nil &&
+			json.Unmarshal(fields["code"], &code) == nil && code != 0
 		created, createErr := c.CreateWebhook(t.Context(), Scope{ConversationSid: "CH1"}, CreateWebhookInput{Target: "webhook"})
 		if msg := checkCreateAnswer(status, twilioCode, created, createErr); msg != "" {
 			t.Fatalf("create answered %d %q: %s", status, body, msg)
