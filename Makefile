@@ -66,12 +66,12 @@ envtest-assets: setup-envtest ## Provision kube-apiserver and etcd for envtest (
 .PHONY: test
 test: manifests generate fmt vet setup-envtest ## Run all tests (unit, client, fake, envtest).
 	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
-		go test ./... -coverprofile cover.out
+		go test ./... -timeout 30m -coverprofile cover.out
 
 .PHONY: test-race
 test-race: setup-envtest ## Run the unit and envtest packages (internal/, cmd/) with the race detector, never from the test cache.
 	KUBEBUILDER_ASSETS="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh)" \
-		go test -race -count=1 ./internal/... ./cmd/...
+		go test -race -count=1 -timeout 30m ./internal/... ./cmd/...
 
 .PHONY: test-live
 test-live: ## Run the live contract suite against real Twilio (TWILIO_* credentials); skips without them.

@@ -235,11 +235,15 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 			return &APIError{Operation: op, Message: ErrNotSent.Error(), Err: ErrNotSent}
 		}
 		info := &answer{}
-		// twilio-go reads and closes the body inside call, so the attempt's
-		// context can end as soon as call returns. The slot is held for the
-		// request alone, never while the caller writes to the API server.
+		// twilio-go reads the body inside call (and closes a success's), so
+		// the body is closed and the attempt's context ends as soon as call
+		// returns. The slot is held for the request alone, never while the
+		// caller writes to the API server.
 		attemptCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
 		err := call(c.service(attemptCtx, op, info))
+		if info.body != nil {
+			_ = info.body.Close()
+		}
 		cancel()
 		if err == nil && info.status >= 300 && info.status < 400 {
 			err = fmt.Errorf("%w: redirected (HTTP %d)", errNotTwilio, info.status)
@@ -304,8 +308,10 @@ func toAPIError(op string, err error, info *answer) *APIError {
 		base.Code, base.MoreInfo = restErr.Code, restErr.MoreInfo
 		base.Message = "the Twilio library refused the request before sending it: " + restErr.Message
 		return &base
-	case isRest && info.status >= 400 && restErr.Code != codeUnknown && info.twilioJSON:
-		base.Code, base.Message, base.MoreInfo = restErr.Code, restErr.Message, restErr.MoreInfo
+	case info.twilio != nil:
+		// The code is the one the strict reading found, never twilio-go's
+		// (which takes the last key matching "code" in any case).
+		base.Code, base.Message, base.MoreInfo = info.twilio.Code, info.twilio.Message, info.twilio.MoreInfo
 		return &base
 	case info.status >= 400:
 		// An error status whose body is not Twilio's error JSON: a proxy, a load
@@ -355,27 +361,46 @@ type answer struct {
 	status      int
 	contentType string
 	retryAfter  time.Duration
-	// twilioJSON: an error answer's body is one JSON object with Twilio's
-	// "code" key holding a non-zero integer, and nothing after it. twilio-go
-	// decodes error bodies leniently (the first JSON value, keys in any case,
-	// trailing bytes ignored); this is the strict reading.
-	twilioJSON bool
+	// twilio is an error answer's body when it is Twilio's error JSON (see
+	// readTwilioError), else nil. twilio-go decodes error bodies leniently (the
+	// first JSON value, keys in any case, trailing bytes ignored); this is the
+	// strict reading, and the only one that classifies an answer.
+	twilio *twilioError
+	// body is the answer's body, closed once the attempt is over: twilio-go
+	// does not close an error answer's body.
+	body io.Closer
+}
+
+// twilioError is Twilio's error JSON, read with the keys' exact names.
+type twilioError struct {
+	Code     int
+	Message  string
+	MoreInfo string
 }
 
 // maxErrorBody bounds how much of an error answer is read to check that it is
 // Twilio's error JSON; Twilio's are a few hundred bytes.
 const maxErrorBody = 64 << 10
 
-// isTwilioErrorJSON reports whether body is Twilio's error JSON: exactly one
-// JSON object whose "code" key (in that case) is a non-zero integer.
-func isTwilioErrorJSON(body []byte) bool {
+// readTwilioError returns body as Twilio's error JSON, or nil when it is not:
+// exactly one JSON object whose "code" key (in that case) is a non-zero
+// integer. Its "message" and "more_info" are kept when they are strings.
+func readTwilioError(body []byte) *twilioError {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(body, &fields) != nil {
-		return false
+		return nil
 	}
-	var code int
-	raw, ok := fields["code"]
-	return ok && json.Unmarshal(raw, &code) == nil && code != codeUnknown
+	var e twilioError
+	if json.Unmarshal(fields["code"], &e.Code) != nil || e.Code == codeUnknown {
+		return nil
+	}
+	if raw, ok := fields["message"]; ok {
+		_ = json.Unmarshal(raw, &e.Message)
+	}
+	if raw, ok := fields["more_info"]; ok {
+		_ = json.Unmarshal(raw, &e.MoreInfo)
+	}
+	return &e
 }
 
 // rewriteTransport sends every request to the configured base URL.
@@ -414,23 +439,28 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.info.contentType = resp.Header.Get("Content-Type")
 		t.info.retryAfter = parseRetryAfter(resp.Header.Get(retryAfterHeader), time.Now())
 		code = fmt.Sprint(resp.StatusCode)
+		t.info.body = resp.Body
 		if resp.StatusCode >= 400 {
-			t.info.twilioJSON = checkErrorBody(resp)
+			t.info.twilio = readErrorBody(resp)
 		}
 	}
 	t.metrics.observe(t.op, code, time.Since(start))
 	return resp, err
 }
 
-// checkErrorBody reads up to maxErrorBody of an error answer, reports whether it
-// is Twilio's error JSON, and leaves the whole body for twilio-go to read.
-func checkErrorBody(resp *http.Response) bool {
+// readErrorBody reads up to maxErrorBody of an error answer, returns it as
+// Twilio's error JSON (nil when it is not, or is longer, or could not be read
+// whole), and leaves the whole body for twilio-go to read.
+func readErrorBody(resp *http.Response) *twilioError {
 	head, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
 	resp.Body = struct {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
-	return err == nil && len(head) <= maxErrorBody && isTwilioErrorJSON(head)
+	if err != nil || len(head) > maxErrorBody {
+		return nil
+	}
+	return readTwilioError(head)
 }
 
 // limiterLocked returns the account's limiter, created with its limits.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,6 +307,53 @@ func TestNonJSONAndConnectionErrorsAreTransient(t *testing.T) {
 			_, err = c.FetchWebhook(t.Context(), twilio.Scope{ConversationSid: conv}, "WH0000000000000000000000000000000f")
 			if !twilio.IsRetryable(err) || twilio.IsTerminal(err) || twilio.IsNotFound(err) {
 				t.Fatalf("%v: want transient", err)
+			}
+		})
+	}
+}
+
+// countingBodies answers every request with status and body, and counts the
+// bodies closed.
+type countingBodies struct {
+	status int
+	body   string
+	closed atomic.Int32
+}
+
+type countedBody struct {
+	*strings.Reader
+	closed *atomic.Int32
+}
+
+func (b countedBody) Close() error { b.closed.Add(1); return nil }
+
+func (c *countingBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: c.status, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: countedBody{strings.NewReader(c.body), &c.closed}, Request: req,
+	}, nil
+}
+
+// Every answer's body is closed once its attempt is over: twilio-go closes a
+// success's but not an error's, and a transport that ignores the attempt's
+// context would otherwise keep the connection.
+func TestEveryAnswerBodyIsClosed(t *testing.T) {
+	for name, tr := range map[string]*countingBodies{
+		"Twilio's 404":  {status: 404, body: `{"code":20404,"message":"Not Found","status":404}`},
+		"a proxy's 502": {status: 502, body: "<html>bad gateway</html>"},
+		"a fetched 200": {status: 200, body: `{"sid":"WH0000000000000000000000000000000f","target":"webhook","configuration":{"url":"https://e.com"}}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, err := twilio.NewFactory(twilio.Options{BaseURL: "https://conversations.twilio.com", MaxAttempts: 1, Transport: tr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := f.For(twilio.Credentials{AccountSid: account, AuthToken: authToken})
+			scope := twilio.Scope{ConversationSid: conv}
+			_, _ = c.FetchWebhook(t.Context(), scope, "WH0000000000000000000000000000000f")
+			_ = c.DeleteWebhook(t.Context(), scope, "WH0000000000000000000000000000000f")
+			if n := tr.closed.Load(); n < 2 {
+				t.Fatalf("%d of 2 answers' bodies closed", n)
 			}
 		})
 	}

@@ -62,6 +62,12 @@ var answerShapes = []struct {
 	{"JSON 404/20404 longer than an error answer", 404, "application/json",
 		`{"code":20404,"message":"` + strings.Repeat("x", 70<<10) + `","status":404}`,
 		class{retryable: true, notTwilio: true}, 0},
+	// The code is read from "code" alone, never from another case of it
+	// (twilio-go takes the last key matching in any case).
+	{"Twilio 404/1 with a Code of 20404", 404, "application/json", `{"code":1,"Code":20404,"message":"m","status":404}`,
+		class{terminal: true}, 1},
+	{"Twilio 404/1 with a CODE of 50360", 404, "application/json", `{"code":1,"CODE":50360,"message":"m","status":404}`,
+		class{terminal: true}, 1},
 	{"Twilio 404/20404 with white space around it", 404, "application/json", "\n " + twilioJSON(404, 20404) + "\n",
 		class{notFound: true, terminal: true}, 20404},
 	{"Twilio 404/50360", 404, "application/json", twilioJSON(404, 50360), class{notFound: true, terminal: true}, 50360},

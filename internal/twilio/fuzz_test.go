@@ -118,6 +118,7 @@ func FuzzWebhookAnswer(f *testing.F) {
 	f.Add(404, `{"message":"no code"}`)
 	f.Add(404, `{"Code":1}0`) // twilio-go reads the first JSON value and any key case
 	f.Add(404, `{"code":20404}{"code":20404}`)
+	f.Add(404, `{"code":1,"Code":20404}`) // the code is "code"'s, not twilio-go's last match in any case
 	f.Add(404, `{"code":50360,"message":"Webhook not found","status":404}`)
 	f.Add(201, `{"sid":null,"target":"webhook"}`)
 	f.Add(200, `{"sid":"WH1","conversation_sid":null,"target":null,"configuration":null}`)
@@ -151,6 +152,9 @@ func FuzzWebhookAnswer(f *testing.F) {
 			t.Fatalf("create answered %d %q: %s", status, body, msg)
 		}
 		wh, err := c.FetchWebhook(t.Context(), Scope{ConversationSid: "CH1"}, fuzzSid)
+		if e := AsAPIError(err); twilioCode && status >= 400 && e != nil && e.Code != code {
+			t.Fatalf("fetch answered %d %q: code %d, the body's \"code\" is %d", status, body, e.Code, code)
+		}
 		if msg := checkFetchAnswer(status, twilioCode, wh, err); msg != "" {
 			t.Fatalf("fetch answered %d %q: %s", status, body, msg)
 		}
