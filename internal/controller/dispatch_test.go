@@ -24,14 +24,18 @@ var _ = Describe("Creates sent off the workers", func() {
 	})
 
 	// inFlight creates o with a slow Twilio and returns once its create is
-	// recorded as pending (sent, not answered).
+	// recorded as pending and has reached Twilio, unanswered. (Recorded as
+	// pending is not yet sent: the record is written before the dispatcher
+	// sends, and an object deleted in between is never created at all.)
 	inFlight := func(o *v1alpha1.ConversationWebhook) {
 		GinkgoHelper()
 		fake.SetLatency(600 * time.Millisecond) // under the suite's 1 s Twilio timeout
+		creates := fake.Counts()[twiliofake.OpCreate]
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
-		Eventually(func() *v1alpha1.PendingCreate { return get(o).Status.PendingCreate }).
-			WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).ShouldNot(BeNil())
+		Eventually(func() int { return fake.Counts()[twiliofake.OpCreate] }).
+			WithTimeout(10*time.Second).WithPolling(5*time.Millisecond).Should(BeNumerically(">", creates), "the create reached Twilio")
 		Expect(fakeHooks(o.Spec.ConversationSid)).To(BeEmpty(), "the create is still in flight")
+		Expect(get(o).Status.PendingCreate).NotTo(BeNil(), "a create is recorded as pending before it is sent")
 	}
 
 	It("deleting an object whose create is in flight deletes the webhook the create made, without listing", func() {
