@@ -224,30 +224,11 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 		if err := c.limiter.acquire(ctx); err != nil {
 			return &APIError{Operation: op, Message: "waiting for a request slot of the account: " + err.Error(), Err: err}
 		}
-		if gate := opts.BeforeWrite; gate != nil && (op == OpCreate || op == OpUpdate || op == OpDelete) {
-			if err := gate(); err != nil {
-				c.limiter.release(false, false)
-				return &APIError{Operation: op, Message: "not sent: " + err.Error(), Err: err}
-			}
-		}
-		if sendByPassed(ctx) {
+		if refused := c.holdBack(ctx, op); refused != nil {
 			c.limiter.release(false, false)
-			return &APIError{Operation: op, Message: ErrNotSent.Error(), Err: ErrNotSent}
+			return refused
 		}
-		info := &answer{}
-		// twilio-go reads the body inside call (and closes a success's), so
-		// the body is closed and the attempt's context ends as soon as call
-		// returns. The slot is held for the request alone, never while the
-		// caller writes to the API server.
-		attemptCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
-		err := call(c.service(attemptCtx, op, info))
-		if info.body != nil {
-			_ = info.body.Close()
-		}
-		cancel()
-		if err == nil && info.status >= 300 && info.status < 400 {
-			err = fmt.Errorf("%w: redirected (HTTP %d)", errNotTwilio, info.status)
-		}
+		info, err := c.send(ctx, op, call)
 		if err == nil {
 			c.limiter.release(true, false)
 			return nil
@@ -274,6 +255,40 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 		case <-time.After(wait):
 		}
 	}
+}
+
+// holdBack returns why a request whose slot is held must not be sent: the
+// write gate (BeforeWrite) refused a write, or the caller asked that nothing be
+// sent. Nil means send it.
+func (c *Client) holdBack(ctx context.Context, op string) *APIError {
+	if gate := c.factory.opts.BeforeWrite; gate != nil && (op == OpCreate || op == OpUpdate || op == OpDelete) {
+		if err := gate(); err != nil {
+			return &APIError{Operation: op, Message: "not sent: " + err.Error(), Err: err}
+		}
+	}
+	if sendByPassed(ctx) {
+		return &APIError{Operation: op, Message: ErrNotSent.Error(), Err: ErrNotSent}
+	}
+	return nil
+}
+
+// send makes one attempt and returns twilio-go's error (or the client's own: a
+// redirect is an answer that is not Twilio's) with what the transport recorded.
+// twilio-go reads the body inside call (and closes a success's), so the body is
+// closed and the attempt's context ends as soon as call returns. The slot is
+// held for the request alone, never while the caller writes to the API server.
+func (c *Client) send(ctx context.Context, op string, call func(*conversations.ApiService) error) (*answer, error) {
+	info := &answer{}
+	attemptCtx, cancel := context.WithTimeout(ctx, c.factory.opts.Timeout)
+	defer cancel()
+	err := call(c.service(attemptCtx, op, info))
+	if info.body != nil {
+		_ = info.body.Close()
+	}
+	if err == nil && info.status >= 300 && info.status < 400 {
+		err = fmt.Errorf("%w: redirected (HTTP %d)", errNotTwilio, info.status)
+	}
+	return info, err
 }
 
 // backoff is the jittered exponential wait before attempt+1: base·2^(attempt-1),
