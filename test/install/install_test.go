@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -61,12 +62,24 @@ func findExact(objs []*unstructured.Unstructured, kind, name string) *unstructur
 // managerArgs returns the manager container's args of a Deployment.
 func managerArgs(t *testing.T, dep *unstructured.Unstructured) []string {
 	t.Helper()
+	args, _, _ := unstructured.NestedStringSlice(managerContainer(t, dep), "args")
+	return args
+}
+
+// managerEnv returns the manager container's env (nil when it has none).
+func managerEnv(t *testing.T, dep *unstructured.Unstructured) []interface{} {
+	t.Helper()
+	env, _, _ := unstructured.NestedSlice(managerContainer(t, dep), "env")
+	return env
+}
+
+func managerContainer(t *testing.T, dep *unstructured.Unstructured) map[string]interface{} {
+	t.Helper()
 	containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
 	for _, c := range containers {
 		c := c.(map[string]interface{})
 		if c["name"] == "manager" {
-			args, _, _ := unstructured.NestedStringSlice(c, "args")
-			return args
+			return c
 		}
 	}
 	t.Fatalf("Deployment %s has no manager container", dep.GetName())
@@ -277,6 +290,14 @@ func TestChartAppliesServerSide(t *testing.T) {
 			if find(objs, "ServiceMonitor", "") == nil {
 				t.Error("all-options render has no ServiceMonitor")
 			}
+			wantEnv := []interface{}{
+				map[string]interface{}{"name": "GOMEMLIMIT", "value": "400MiB"},
+				map[string]interface{}{"name": "MEMORY_LIMIT", "valueFrom": map[string]interface{}{
+					"resourceFieldRef": map[string]interface{}{"containerName": "manager", "resource": "limits.memory"}}},
+			}
+			if env := managerEnv(t, dep); !reflect.DeepEqual(env, wantEnv) {
+				t.Errorf("all-options Deployment's env = %v, want manager.extraEnv %v", env, wantEnv)
+			}
 			assertDefaultAccount(t, objs, "twilio-default", map[string]interface{}{
 				"credentialsSecretRef": map[string]interface{}{"namespace": "twilio-credentials", "name": "twilio-default-credentials"},
 				"conditions": []interface{}{
@@ -292,6 +313,9 @@ func TestChartAppliesServerSide(t *testing.T) {
 			}
 			if find(objs, "ClusterTwilioAccount", "") != nil {
 				t.Error("default values render a ClusterTwilioAccount")
+			}
+			if env := managerEnv(t, dep); env != nil {
+				t.Errorf("default values set the manager's env: %v", env)
 			}
 		}
 	}
