@@ -30,9 +30,9 @@ var _ = Describe("Creates sent off the workers", func() {
 	inFlight := func(o *v1alpha1.ConversationWebhook) {
 		GinkgoHelper()
 		fake.SetLatency(600 * time.Millisecond) // under the suite's 1 s Twilio timeout
-		creates := fake.Counts()[twiliofake.OpCreate]
+		creates := fake.Arrived(o.Spec.ConversationSid, twiliofake.OpCreate)
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
-		Eventually(func() int { return fake.Counts()[twiliofake.OpCreate] }).
+		Eventually(func() int { return fake.Arrived(o.Spec.ConversationSid, twiliofake.OpCreate) }).
 			WithTimeout(10*time.Second).WithPolling(5*time.Millisecond).Should(BeNumerically(">", creates), "the create reached Twilio")
 		Expect(fakeHooks(o.Spec.ConversationSid)).To(BeEmpty(), "the create is still in flight")
 		Expect(get(o).Status.PendingCreate).NotTo(BeNil(), "a create is recorded as pending before it is sent")

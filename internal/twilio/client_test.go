@@ -312,25 +312,30 @@ func TestNonJSONAndConnectionErrorsAreTransient(t *testing.T) {
 	}
 }
 
-// countingBodies answers every request with status and body, and counts the
-// bodies closed.
+// countingBodies answers every request with status and body, and keeps each
+// answer's body to check that it was closed.
 type countingBodies struct {
 	status int
 	body   string
-	closed atomic.Int32
+	mu     sync.Mutex
+	bodies []*countedBody
 }
 
 type countedBody struct {
 	*strings.Reader
-	closed *atomic.Int32
+	closed atomic.Bool
 }
 
-func (b countedBody) Close() error { b.closed.Add(1); return nil }
+func (b *countedBody) Close() error { b.closed.Store(true); return nil }
 
 func (c *countingBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	b := &countedBody{Reader: strings.NewReader(c.body)}
+	c.mu.Lock()
+	c.bodies = append(c.bodies, b)
+	c.mu.Unlock()
 	return &http.Response{
 		StatusCode: c.status, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: countedBody{strings.NewReader(c.body), &c.closed}, Request: req,
+		Body: b, Request: req,
 	}, nil
 }
 
@@ -352,8 +357,15 @@ func TestEveryAnswerBodyIsClosed(t *testing.T) {
 			scope := twilio.Scope{ConversationSid: conv}
 			_, _ = c.FetchWebhook(t.Context(), scope, "WH0000000000000000000000000000000f")
 			_ = c.DeleteWebhook(t.Context(), scope, "WH0000000000000000000000000000000f")
-			if n := tr.closed.Load(); n < 2 {
-				t.Fatalf("%d of 2 answers' bodies closed", n)
+			tr.mu.Lock()
+			defer tr.mu.Unlock()
+			if len(tr.bodies) != 2 {
+				t.Fatalf("%d answers, want one fetch and one delete", len(tr.bodies))
+			}
+			for i, b := range tr.bodies {
+				if !b.closed.Load() {
+					t.Errorf("answer %d of 2: body not closed", i+1)
+				}
 			}
 		})
 	}

@@ -107,6 +107,9 @@ type Server struct {
 	random        *randomFaults
 	injected      map[FaultKind]int
 	counts        map[string]int
+	// arrived counts requests by conversation and operation on arrival,
+	// before latency, limits and faults (the log records them answered).
+	arrived map[arrival]int
 	// refused counts, by operation, the requests the account's limits
 	// refused with a 429 (in flight or rate) before serving them.
 	refused        map[string]int
@@ -130,6 +133,7 @@ func New() *Server {
 		webhooks:       map[string]*Webhook{},
 		injected:       map[FaultKind]int{},
 		counts:         map[string]int{},
+		arrived:        map[arrival]int{},
 		refused:        map[string]int{},
 		inFlight:       map[string]int{},
 		recordRequests: true,
@@ -298,6 +302,18 @@ func (s *Server) Counts() map[string]int {
 	return maps.Clone(s.counts)
 }
 
+// arrival keys Server.arrived.
+type arrival struct{ conversation, op string }
+
+// Arrived returns how many requests of operation op on conversationSid's
+// scoped webhooks have reached the fake, counted on arrival: a request still
+// waiting out SetLatency is counted, where Requests lists it once answered.
+func (s *Server) Arrived(conversationSid, op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.arrived[arrival{conversationSid, op}]
+}
+
 // RefusedCounts returns, by operation, how many requests the account limits
 // (SetMaxInFlight, SetAccountRate) refused with a 429: a refused create made no
 // webhook.
@@ -313,6 +329,7 @@ func (s *Server) ResetLog() {
 	defer s.mu.Unlock()
 	s.log = nil
 	s.counts = map[string]int{}
+	s.arrived = map[arrival]int{}
 	s.refused = map[string]int{}
 	s.injected = map[FaultKind]int{}
 }

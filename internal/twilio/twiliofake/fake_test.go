@@ -262,6 +262,38 @@ func TestConcurrencyLimitAnswers429(t *testing.T) {
 	}
 }
 
+// Arrived counts a request, by conversation and operation, as soon as it
+// reaches the fake: while it waits out the latency, before the log has it.
+func TestArrivedCountsRequestsBeforeTheyAreAnswered(t *testing.T) {
+	e := newEnv(t)
+	other := "CH00000000000000000000000000000002"
+	e.fake.AddConversation(account, other)
+	e.fake.SetLatency(time.Second)
+	done := make(chan answer)
+	go func() {
+		done <- e.do(t, http.MethodPost, "/v1/Conversations/"+conv+"/Webhooks", webhookForm(), account, token)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.fake.Arrived(conv, twiliofake.OpCreate) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the create never counted as arrived")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(e.fake.Requests()); n != 0 {
+		t.Fatalf("the log has %d requests while the create is unanswered", n)
+	}
+	if n := e.fake.Arrived(other, twiliofake.OpCreate) + e.fake.Arrived(conv, twiliofake.OpList); n != 0 {
+		t.Fatalf("%d arrivals counted for another conversation or operation", n)
+	}
+	if a := <-done; a.Status != http.StatusCreated {
+		t.Fatalf("create: %d", a.Status)
+	}
+	if e.fake.ResetLog(); e.fake.Arrived(conv, twiliofake.OpCreate) != 0 {
+		t.Fatal("ResetLog kept the arrivals")
+	}
+}
+
 func TestAccountRateAnswers429WithCode(t *testing.T) {
 	e := newEnv(t)
 	e.fake.SetAccountRate(1, 2, 3*time.Second)

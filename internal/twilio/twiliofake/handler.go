@@ -106,6 +106,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	entry := Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path, Operation: op, Form: form, RawBody: string(body)}
 
+	if rt.conversation != "" {
+		s.mu.Lock()
+		s.arrived[arrival{rt.conversation, op}]++
+		s.mu.Unlock()
+	}
 	fault, release := s.admit(r, op)
 	defer release()
 	if s.latencyFor() > 0 {
