@@ -139,10 +139,14 @@ func run(cfg config) error {
 	if lock != nil {
 		go lock.watch(ctx)
 	}
+	// The status gauges are served next to controller-runtime's registry
+	// (the metrics server reads metrics.Registry when it starts).
+	status := controller.NewStatusMetrics()
+	metrics.Registry = controller.WithStatusMetrics(metrics.Registry, status)
 	setup := controller.Setup{
 		Twilio: factory, DefaultAccount: cfg.defaultAccount,
 		SyncPeriod: cfg.syncPeriod, MaxConcurrentReconciles: cfg.maxConcurrent, Fence: fence(lock),
-		Metrics: controller.NewMetrics(metrics.Registry), StatusRegistry: metrics.Registry,
+		Metrics: controller.NewMetrics(metrics.Registry), StatusMetrics: status,
 	}
 	if err := setup.Apply(ctx, mgr); err != nil {
 		return err

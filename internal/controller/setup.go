@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -44,10 +43,10 @@ type Setup struct {
 	MaxConcurrentReconciles  int
 	// Fence stops Twilio writes once the lease may be lost (nil: no election).
 	Fence LeaseFence
-	// Metrics counts drift corrections; StatusRegistry, when set, gets the
-	// status gauges.
-	Metrics        *Metrics
-	StatusRegistry prometheus.Registerer
+	// Metrics counts drift corrections; StatusMetrics, when set, follows the
+	// objects' conditions (served through WithStatusMetrics).
+	Metrics       *Metrics
+	StatusMetrics *StatusMetrics
 }
 
 // Apply adds the controllers to mgr.
@@ -75,8 +74,8 @@ func (s Setup) Apply(ctx context.Context, mgr ctrl.Manager) error {
 	if err := r.SetupWithManager(ctx, mgr, s.MaxConcurrentReconciles); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
-	if s.StatusRegistry != nil {
-		if err := NewStatusMetrics(mgr.GetClient(), s.StatusRegistry).SetupWithManager(mgr); err != nil {
+	if s.StatusMetrics != nil {
+		if err := s.StatusMetrics.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up status metrics: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,14 +25,14 @@ import (
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 )
 
-// statusReg holds the status gauges of the running manager: a fresh registry
-// each time startManager runs, so that a restarted manager registers again.
-var statusReg *prometheus.Registry
+// statusGauges holds the status gauges of the running manager: fresh each
+// time startManager runs.
+var statusGauges *StatusMetrics
 
 // statusSeries returns the status gauges of one object in the running manager.
 func statusSeries(o client.Object) map[string]float64 {
 	GinkgoHelper()
-	out, err := gathered(statusReg, client.ObjectKeyFromObject(o))
+	out, err := gathered(statusGauges, client.ObjectKeyFromObject(o))
 	Expect(err).NotTo(HaveOccurred())
 	return out
 }
@@ -120,7 +123,7 @@ var _ = Describe("status metrics", func() {
 	})
 
 	It("labels no SID, URL or secret", func() {
-		families, err := statusReg.Gather()
+		families, err := statusGauges.Gather()
 		Expect(err).NotTo(HaveOccurred())
 		for _, f := range families {
 			for _, m := range f.GetMetric() {
@@ -147,8 +150,8 @@ func editURL(o *v1alpha1.ConversationWebhook, url string) {
 // without an API server: absent conditions, a stalled reason that changes,
 // recovery, and deletion; a second object is left alone throughout.
 func TestStatusMetricsRecord(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	s := NewStatusMetrics(nil, reg)
+	s := NewStatusMetrics()
+	reg := s
 	a := types.NamespacedName{Namespace: "shop", Name: "orders"}
 	b := types.NamespacedName{Namespace: "shop", Name: "billing"}
 	cond := func(typ string, status metav1.ConditionStatus, reason string) metav1.Condition {
@@ -199,50 +202,143 @@ func TestStatusMetricsRecord(t *testing.T) {
 	}
 }
 
-// Registered through a wrapping registerer (which appends its labels to each
-// series'), every object's series keep their own labels: series built at
-// scrape time share label pairs, never label slices.
-func TestStatusMetricsWrapped(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	s := NewStatusMetrics(nil, prometheus.WrapRegistererWith(prometheus.Labels{"zone": "a"}, reg))
-	keys := []types.NamespacedName{{Namespace: "shop", Name: "orders"}, {Namespace: "shop", Name: "billing"}, {Namespace: "ops", Name: "orders"}}
-	for _, k := range keys {
-		s.record(k, []metav1.Condition{{Type: v1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonConversationNotFound}})
+// The families a scrape builds are the ones client_golang's own gauge vectors
+// give for the same objects, series for series and in the text format byte for
+// byte once lines are sorted (labels sorted by name, as the registry keeps
+// them), and pass the checks prometheus.Gatherers makes of any gatherer.
+func TestStatusMetricsGatherAsGaugeVectorsWould(t *testing.T) {
+	s := NewStatusMetrics()
+	ref := prometheus.NewRegistry()
+	condition := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: conditionMetric, Help: conditionHelp},
+		[]string{labelNamespace, labelName, "condition", "status"})
+	stalled := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: stalledMetric, Help: stalledHelp},
+		[]string{labelNamespace, labelName, "reason"})
+	ref.MustRegister(condition, stalled)
+	reasons := []string{"", v1alpha1.ReasonConversationNotFound, "", v1alpha1.ReasonConfigurationRejected, ""}
+	statuses := []metav1.ConditionStatus{metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown}
+	for i := range 25 {
+		// Two namespaces that share names, in no particular order.
+		key := types.NamespacedName{Namespace: []string{"shop", "billing"}[i%2], Name: fmt.Sprintf("hook-%d", (i*7)%13)}
+		var conditions []metav1.Condition
+		want := [3]metav1.ConditionStatus{metav1.ConditionUnknown, metav1.ConditionFalse, metav1.ConditionFalse}
+		reason := reasons[i%len(reasons)]
+		for c, typ := range statusConditions {
+			if (i+c)%4 == 0 {
+				continue // absent
+			}
+			st := statuses[(i+c)%3]
+			if typ == v1alpha1.ConditionStalled && reason != "" {
+				st = metav1.ConditionTrue
+			}
+			conditions = append(conditions, metav1.Condition{Type: typ, Status: st, Reason: reason})
+			want[c] = st
+		}
+		if want[2] != metav1.ConditionTrue {
+			reason = ""
+		}
+		s.record(key, conditions)
+		stalled.DeletePartialMatch(prometheus.Labels{labelNamespace: key.Namespace, labelName: key.Name})
+		for c, typ := range statusConditions {
+			for _, v := range statusValues {
+				value := 0.0
+				if v == want[c] {
+					value = 1
+				}
+				condition.WithLabelValues(key.Namespace, key.Name, typ, string(v)).Set(value)
+			}
+		}
+		if reason != "" {
+			stalled.WithLabelValues(key.Namespace, key.Name, reason).Set(1)
+		}
 	}
-	families, err := reg.Gather()
+
+	got, err := s.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range keys {
-		got, err := gathered(reg, k)
+	if len(got) != 2 {
+		t.Fatalf("%d families, want 2 (conditions and stalled reasons)", len(got))
+	}
+	for _, f := range got {
+		for _, m := range f.GetMetric() {
+			if !slices.IsSortedFunc(m.GetLabel(), func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) }) {
+				t.Errorf("%s: labels not sorted by name: %v", f.GetName(), m.GetLabel())
+			}
+		}
+	}
+	if _, err := (prometheus.Gatherers{s}).Gather(); err != nil {
+		t.Errorf("prometheus.Gatherers refuses the families: %v", err)
+	}
+	if a, b := scrapeText(t, s), scrapeText(t, ref); a != b {
+		t.Errorf("the scrape differs from gauge vectors'\n got:\n%s\nwant:\n%s", a, b)
+	}
+}
+
+// scrapeText renders g in the text format, lines sorted.
+func scrapeText(t *testing.T, g prometheus.Gatherer) string {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// WithStatusMetrics serves a registry's families and the status families in
+// name order, registers with the registry, leaves an empty status out, and
+// refuses a collector that exports a status family's name.
+func TestWithStatusMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := NewStatusMetrics()
+	served := WithStatusMetrics(reg, s)
+	names := func() []string {
+		t.Helper()
+		families, err := served.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]float64{}
-		for series, v := range gauges("Unknown", "False", "True", v1alpha1.ReasonConversationNotFound) {
-			// gathered sorts the other labels: zone comes last but for reason.
-			series = strings.Replace(series, "}", ",zone=a}", 1)
-			want[series] = v
+		var out []string
+		for _, f := range families {
+			out = append(out, f.GetName())
 		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: got %v, want %v", k, got, want)
-		}
+		return out
 	}
-	if len(families) != 2 {
-		t.Errorf("%d families, want 2", len(families))
+	served.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "zz_total", Help: "z"}),
+		prometheus.NewCounter(prometheus.CounterOpts{Name: "aa_total", Help: "a"}))
+	if got, want := names(), []string{"aa_total", "zz_total"}; !slices.Equal(got, want) {
+		t.Errorf("no object: %v, want %v", got, want)
+	}
+	s.record(types.NamespacedName{Namespace: "shop", Name: "orders"},
+		[]metav1.Condition{{Type: v1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonConversationNotFound}})
+	if got, want := names(), []string{"aa_total", stalledMetric, conditionMetric, "zz_total"}; !slices.Equal(got, want) {
+		t.Errorf("one stalled object: %v, want %v", got, want)
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: stalledMetric, Help: "another"}))
+	if _, err := served.Gather(); err == nil || !strings.Contains(err.Error(), stalledMetric) {
+		t.Errorf("a collector exporting %s: %v, want an error naming it", stalledMetric, err)
 	}
 }
 
 // BenchmarkStatusMetricsScrape renders the status gauges of 10,000 objects
 // as the metrics endpoint does: what one scrape costs the manager.
 func BenchmarkStatusMetricsScrape(b *testing.B) {
-	reg := prometheus.NewRegistry()
-	s := NewStatusMetrics(nil, reg)
+	s := NewStatusMetrics()
 	conditions := []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonAvailable}}
 	for i := range 10000 {
 		s.record(types.NamespacedName{Namespace: fmt.Sprintf("team-%d", i%50), Name: fmt.Sprintf("webhook-%05d", i)}, conditions)
 	}
-	handler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	handler := promhttp.HandlerFor(WithStatusMetrics(prometheus.NewRegistry(), s), promhttp.HandlerOpts{})
 	b.ReportAllocs()
 	req := httptest.NewRequestWithContext(b.Context(), http.MethodGet, "/metrics", nil)
 	for b.Loop() {

@@ -238,7 +238,7 @@ func startManager(opts ...managerOption) func() {
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Metrics: twilioMetrics,
 	})
 	Expect(err).NotTo(HaveOccurred())
-	statusReg = prometheus.NewRegistry()
+	statusGauges = NewStatusMetrics()
 	ctx, cancel := context.WithCancel(context.Background())
 	err = Setup{
 		Twilio: factory, DefaultAccount: defaultAccount, SyncPeriod: syncPeriod, MaxConcurrentReconciles: 10,
@@ -247,7 +247,7 @@ func startManager(opts ...managerOption) func() {
 		// pending stamp is whole seconds, so up to one second of the window has
 		// gone by when the stamp is written.
 		PendingGrace: 3 * time.Second, SendWindow: 2 * time.Second,
-		Metrics: testMetrics, StatusRegistry: statusReg,
+		Metrics: testMetrics, StatusMetrics: statusGauges,
 	}.Apply(ctx, mgr)
 	Expect(err).NotTo(HaveOccurred())
 	managerCache = mgr.GetCache()

@@ -295,7 +295,7 @@ func (op *operator) start(t *testing.T, user string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	err = controller.Setup{
 		Twilio: factory, SyncPeriod: time.Second, MaxConcurrentReconciles: 10,
-		Metrics: controller.NewMetrics(prometheus.NewRegistry()), StatusRegistry: prometheus.NewRegistry(),
+		Metrics: controller.NewMetrics(prometheus.NewRegistry()), StatusMetrics: controller.NewStatusMetrics(),
 	}.Apply(ctx, mgr)
 	g.Expect(err).NotTo(HaveOccurred())
 	done := make(chan struct{})
