@@ -142,7 +142,11 @@ func run(cfg config) error {
 	// The status gauges are served next to controller-runtime's registry
 	// (the metrics server reads metrics.Registry when it starts).
 	status := controller.NewStatusMetrics()
-	metrics.Registry = controller.WithStatusMetrics(metrics.Registry, status)
+	served, err := controller.WithStatusMetrics(metrics.Registry, status)
+	if err != nil {
+		return err
+	}
+	metrics.Registry = served
 	setup := controller.Setup{
 		Twilio: factory, DefaultAccount: cfg.defaultAccount,
 		SyncPeriod: cfg.syncPeriod, MaxConcurrentReconciles: cfg.maxConcurrent, Fence: fence(lock),

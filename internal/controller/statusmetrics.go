@@ -54,9 +54,9 @@ var (
 //
 // It keeps three statuses and a reason per object (a gauge vector keeps nine
 // labelled series, about 6 KiB an object) and is a prometheus.Gatherer, not a
-// collector: a scrape builds its two families directly, in a few allocations
-// and already in order, where a registry would copy and check each of the
-// nine series an object has, hash them and sort them all
+// collector: a scrape builds its two families directly, in a few allocations,
+// where a registry would copy and check each of the nine series an object
+// has, hash them and sort them all
 // (BenchmarkStatusMetricsScrape). WithStatusMetrics serves them next to a
 // registry's.
 type StatusMetrics struct {
@@ -177,8 +177,10 @@ type statusEntry struct {
 }
 
 // Gather implements prometheus.Gatherer: nine condition series per object and
-// its stalled reason while it has one, objects in namespace and name order.
-// Families without a series are left out (the text format has none).
+// its stalled reason while it has one, grouped by object, objects in namespace
+// and name order (a registry would sort them by label values; Prometheus reads
+// series in any order). Families without a series are left out (the text
+// format has none).
 func (s *StatusMetrics) Gather() ([]*dto.MetricFamily, error) {
 	s.mu.Lock()
 	entries := make([]statusEntry, 0, len(s.objects))
@@ -204,10 +206,12 @@ func (s *StatusMetrics) Gather() ([]*dto.MetricFamily, error) {
 	pointers := make([]*dto.Metric, len(series))
 	labels := make([]*dto.LabelPair, 4*perObject*len(entries)+3*stalled)
 	keyPairs := make([]dto.LabelPair, 2*len(entries)+stalled)
+	n := perObject * len(entries)
+	// Capacity capped: appending to one family never writes into the other.
 	conditions := &dto.MetricFamily{Name: new(conditionMetric), Help: new(conditionHelp), Type: dto.MetricType_GAUGE.Enum(),
-		Metric: pointers[:perObject*len(entries)]}
+		Metric: pointers[:n:n]}
 	reasons := &dto.MetricFamily{Name: new(stalledMetric), Help: new(stalledHelp), Type: dto.MetricType_GAUGE.Enum(),
-		Metric: pointers[perObject*len(entries):]}
+		Metric: pointers[n:]}
 	m, l, r := 0, 0, 0 // next series, label and reason series
 	for i := range entries {
 		e := &entries[i]
@@ -231,7 +235,7 @@ func (s *StatusMetrics) Gather() ([]*dto.MetricFamily, error) {
 			reason := &keyPairs[2*len(entries)+r]
 			reason.Name, reason.Value = &reasonLabel, &e.oc.reason
 			copy(labels[l:], []*dto.LabelPair{name, namespace, reason})
-			k := perObject*len(entries) + r
+			k := n + r
 			series[k].Label, series[k].Gauge = labels[l:l+3:l+3], gaugeOne
 			pointers[k] = &series[k]
 			l, r = l+3, r+1
@@ -263,11 +267,23 @@ func labelPairs[S ~string](name string, values ...S) []*dto.LabelPair {
 }
 
 // WithStatusMetrics returns reg serving s's families as well: it registers
-// with reg, and gathers reg's families and s's, in name order. A family of reg
-// named as one of s's is an error (the registry would refuse it too).
-func WithStatusMetrics(reg metrics.RegistererGatherer, s *StatusMetrics) metrics.RegistererGatherer {
-	return &withStatus{RegistererGatherer: reg, status: s}
+// with reg, and gathers reg's families and s's, in name order. s's
+// descriptions are registered with reg, so that reg refuses a collector that
+// exports one of s's names when it registers (and s twice), as it refused one
+// before; a family of reg with such a name is still an error when gathered.
+func WithStatusMetrics(reg metrics.RegistererGatherer, s *StatusMetrics) (metrics.RegistererGatherer, error) {
+	if err := reg.Register(statusNames{s}); err != nil {
+		return nil, fmt.Errorf("registering the status metrics: %w", err)
+	}
+	return &withStatus{RegistererGatherer: reg, status: s}, nil
 }
+
+// statusNames registers the status families' descriptions with a registry;
+// it collects nothing (WithStatusMetrics gathers them).
+type statusNames struct{ s *StatusMetrics }
+
+func (n statusNames) Describe(ch chan<- *prometheus.Desc) { n.s.Describe(ch) }
+func (statusNames) Collect(chan<- prometheus.Metric)      {}
 
 type withStatus struct {
 	metrics.RegistererGatherer

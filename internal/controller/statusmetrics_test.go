@@ -260,6 +260,9 @@ func TestStatusMetricsGatherAsGaugeVectorsWould(t *testing.T) {
 		t.Fatalf("%d families, want 2 (conditions and stalled reasons)", len(got))
 	}
 	for _, f := range got {
+		if cap(f.Metric) != len(f.Metric) {
+			t.Errorf("%s: room for %d more series, which appending would write into another family's", f.GetName(), cap(f.Metric)-len(f.Metric))
+		}
 		for _, m := range f.GetMetric() {
 			if !slices.IsSortedFunc(m.GetLabel(), func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) }) {
 				t.Errorf("%s: labels not sorted by name: %v", f.GetName(), m.GetLabel())
@@ -294,11 +297,15 @@ func scrapeText(t *testing.T, g prometheus.Gatherer) string {
 
 // WithStatusMetrics serves a registry's families and the status families in
 // name order, registers with the registry, leaves an empty status out, and
-// refuses a collector that exports a status family's name.
+// refuses a collector that exports a status family's name: when it registers,
+// or, if it describes nothing (an unchecked collector), when gathered.
 func TestWithStatusMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := NewStatusMetrics()
-	served := WithStatusMetrics(reg, s)
+	served, err := WithStatusMetrics(reg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
 	names := func() []string {
 		t.Helper()
 		families, err := served.Gather()
@@ -324,11 +331,28 @@ func TestWithStatusMetrics(t *testing.T) {
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
 	}
-	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: stalledMetric, Help: "another"}))
+	if err := served.Register(prometheus.NewGauge(prometheus.GaugeOpts{Name: conditionMetric, Help: "another"})); err == nil {
+		t.Errorf("a gauge named %s registered", conditionMetric)
+	}
+	if _, err := WithStatusMetrics(reg, NewStatusMetrics()); err == nil {
+		t.Error("the status metrics served twice by one registry")
+	}
+	if got, want := names(), []string{"aa_total", stalledMetric, conditionMetric, "zz_total"}; !slices.Equal(got, want) {
+		t.Errorf("after the refusals: %v, want %v", got, want)
+	}
+	served.MustRegister(unchecked{prometheus.NewGauge(prometheus.GaugeOpts{Name: stalledMetric, Help: "another"})})
 	if _, err := served.Gather(); err == nil || !strings.Contains(err.Error(), stalledMetric) {
-		t.Errorf("a collector exporting %s: %v, want an error naming it", stalledMetric, err)
+		t.Errorf("an unchecked collector exporting %s: %v, want an error naming it", stalledMetric, err)
 	}
 }
+
+// unchecked is a collector that describes nothing: a registry cannot check
+// its names when it registers.
+type unchecked struct{ prometheus.Metric }
+
+func (unchecked) Describe(chan<- *prometheus.Desc) {}
+
+func (u unchecked) Collect(ch chan<- prometheus.Metric) { ch <- u.Metric }
 
 // BenchmarkStatusMetricsScrape renders the status gauges of 10,000 objects
 // as the metrics endpoint does: what one scrape costs the manager.
@@ -338,7 +362,11 @@ func BenchmarkStatusMetricsScrape(b *testing.B) {
 	for i := range 10000 {
 		s.record(types.NamespacedName{Namespace: fmt.Sprintf("team-%d", i%50), Name: fmt.Sprintf("webhook-%05d", i)}, conditions)
 	}
-	handler := promhttp.HandlerFor(WithStatusMetrics(prometheus.NewRegistry(), s), promhttp.HandlerOpts{})
+	served, err := WithStatusMetrics(prometheus.NewRegistry(), s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	handler := promhttp.HandlerFor(served, promhttp.HandlerOpts{})
 	b.ReportAllocs()
 	req := httptest.NewRequestWithContext(b.Context(), http.MethodGet, "/metrics", nil)
 	for b.Loop() {

@@ -126,7 +126,9 @@ func run() error {
 	if err := importStep(ctx, env, fake, timeout); err != nil {
 		return err
 	}
-	showMetrics(ctx, metricsURL)
+	if err := showMetrics(ctx, metricsURL, len(names)); err != nil && oneshot {
+		return err
+	}
 	if oneshot {
 		step("DEMO_ONESHOT=1: every sample is Ready, and the imported webhook is observed")
 		return nil
@@ -171,32 +173,64 @@ func freeLoopbackAddr() (string, error) {
 }
 
 // showMetrics prints where the manager's metrics are read, and the demo
-// objects' Ready series from there.
-func showMetrics(ctx context.Context, url string) {
+// objects' Ready series from there. It waits (up to 15 s) for at least ready
+// objects' Ready=True series: the error says they were not served.
+func showMetrics(ctx context.Context, url string, ready int) error {
 	step("Metrics: curl -s " + url + " | grep -E '^(" + strings.Join(demoMetrics, "|") + ")'")
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	var lines []string
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		lines, err = statusLines(ctx, url)
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, `condition="Ready"`) && strings.Contains(l, `status="True"`) {
+				n++
+			}
+		}
+		if err == nil && n < ready {
+			err = fmt.Errorf("%s serves %d Ready=True series of conversationwebhook_status_condition, want %d", url, n, ready)
+		}
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, l := range lines {
+		fmt.Println("    " + l)
+	}
 	if err != nil {
 		fmt.Println("    (", err, ")")
-		return
+	}
+	return err
+}
+
+// statusLines reads the metrics at url: each object's current Ready series
+// and its stalled reason, if any.
+func statusLines(ctx context.Context, url string) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Println("    (metrics unavailable:", err, ")")
-		return
+		return nil, fmt.Errorf("metrics unavailable: %w", err)
 	}
 	defer resp.Body.Close() //nolint:errcheck // read-only
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		fmt.Println("    (metrics unavailable:", err, ")")
-		return
+		return nil, fmt.Errorf("metrics unavailable: %w", err)
 	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics: %s", resp.Status)
+	}
+	var out []string
 	for _, line := range strings.Split(string(body), "\n") {
 		ready := strings.HasPrefix(line, "conversationwebhook_status_condition{") && strings.Contains(line, `condition="Ready"`) &&
 			strings.HasSuffix(line, " 1")
 		if ready || strings.HasPrefix(line, "conversationwebhook_stalled_reason{") {
-			fmt.Println("    " + line)
+			out = append(out, line)
 		}
 	}
+	return out, nil
 }
 
 // applySamples creates every object of the samples directory in the demo namespace.
