@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 )
 
@@ -74,7 +75,9 @@ func (a *annotator) step() {
 }
 
 // stale is a SID deleted from Twilio that no object names any more (one that
-// another object still names is issue 9's SidConflict, which stalls by design).
+// another object still names is issue 9's SidConflict, which stalls by design):
+// not in status.sid, not as the superseded webhook a replacement has yet to
+// delete, not in a webhook-sid annotation.
 func (a *annotator) stale() string {
 	var list v1alpha1.ConversationWebhookList
 	if a.h.c.List(a.h.ctx, &list, client.InNamespace(ns)) != nil {
@@ -82,7 +85,11 @@ func (a *annotator) stale() string {
 	}
 	named := map[string]bool{}
 	for _, o := range list.Items {
-		named[o.Status.Sid], named[o.Annotations[v1alpha1.AnnotationWebhookSid]] = true, true
+		named[twilio.CanonicalSid(o.Status.Sid)] = true
+		named[twilio.CanonicalSid(o.Annotations[v1alpha1.AnnotationWebhookSid])] = true
+		if s := o.Status.SupersededWebhook; s != nil {
+			named[twilio.CanonicalSid(s.Sid)] = true
+		}
 	}
 	for sid := range a.h.removed {
 		if _, exists := a.h.w.fake.Webhook(sid); !exists && !named[sid] {
@@ -110,7 +117,11 @@ func (a *annotator) write(i int, key, value, kind string) bool {
 	if !ok {
 		return false
 	}
-	a.h.actions["annotation "+kind]++
+	if key == v1alpha1.AnnotationWebhookSid {
+		a.h.did("annotation "+kind, key+"="+value+" over "+before.Annotations[key]+", recorded "+before.Status.Sid, objName(i), value)
+	} else {
+		a.h.did("annotation "+kind, key+"="+value, objName(i))
+	}
 	if key == v1alpha1.AnnotationWebhookSid {
 		a.abandon(i, before)
 	}
@@ -138,7 +149,7 @@ func (a *annotator) abandon(i int, before *v1alpha1.ConversationWebhook) {
 	}
 	a.foreign[sid] = true
 	a.h.allowed[i]++
-	a.h.actions["annotation overwrote a webhook-sid not adopted yet"]++
+	a.h.did("annotation overwrote a webhook-sid not adopted yet", sid, objName(i), sid)
 }
 
 func (a *annotator) remember(i int, key, value string) {

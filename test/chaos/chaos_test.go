@@ -145,7 +145,7 @@ func TestChaos(t *testing.T) {
 	must(t, fl.tick(false))
 	must(t, fl.tick(false))
 
-	h := &churner{ctx: ctx, c: env.Client, w: w, rng: rng, n: cfg.n, actions: map[string]int{},
+	h := &churner{ctx: ctx, c: env.Client, w: w, rng: rng, n: cfg.n, actions: map[string]int{}, history: map[string][]string{},
 		deleted: map[int]deletion{}, unpause: map[int]time.Time{}, specs: map[int]v1alpha1.ConversationWebhookSpec{},
 		allowed: map[int]int{}, owner: map[string]int{}, removed: map[string]bool{}, made: map[string]int{}, rotateAt: time.Now().Add(10 * time.Second)}
 	for i := range cfg.n {

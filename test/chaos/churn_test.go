@@ -33,7 +33,8 @@ type churner struct {
 	tick int
 
 	actions  map[string]int
-	deleted  map[int]deletion // objects deleted and not yet re-created
+	history  map[string][]string // object name or webhook SID → what the churn did to it, for explaining a failure
+	deleted  map[int]deletion    // objects deleted and not yet re-created
 	unpause  map[int]time.Time
 	specs    map[int]v1alpha1.ConversationWebhookSpec
 	allowed  map[int]int    // creates each object may cause
@@ -54,6 +55,21 @@ type deletion struct {
 	at     time.Time
 	orphan bool   // deletionPolicy Orphan: its webhook must stay in Twilio
 	sid    string // the webhook it managed, for Orphan
+}
+
+// did counts an action of the churn and keeps it, with detail, in the history
+// of each key (object names and webhook SIDs it touched).
+func (h *churner) did(kind, detail string, keys ...string) {
+	h.actions[kind]++
+	line := time.Now().Format("15:04:05.000") + " " + kind
+	if detail != "" {
+		line += " (" + detail + ")"
+	}
+	for _, k := range keys {
+		if k != "" {
+			h.history[k] = append(h.history[k], line)
+		}
+	}
 }
 
 func (h *churner) step() {
@@ -115,7 +131,7 @@ func (h *churner) edit(i int, replaces bool, kind string, change func(*v1alpha1.
 		return
 	}
 	h.specs[i] = o.Spec
-	h.actions[kind+": "+what]++
+	h.did(kind+": "+what, "", objName(i))
 	if replaces {
 		h.allowed[i]++
 	}
@@ -188,7 +204,7 @@ func (h *churner) pause(i int) {
 	}
 	if h.annotate(i, v1alpha1.AnnotationPaused, "true") {
 		h.unpause[i] = time.Now().Add(time.Duration(2000+h.rng.IntN(4000)) * time.Millisecond)
-		h.actions["paused"]++
+		h.did("paused", "", objName(i))
 	}
 }
 
@@ -238,7 +254,7 @@ func (h *churner) unpauseDue(all bool) {
 		}
 		if err == nil {
 			delete(h.unpause, i)
-			h.actions["unpaused"]++
+			h.did("unpaused", "", objName(i))
 		}
 	}
 }
@@ -261,9 +277,9 @@ func (h *churner) remove(i int, orphan bool) {
 	}
 	h.deleted[i] = deletion{at: time.Now(), orphan: orphan, sid: o.Status.Sid}
 	if orphan {
-		h.actions["deleted (deletionPolicy Orphan)"]++
+		h.did("deleted (deletionPolicy Orphan)", "recorded "+o.Status.Sid, objName(i), o.Status.Sid)
 	} else {
-		h.actions["deleted"]++
+		h.did("deleted", "recorded "+o.Status.Sid, objName(i), o.Status.Sid)
 	}
 }
 
@@ -299,10 +315,10 @@ func (h *churner) recreate() {
 		delete(h.deleted, j)
 		if adopt {
 			h.owner[sid] = j
-			h.actions["re-created adopting a webhook made in Twilio"]++
+			h.did("re-created adopting a webhook made in Twilio", "webhook-sid "+sid, objName(j), sid)
 		} else {
 			h.allowed[j]++
-			h.actions["re-created"]++
+			h.did("re-created", "", objName(j))
 		}
 	}
 }
@@ -329,6 +345,7 @@ func (h *churner) checkOrphan(j int, sid string) {
 	}
 	h.w.fake.DeleteWebhook(sid)
 	h.removed[sid] = true
+	h.did("webhook of an Orphan deletion removed by the test", sid, objName(j), sid)
 }
 
 // deleteBehind deletes a random webhook in Twilio, as someone else would; its
@@ -343,10 +360,12 @@ func (h *churner) deleteBehind() {
 		return
 	}
 	h.removed[w.Sid] = true
+	owner := ""
 	if i, ok := h.ownerOf(w); ok {
 		h.allowed[i]++
+		owner = objName(i)
 	}
-	h.actions["webhook deleted behind the operator's back"]++
+	h.did("webhook deleted behind the operator's back", w.Sid, owner, w.Sid)
 }
 
 // ownerOf says which object a webhook was made for: one the test made or
@@ -390,7 +409,7 @@ func (h *churner) editBehind() {
 			w.URL, w.Filters = "https://tampered.example.com", []string{"onMessageRemoved"}
 		}
 	}) {
-		h.actions["webhook edited behind the operator's back"]++
+		h.did("webhook edited behind the operator's back", sid, o.Name, sid)
 	}
 }
 
@@ -416,7 +435,7 @@ func (h *churner) rotate(force bool) {
 	if h.c.Update(h.ctx, s) != nil {
 		return
 	}
-	h.actions["Secret rotated to a new API key"]++
+	h.did("Secret rotated to a new API key", "")
 	h.revokeKey, h.revokeAt = old, time.Now().Add(time.Duration(3000+h.rng.IntN(3000))*time.Millisecond)
 	h.rotateAt = time.Now().Add(time.Duration(12000+h.rng.IntN(6000)) * time.Millisecond)
 }
@@ -426,7 +445,7 @@ func (h *churner) revokeDue() {
 	if !h.revokeAt.IsZero() && time.Now().After(h.revokeAt) {
 		h.w.fake.AddAPIKey(account, h.revokeKey, "revoked")
 		h.revokeAt = time.Time{}
-		h.actions["API key revoked (the old one)"]++
+		h.did("API key revoked (the old one)", "")
 	}
 }
 

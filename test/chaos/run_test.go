@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -121,6 +122,9 @@ func (r *run) findStalls() error {
 		c := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionStalled)
 		if c != nil && c.Status == metav1.ConditionTrue && c.Reason != v1alpha1.ReasonCredentialsInvalid {
 			r.stalls = append(r.stalls, fmt.Sprintf("%s Stalled/%s: %s", o.Name, c.Reason, c.Message))
+			if m := sidConflictRe.FindStringSubmatch(c.Message); c.Reason == v1alpha1.ReasonSidConflict && m != nil {
+				r.explainSidConflict(o.Name, m[1], m[2])
+			}
 		}
 	}
 	sort.Strings(r.stalls)
@@ -306,6 +310,36 @@ func explain(ctx context.Context, t *testing.T, c client.Client, fake *twiliofak
 			}
 		}
 		explainObjects(ctx, t, c, names)
+	}
+}
+
+// sidConflictRe reads a SidConflict message: the webhook, and the object that manages it.
+var sidConflictRe = regexp.MustCompile(`webhook (WH[0-9a-fA-F]{32}) is already managed by ConversationWebhook ` + ns + `/(\S+);`)
+
+// explainSidConflict prints what is known of a webhook two objects name: the
+// requests that named it or made it, what the churn did to it and to both
+// objects, and both objects' creates, state and events.
+func (r *run) explainSidConflict(name, sid, other string) {
+	t := r.t
+	t.Helper()
+	t.Logf("%s and %s both name webhook %s; requests naming it:", name, other, sid)
+	reqs := r.w.fake.Requests()
+	for _, q := range reqs {
+		if strings.Contains(q.Path, sid) || q.WebhookSid == sid {
+			t.Logf("  %s", describe(q))
+		}
+	}
+	for _, k := range []string{sid, name, other} {
+		t.Logf("what the churn did to %s:", k)
+		for _, line := range r.h.history[k] {
+			t.Logf("  %s", line)
+		}
+	}
+	for _, n := range []string{name, other} {
+		var i int
+		if _, err := fmt.Sscanf(n, "hook-%d", &i); err == nil {
+			explainCreates(r.ctx, t, r.env.Client, reqs, i)
+		}
 	}
 }
 
