@@ -311,9 +311,10 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 		setStalled(&obj.Status, obj.Generation, reason, err.Error())
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reason, phase, "%s", err.Error())
 		if reason == v1alpha1.ReasonSidConflict || reason == v1alpha1.ReasonInvalidAnnotation || reason == v1alpha1.ReasonCredentialsInvalid {
-			// Another object may let go of the webhook, a user fix a bookkeeping
-			// annotation, or a rotated key (its account's status unchanged) work
-			// again, without an event that reaches this object.
+			// A user may fix a bookkeeping annotation, or a rotated key (its
+			// account's status unchanged) work again, without an event that
+			// reaches this object. Another object letting go of the webhook
+			// wakes it at once (claimantsOfReleased); the poll is a safety net.
 			return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
 		}
 		return ctrl.Result{}, nil
@@ -429,6 +430,7 @@ func isPaused(obj *v1alpha1.ConversationWebhook) bool {
 
 // SetupWithManager registers the controller, its field indexes and its watches:
 // the objects themselves (spec, annotation and deletion changes; not status),
+// the objects that name a webhook SID another object let go of,
 // the accounts they use (verified, changed, gone) and the labels of namespaces
 // (a ClusterTwilioAccount's conditions select namespaces by label).
 func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrent int) error {
@@ -448,6 +450,7 @@ func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mg
 		}})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ConversationWebhook{}, builder.WithPredicates(changed)).
+		Watches(&v1alpha1.ConversationWebhook{}, r.claimantsOfReleased()).
 		Watches(&v1alpha1.TwilioAccount{}, handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)).
 		Watches(&v1alpha1.ClusterTwilioAccount{}, handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsForNamespace),

@@ -7,8 +7,14 @@ import (
 	"strings"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
@@ -43,6 +49,53 @@ func (r *ConversationWebhookReconciler) setupSidIndex(ctx context.Context, mgr c
 	return indexClusterWide(ctx, mgr.GetCache(), &v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
 		return sidsOf(o.(*v1alpha1.ConversationWebhook))
 	})
+}
+
+// claimantsOfReleased wakes the objects that name a webhook SID another object
+// stopped naming: it recorded another webhook, deleted the one a replacement
+// superseded, dropped its webhook-sid, or is gone. An object that lost a
+// SidConflict over that SID is Stalled, waiting for a change of its own that
+// need not come; woken, it looks again, and takes the webhook (or, gone from
+// Twilio, makes its own) now that nothing else names it.
+func (r *ConversationWebhookReconciler) claimantsOfReleased() handler.EventHandler {
+	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+	return handler.Funcs{
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
+			old, ok1 := e.ObjectOld.(*v1alpha1.ConversationWebhook)
+			cur, ok2 := e.ObjectNew.(*v1alpha1.ConversationWebhook)
+			if ok1 && ok2 {
+				now := sidsOf(cur)
+				released := slices.DeleteFunc(sidsOf(old), func(sid string) bool { return slices.Contains(now, sid) })
+				r.wakeNaming(ctx, cur, released, q)
+			}
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
+			if o, ok := e.Object.(*v1alpha1.ConversationWebhook); ok {
+				r.wakeNaming(ctx, o, sidsOf(o), q)
+			}
+		},
+	}
+}
+
+// wakeNaming queues the objects Stalled with SidConflict that name one of sids
+// (the others are not waiting for it: an owner is not woken for nothing, nor
+// every copy of a template's annotation each time one is fixed).
+func (r *ConversationWebhookReconciler) wakeNaming(ctx context.Context, from *v1alpha1.ConversationWebhook, sids []string,
+	q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	for _, sid := range sids {
+		var list v1alpha1.ConversationWebhookList
+		if err := r.List(ctx, &list, client.MatchingFields{sidIndex: sid}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing objects that name a released webhook", "webhook", sid)
+			continue
+		}
+		for i := range list.Items {
+			o := &list.Items[i]
+			stalled := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionStalled)
+			if o.UID != from.UID && stalled != nil && stalled.Status == metav1.ConditionTrue && stalled.Reason == v1alpha1.ReasonSidConflict {
+				q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+			}
+		}
+	}
 }
 
 // conflict names another object that manages sid, or "". An object that records

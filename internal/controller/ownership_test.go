@@ -180,6 +180,67 @@ var _ = Describe("Trust: what a user can write", func() {
 		Expect(exists).To(BeFalse(), "the claimer's deletion deletes the webhook it recorded")
 	})
 
+	DescribeTable("a SidConflict loser in another namespace looks again when the owner lets go of the webhook, without a change of its own",
+		func(letGo func(owner *v1alpha1.ConversationWebhook), adopts bool) {
+			owner := t.object("owner")
+			Expect(k8sClient.Create(ctx, owner)).To(Succeed())
+			sid := waitReady(owner).Status.Sid
+			claimer := newTenant(1).object("claimer", func(o *v1alpha1.ConversationWebhook) {
+				o.Spec.ConversationSid = t.convs[0] // the same Twilio account, reached from another namespace
+				// Its stall is polled again only after an hour: what wakes it
+				// sooner is the owner letting go.
+				o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: sid, v1alpha1.AnnotationPollInterval: "1h"}
+			})
+			Expect(k8sClient.Create(ctx, claimer)).To(Succeed())
+			waitStalled(claimer, v1alpha1.ReasonSidConflict)
+			creates := countInConversation(t.convs[0], twiliofake.OpCreate)
+
+			letGo(owner)
+			got := waitReady(claimer)
+			hooks := fakeHooks(t.convs[0])
+			Expect(hooks).To(HaveLen(1), "one webhook in the conversation: the claimer's")
+			Expect(hooks[0].Sid).To(Equal(got.Status.Sid))
+			Expect(hooks[0].URL).To(Equal(claimer.Spec.URL))
+			if adopts {
+				Expect(got.Status.Sid).To(Equal(sid), "the webhook the owner left is taken, not a second one made")
+				Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(creates))
+				waitEvent(claimer, EventAdopted)
+			} else {
+				Expect(got.Status.Sid).NotTo(Equal(sid))
+				Expect(countInConversation(t.convs[0], twiliofake.OpCreate)).To(Equal(creates+1), "the claimer made its own, once")
+			}
+		},
+		Entry("the owner is deleted with deletionPolicy Orphan: the claimer adopts the webhook it left", func(owner *v1alpha1.ConversationWebhook) {
+			patchSpec(owner, func(o *v1alpha1.ConversationWebhook) { o.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+			Expect(k8sClient.Delete(ctx, owner)).To(Succeed())
+			waitGone(owner)
+		}, true),
+		Entry("the owner replaces its webhook and deletes it: the claimer, finding it gone, makes its own", func(owner *v1alpha1.ConversationWebhook) {
+			patchSpec(owner, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
+			waitEvent(owner, EventReplaced)
+		}, false),
+	)
+
+	It("only a SidConflict loser is woken when a SID is let go: the owner of that webhook is not (no Twilio call for it)", func() {
+		owner := t.object("owner", func(o *v1alpha1.ConversationWebhook) {
+			o.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "1h"}
+		})
+		Expect(k8sClient.Create(ctx, owner)).To(Succeed())
+		sid := waitReady(owner).Status.Sid
+		claimer := newTenant(1).object("claimer", func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.ConversationSid = t.convs[0]
+			o.Annotations = map[string]string{v1alpha1.AnnotationWebhookSid: sid}
+		})
+		Expect(k8sClient.Create(ctx, claimer)).To(Succeed())
+		waitStalled(claimer, v1alpha1.ReasonSidConflict)
+		fetches := countFor(sid, twiliofake.OpFetch)
+
+		setAnnotations(claimer, map[string]string{v1alpha1.AnnotationWebhookSid: ""}) // the claimer lets go of the SID
+		Expect(waitReady(claimer).Status.Sid).NotTo(Equal(sid))
+		Consistently(func() int { return countFor(sid, twiliofake.OpFetch) }).WithTimeout(quietPeriod).WithPolling(waitPoll).
+			Should(Equal(fetches), "the owner, Ready with a 1h poll, is not reconciled again")
+	})
+
 	It("a SID written with its hex digits in upper case names the same webhook: another namespace's claim is a conflict, an object's own is left as written", func() {
 		owner := t.object("owner")
 		Expect(k8sClient.Create(ctx, owner)).To(Succeed())
