@@ -84,7 +84,7 @@ func stepFixture(t *testing.T) (*ConversationWebhookReconciler, *reconcileState,
 	obj.Status.Sid, obj.Status.ConversationSid = planOwned, planConv
 	c := fakeclient.NewClientBuilder().WithScheme(scheme).WithObjects(obj).WithStatusSubresource(obj).
 		WithIndex(&v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
-			return sidsOf(o.(*v1alpha1.ConversationWebhook))
+			return SidsOf(o.(*v1alpha1.ConversationWebhook))
 		}).Build()
 	stored := &v1alpha1.ConversationWebhook{}
 	if err := c.Get(t.Context(), client.ObjectKeyFromObject(obj), stored); err != nil {

@@ -23,10 +23,10 @@ import (
 // sidIndex holds the webhook SIDs an object records in status or claims by annotation.
 const sidIndex = "conversations.twilio-operator.io/webhook-sid"
 
-// sidsOf lists the SIDs an object records (status.sid) or claims (a well-formed
+// SidsOf lists the SIDs an object records (status.sid) or claims (a well-formed
 // webhook-sid annotation), in canonical form (twilio.CanonicalSid): a claim
 // that differs from a record only in case names the same webhook.
-func sidsOf(o *v1alpha1.ConversationWebhook) []string {
+func SidsOf(o *v1alpha1.ConversationWebhook) []string {
 	var out []string
 	add := func(sid string) {
 		if sid = twilio.CanonicalSid(sid); !slices.Contains(out, sid) {
@@ -47,7 +47,7 @@ func sidsOf(o *v1alpha1.ConversationWebhook) []string {
 
 func (r *ConversationWebhookReconciler) setupSidIndex(ctx context.Context, mgr ctrl.Manager) error {
 	return indexClusterWide(ctx, mgr.GetCache(), &v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
-		return sidsOf(o.(*v1alpha1.ConversationWebhook))
+		return SidsOf(o.(*v1alpha1.ConversationWebhook))
 	})
 }
 
@@ -64,14 +64,14 @@ func (r *ConversationWebhookReconciler) claimantsOfReleased() handler.EventHandl
 			old, ok1 := e.ObjectOld.(*v1alpha1.ConversationWebhook)
 			cur, ok2 := e.ObjectNew.(*v1alpha1.ConversationWebhook)
 			if ok1 && ok2 {
-				now := sidsOf(cur)
-				released := slices.DeleteFunc(sidsOf(old), func(sid string) bool { return slices.Contains(now, sid) })
+				now := SidsOf(cur)
+				released := slices.DeleteFunc(SidsOf(old), func(sid string) bool { return slices.Contains(now, sid) })
 				r.wakeNaming(ctx, cur, released, q)
 			}
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
 			if o, ok := e.Object.(*v1alpha1.ConversationWebhook); ok {
-				r.wakeNaming(ctx, o, sidsOf(o), q)
+				r.wakeNaming(ctx, o, SidsOf(o), q)
 			}
 		},
 	}
@@ -130,7 +130,7 @@ func conflictIn(items []v1alpha1.ConversationWebhook, obj *v1alpha1.Conversation
 	sid = twilio.CanonicalSid(sid)
 	for i := range items {
 		o := &items[i]
-		if o.UID == obj.UID || !slices.Contains(sidsOf(o), sid) {
+		if o.UID == obj.UID || !slices.Contains(SidsOf(o), sid) {
 			continue
 		}
 		records := twilio.CanonicalSid(o.Status.Sid) == sid ||

@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
-	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/controller"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 )
 
@@ -84,11 +84,9 @@ func (a *annotator) stale() string {
 		return ""
 	}
 	named := map[string]bool{}
-	for _, o := range list.Items {
-		named[twilio.CanonicalSid(o.Status.Sid)] = true
-		named[twilio.CanonicalSid(o.Annotations[v1alpha1.AnnotationWebhookSid])] = true
-		if s := o.Status.SupersededWebhook; s != nil {
-			named[twilio.CanonicalSid(s.Sid)] = true
+	for i := range list.Items {
+		for _, sid := range controller.SidsOf(&list.Items[i]) { // as the operator reads them, canonical
+			named[sid] = true
 		}
 	}
 	for sid := range a.h.removed {
@@ -117,14 +115,12 @@ func (a *annotator) write(i int, key, value, kind string) bool {
 	if !ok {
 		return false
 	}
-	if key == v1alpha1.AnnotationWebhookSid {
-		a.h.did("annotation "+kind, key+"="+value+" over "+before.Annotations[key]+", recorded "+before.Status.Sid, objName(i), value)
-	} else {
+	if key != v1alpha1.AnnotationWebhookSid {
 		a.h.did("annotation "+kind, key+"="+value, objName(i))
+		return true
 	}
-	if key == v1alpha1.AnnotationWebhookSid {
-		a.abandon(i, before)
-	}
+	a.h.did("annotation "+kind, key+"="+value+" over "+before.Annotations[key]+", recorded "+before.Status.Sid, objName(i), value)
+	a.abandon(i, before)
 	return true
 }
 
