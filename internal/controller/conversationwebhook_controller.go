@@ -134,6 +134,12 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	defer cancel()
 
 	rs := &reconcileState{obj: obj, base: obj.DeepCopy()}
+	// After the write below: a take lock held over a record kept in memory.
+	defer func() {
+		if rs.unlock != nil {
+			rs.unlock()
+		}
+	}()
 	defer func() {
 		if rs.flush == nil && equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
 			return
@@ -230,14 +236,17 @@ func (r *ConversationWebhookReconciler) reconcileDelete(ctx context.Context, rs 
 		setPaused(&obj.Status, obj.Generation)
 		return ctrl.Result{}, nil
 	}
-	if sent, err := r.settleCreate(ctx, rs); sent || err != nil {
+	if after, err := r.settleCreate(ctx, rs); after > 0 || err != nil {
 		if err != nil {
 			return r.failed(ctx, obj, v1alpha1.ReasonDeleting, err)
 		}
-		// Twilio's answer wakes the object (a safety net at PendingGrace).
-		return ctrl.Result{RequeueAfter: max(r.PendingGrace, time.Second)}, nil
+		return ctrl.Result{RequeueAfter: after}, nil
 	}
 	if err := r.deleteExternal(ctx, obj); err != nil {
+		var wait *waitError
+		if errors.As(err, &wait) {
+			return ctrl.Result{RequeueAfter: wait.after}, nil
+		}
 		return r.failed(ctx, obj, v1alpha1.ReasonDeleting, err)
 	}
 	return ctrl.Result{}, r.patchMeta(ctx, obj, func(o *v1alpha1.ConversationWebhook) {
@@ -247,35 +256,38 @@ func (r *ConversationWebhookReconciler) reconcileDelete(ctx context.Context, rs 
 
 // settleCreate, before a deletion, applies the answer of a create this manager
 // dispatched for the object, so that the deletion finds its webhook in status.
-// It returns true while the create is not answered yet. Any other outcome
-// leaves the deletion to read status: a create still recorded as pending is
-// looked for by listing.
-func (r *ConversationWebhookReconciler) settleCreate(ctx context.Context, rs *reconcileState) (bool, error) {
+// While the create is not answered, or its answer waits for the cache, it says
+// when to look again (Twilio's answer wakes the object: a safety net). Any
+// other outcome leaves the deletion to read status: a create still recorded as
+// pending is looked for by listing.
+func (r *ConversationWebhookReconciler) settleCreate(ctx context.Context, rs *reconcileState) (time.Duration, error) {
 	if r.creates == nil {
-		return false, nil
+		return 0, nil
 	}
 	job := r.creates.peek(rs.obj.UID)
 	if job == nil {
-		return false, nil
+		return 0, nil
 	}
 	if !job.done {
-		return true, nil
+		return max(r.PendingGrace, time.Second), nil
 	}
+	// Its webhook is recorded under the conversation's take lock, as in sync.
+	defer r.takes.lock(job.pending.scope)()
 	// Matched against status alone: a malformed annotation must not make the
 	// deletion forget a webhook this create made.
 	led, err := readRecord(&rs.obj.Status, desiredOf(&rs.obj.Spec).scope)
 	if err != nil {
-		return false, nil //nolint:nilerr // the deletion reports a malformed record
+		return 0, nil //nolint:nilerr // the deletion reports a malformed record
 	}
 	_, _, err = r.resumeCreate(ctx, rs, &led)
-	if _, ok := r.later(err); ok {
-		return true, nil
+	if after, ok := r.later(err); ok {
+		return max(after, 100*time.Millisecond), nil
 	}
 	err = errors.Join(err, r.flushRecord(ctx, rs))
 	if apierrors.IsConflict(err) {
-		return false, err
+		return 0, err
 	}
-	return false, nil
+	return 0, nil
 }
 
 // later says when to look again at an object whose dispatched create is not

@@ -98,6 +98,12 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 		return err
 	}
 	var wait *accountWaitError
+	var inFlight *waitError
+	if errors.As(err, &inFlight) {
+		// The webhook of a lost create may be another object's create still
+		// in flight: looked for again once that create is answered.
+		return err
+	}
 	if _, terminal := classify(err); terminal || len(d.left) > 0 || errors.As(err, &wait) && wait.rejected {
 		// Deletion never hangs on what only a person can fix (credentials gone
 		// with their namespace, a rejected key): the webhooks left are named.
@@ -115,6 +121,10 @@ func (r *ConversationWebhookReconciler) deleteTargets(ctx context.Context, obj *
 		return err
 	}
 	if p := d.pending; p != nil {
+		// Under the conversation's take lock until the webhook found is
+		// deleted: another object's record of a webhook in that conversation
+		// is written first, and then found (see sync).
+		defer r.takes.lock(p.scope)()
 		wh, unknown, err := r.findCreated(ctx, obj, api, p, desiredOf(&obj.Spec), append(d.known, r.creates.unapplied(obj.UID)...))
 		if err != nil {
 			return err

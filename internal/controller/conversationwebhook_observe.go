@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
@@ -119,12 +120,15 @@ const unknownSlack = time.Minute
 
 // findCreated lists the conversation a pending create was sent to for its
 // webhook: one that matches what that create sent (or, without a fingerprint,
-// the spec) and that no other object manages.
+// the spec) and that no other object names.
 //
 // When none does, unknown lists the webhooks created since that create that no
-// object manages: one of them may be its result, changed outside the operator
+// object names: one of them may be its result, changed outside the operator
 // before the operator could learn its SID. They are never adopted on a guess
 // (they may be someone else's); the caller names them in a warning.
+//
+// A match that may be another object's create still in flight is not taken
+// while it may be: a waitError says until when.
 func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
 	p *pendingRecord, want desired, exclude []string) (*twilio.Webhook, []string, error) {
 	list, err := api.ListWebhooks(ctx, p.scope)
@@ -137,7 +141,10 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 	case err != nil:
 		return nil, nil, err
 	}
+	var others []v1alpha1.ConversationWebhook
+	listed := false
 	var unknown []string
+	wait := time.Duration(0)
 	for i := range list {
 		wh := &list[i]
 		// Made before the create was sent, it cannot be its result (a webhook
@@ -146,44 +153,89 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		if slices.Contains(exclude, wh.Sid) || !recent {
 			continue
 		}
+		fillScope(wh, p.scope)
+		if !listed {
+			if others, err = r.liveObjects(ctx); err != nil {
+				return nil, nil, fmt.Errorf("listing objects that manage webhooks in %s: %w", p.scope, err)
+			}
+			listed = true
+		}
+		named, inFlight := r.elsewhere(others, obj, wh)
 		match := (p.fingerprint != "" && fingerprint(wh.Target, wh.Configuration) == p.fingerprint) ||
 			(p.scope == want.scope && matchesSpec(want, wh))
-		other, err := r.conflictLive(ctx, obj, wh.Sid)
-		if err != nil {
-			return nil, nil, err
-		}
 		switch {
-		case other != "":
+		case named:
+		case inFlight > 0:
+			wait = max(wait, inFlight)
 		case match:
-			fillScope(wh, p.scope)
 			return wh, nil, nil
 		default:
 			unknown = append(unknown, wh.Sid)
 		}
 	}
+	if wait > 0 {
+		return nil, nil, &waitError{after: wait}
+	}
 	return nil, unknown, nil
+}
+
+// elsewhere says whether a webhook found in a conversation (its scope filled
+// in) may be another object's rather than one to take: another object names it
+// (records it, supersedes it, or claims it by annotation — the operator writes
+// the annotation before status, so an annotation may be a record still being
+// written), or it may be the result of another object's create still in flight
+// (a pending record younger than PendingGrace, sent to this conversation with
+// what made this webhook): inFlight is how long that may last.
+func (r *ConversationWebhookReconciler) elsewhere(others []v1alpha1.ConversationWebhook, obj *v1alpha1.ConversationWebhook,
+	wh *twilio.Webhook) (named bool, inFlight time.Duration) {
+	sid := twilio.CanonicalSid(wh.Sid)
+	for i := range others {
+		o := &others[i]
+		if o.UID == obj.UID {
+			continue
+		}
+		if slices.Contains(SidsOf(o), sid) {
+			return true, 0
+		}
+		p := o.Status.PendingCreate
+		switch {
+		case p == nil, r.PendingGrace <= 0, !strings.EqualFold(p.ConversationSid, wh.ConversationSid),
+			p.Fingerprint != "" && p.Fingerprint != fingerprint(wh.Target, wh.Configuration),
+			!wh.DateCreated.IsZero() && wh.DateCreated.Before(p.Since.Add(-unknownSlack)):
+			continue
+		}
+		inFlight = max(inFlight, p.Since.Add(r.PendingGrace).Sub(r.Clock.Now()))
+	}
+	return false, inFlight
 }
 
 // findMatching (managementPolicy Observe, nothing recorded and no webhook-sid)
 // lists the spec's conversation for a webhook that matches the spec and that no
-// other object manages.
+// other object names, nor may be about to record (an answered create not
+// applied yet, a create in flight).
 func (r *ConversationWebhookReconciler) findMatching(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
 	want desired) (*twilio.Webhook, error) {
 	list, err := api.ListWebhooks(ctx, want.scope)
 	if err != nil {
 		return nil, err
 	}
+	unapplied := r.creates.unapplied(obj.UID)
+	var others []v1alpha1.ConversationWebhook
+	listed := false
 	for i := range list {
-		if !matchesSpec(want, &list[i]) {
+		wh := &list[i]
+		if !matchesSpec(want, wh) || slices.Contains(unapplied, wh.Sid) {
 			continue
 		}
-		other, err := r.conflictLive(ctx, obj, list[i].Sid)
-		if err != nil {
-			return nil, err
+		if !listed {
+			if others, err = r.liveObjects(ctx); err != nil {
+				return nil, fmt.Errorf("listing objects that manage webhooks in %s: %w", want.scope, err)
+			}
+			listed = true
 		}
-		if other == "" {
-			fillScope(&list[i], want.scope)
-			return &list[i], nil
+		fillScope(wh, want.scope)
+		if named, inFlight := r.elsewhere(others, obj, wh); !named && inFlight <= 0 {
+			return wh, nil
 		}
 	}
 	return nil, nil

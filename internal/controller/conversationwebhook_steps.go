@@ -62,6 +62,32 @@ type reconcileState struct {
 	// annotations that mirror it, then status) before the next Twilio write,
 	// or when the reconcile ends, with its conditions: one status write, not two.
 	flush *ledger
+	// unlock releases the conversation's take lock once flush is written
+	// (Reconcile); nil when no lock is held past sync.
+	unlock func()
+}
+
+// holdUntilWritten releases a take lock at once, or, while a record is kept in
+// memory, once Reconcile has written it.
+func (rs *reconcileState) holdUntilWritten(unlock func()) {
+	if rs.flush == nil {
+		unlock()
+		return
+	}
+	rs.unlock = unlock
+}
+
+// takeScope is the conversation whose take lock a reconcile holds: a pending
+// create's, or the spec's when it takes a webhook named by the annotation or,
+// observing only, one that matches; false for none.
+func takeScope(led *ledger, want desired) (twilio.Scope, bool) {
+	switch {
+	case led.pending != nil:
+		return led.pending.scope, true
+	case led.claimed() != "" || led.owned == nil && want.observeOnly:
+		return want.scope, true
+	}
+	return twilio.Scope{}, false
 }
 
 // flushRecord writes a ledger recorded in memory, if any: the annotations that
@@ -130,12 +156,12 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 	}
 	// Taking a webhook found in Twilio (a lost create's result, a webhook named
 	// by the annotation, or, observing only, one that matches) is serialised per
-	// conversation, so two objects never take the same one at once.
-	switch {
-	case led.pending != nil:
-		defer r.takes.lock(led.pending.scope.String())()
-	case led.claimed() != "" || led.owned == nil && want.observeOnly:
-		defer r.takes.lock(want.scope.String())()
+	// conversation, so two objects never take the same one at once; a webhook
+	// recorded in memory (a create's answer, a take) keeps the lock until status
+	// records it, so that another object's look in the conversation finds it
+	// recorded, never takes or deletes it as its own lost create's.
+	if scope, ok := takeScope(&led, want); ok {
+		defer rs.holdUntilWritten(r.takes.lock(scope))
 	}
 	obs, err := r.look(ctx, rs, api, &led, want)
 	if err != nil {

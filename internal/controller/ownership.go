@@ -119,11 +119,24 @@ func (r *ConversationWebhookReconciler) conflictLive(ctx context.Context, obj *v
 	if r.APIReader == nil {
 		return r.conflict(ctx, obj, sid, false)
 	}
-	var list v1alpha1.ConversationWebhookList
-	if err := r.APIReader.List(ctx, &list); err != nil {
+	items, err := r.liveObjects(ctx)
+	if err != nil {
 		return "", fmt.Errorf("listing objects that manage webhook %s: %w", sid, err)
 	}
-	return conflictIn(list.Items, obj, sid, false), nil
+	return conflictIn(items, obj, sid, false), nil
+}
+
+// liveObjects lists every ConversationWebhook from the API server itself (from
+// the cache without an APIReader, as in unit tests).
+func (r *ConversationWebhookReconciler) liveObjects(ctx context.Context) ([]v1alpha1.ConversationWebhook, error) {
+	var list v1alpha1.ConversationWebhookList
+	var err error
+	if r.APIReader != nil {
+		err = r.APIReader.List(ctx, &list)
+	} else {
+		err = r.List(ctx, &list)
+	}
+	return list.Items, err
 }
 
 func conflictIn(items []v1alpha1.ConversationWebhook, obj *v1alpha1.ConversationWebhook, sid string, owned bool) string {
@@ -157,13 +170,15 @@ func claimedFirst(a, b *v1alpha1.ConversationWebhook) bool {
 }
 
 // scopeLocks serialises, within this manager, the steps that take a webhook
-// found in Twilio (a lost create's result, a webhook adopted by annotation),
-// one conversation at a time: two objects never take the same one at once. The
-// key is case-folded: CHab… and CHAB… may be one conversation to Twilio.
+// found in Twilio (a lost create's result, a webhook adopted by annotation)
+// or record one, one conversation at a time: two objects never take the same
+// one at once. The key is the conversation alone, case-folded: a conversation
+// of the account's default service is one conversation with or without the
+// service's SID, and CHab… and CHAB… may be one conversation to Twilio.
 type scopeLocks struct{ m sync.Map }
 
-func (l *scopeLocks) lock(key string) func() {
-	mu, _ := l.m.LoadOrStore(strings.ToLower(key), &sync.Mutex{})
+func (l *scopeLocks) lock(scope twilio.Scope) func() {
+	mu, _ := l.m.LoadOrStore(strings.ToLower(scope.ConversationSid), &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	return mu.(*sync.Mutex).Unlock
 }

@@ -78,17 +78,17 @@ func TestLedgerReadsSidsInCanonicalForm(t *testing.T) {
 	}
 }
 
-func TestScopeLocksFoldCase(t *testing.T) {
+func TestScopeLocksKeyOnTheConversationAlone(t *testing.T) {
 	var locks scopeLocks
-	unlock := locks.lock("/" + caseConv)
+	unlock := locks.lock(twilio.Scope{ConversationSid: caseConv})
 	taken := make(chan struct{})
 	go func() {
-		defer locks.lock("/CH0123456789ABCDEF0123456789ABCDEF")()
+		defer locks.lock(twilio.Scope{ServiceSid: "IS0123456789abcdef0123456789abcdef", ConversationSid: "CH0123456789ABCDEF0123456789ABCDEF"})()
 		close(taken)
 	}()
 	select {
 	case <-taken:
-		t.Fatal("the same conversation in upper case was locked while held")
+		t.Fatal("the same conversation, in upper case and with its service, was locked while held")
 	case <-time.After(100 * time.Millisecond):
 	}
 	unlock()

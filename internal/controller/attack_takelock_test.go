@@ -1,0 +1,317 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+)
+
+// heldCreateAnswer lets the fake process the first create sent to one
+// conversation (the webhook exists in Twilio), then holds its answer until
+// released: the create is in flight, its webhook known to nobody.
+type heldCreateAnswer struct {
+	conv     string
+	once     sync.Once
+	tripped  chan struct{}
+	released chan struct{}
+	release  func()
+}
+
+func newHeldCreateAnswer(conv string) *heldCreateAnswer {
+	h := &heldCreateAnswer{conv: conv, tripped: make(chan struct{}), released: make(chan struct{})}
+	var once sync.Once
+	h.release = func() { once.Do(func() { close(h.released) }) }
+	return h
+}
+
+func (h *heldCreateAnswer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Conversations/"+h.conv+"/Webhooks") {
+		first := false
+		h.once.Do(func() { first = true })
+		if first {
+			rec := httptest.NewRecorder()
+			fake.ServeHTTP(rec, r)
+			close(h.tripped)
+			select {
+			case <-h.released:
+			case <-r.Context().Done():
+				return
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+			return
+		}
+	}
+	fake.ServeHTTP(w, r)
+}
+
+// startProxiedSpecManager is startManager with the Twilio client pointed at
+// handler (in front of the fake) and a Twilio timeout long enough for a held
+// answer; PendingGrace is the timeout plus 5 s, as cmd/manager sets it (no
+// create is in flight longer).
+func startProxiedSpecManager(handler http.Handler) {
+	GinkgoHelper()
+	srv := httptest.NewServer(handler)
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 logf.Log.WithName("proxied"),
+		Cache:                  CacheOptions(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	factory, err := twilio.NewFactory(twilio.Options{
+		BaseURL: srv.URL, RequestsPerSecond: 500, Burst: 50, Timeout: 5 * time.Second,
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Metrics: twilioMetrics,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	statusGauges = NewStatusMetrics()
+	mctx, cancel := context.WithCancel(context.Background())
+	Expect(Setup{
+		Twilio: factory, DefaultAccount: defaultAccount, SyncPeriod: syncPeriod, MaxConcurrentReconciles: 10,
+		PendingGrace: 10 * time.Second, SendWindow: 2 * time.Second,
+		Metrics: testMetrics, StatusMetrics: statusGauges,
+	}.Apply(mctx, mgr)).To(Succeed())
+	managerCache = mgr.GetCache()
+	done := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(done)
+		Expect(mgr.Start(mctx)).To(Succeed())
+	}()
+	DeferCleanup(func() {
+		cancel()
+		<-done
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+}
+
+var _ = Describe("AttackTakeLock", func() {
+	var owner, other *tenant
+	BeforeEach(func() {
+		owner, other = newTenant(1), newTenant(1)
+		if other.ns > owner.ns {
+			// The other object's key sorts first: it wins a tie of creation times.
+			owner, other = other, owner
+		}
+		resetFake()
+		DeferCleanup(resetFake)
+	})
+
+	// makeOther creates b (older than a, paused): deleting, it is deleted with a
+	// lost create's pending record in status.
+	makeOther := func(conv, service string, deleting bool) *v1alpha1.ConversationWebhook {
+		GinkgoHelper()
+		b := other.object("copy", func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.ConversationSid = conv
+			o.Spec.ServiceSid = service
+			o.Spec.URL = "https://hooks.example.com/same"
+			o.Annotations = map[string]string{v1alpha1.AnnotationPaused: "true"}
+			if deleting {
+				o.Finalizers = []string{v1alpha1.Finalizer}
+			}
+		})
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		if deleting {
+			want := desiredOf(&b.Spec)
+			cur := get(b)
+			cur.Status.PendingCreate = &v1alpha1.PendingCreate{Since: metav1.Now(), ServiceSid: service,
+				ConversationSid: conv, Fingerprint: fingerprint(want.target, want.cfg)}
+			Expect(k8sClient.Status().Update(ctx, cur)).To(Succeed())
+			Expect(k8sClient.Delete(ctx, b)).To(Succeed())
+		}
+		return b
+	}
+	unpause := func(b *v1alpha1.ConversationWebhook, deleting bool) {
+		GinkgoHelper()
+		Eventually(func() error {
+			cur := get(b)
+			delete(cur.Annotations, v1alpha1.AnnotationPaused)
+			if !deleting {
+				cur.Annotations[v1alpha1.AnnotationCreatePending] = time.Now().UTC().Format(time.RFC3339)
+			}
+			return k8sClient.Update(ctx, cur)
+		}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+	}
+	notTakenNorDeleted := func(b *v1alpha1.ConversationWebhook, sid string) {
+		GinkgoHelper()
+		Consistently(func(g Gomega) {
+			g.Expect(countFor(sid, twiliofake.OpDelete)).To(BeZero(), "a's new webhook was deleted by b")
+			cur := &v1alpha1.ConversationWebhook{}
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(b), cur); err == nil {
+				g.Expect(cur.Status.Sid).NotTo(Equal(sid), "b took a's new webhook")
+			}
+		}).WithTimeout(3 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	}
+
+	// The take lock's key is the scope's string: "IS…/CH…" and "CH…" are two
+	// locks, yet a conversation of the account's default service is one
+	// conversation under both paths (the fake serves both, as Twilio does).
+	DescribeTable("AttackTakeLock: the same conversation named with its default service",
+		func(deleting bool) {
+			conv := owner.convs[0]
+			defaultService := fake.AddAccount(testAccount, testAuthToken) // idempotent: returns the default service
+			stopSuiteManager()
+			b := makeOther(conv, defaultService, deleting)
+			a := owner.object("orig", func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = b.Spec.URL })
+			Expect(k8sClient.Create(ctx, a)).To(Succeed())
+
+			hold := newHeldRecord(client.ObjectKeyFromObject(a))
+			DeferCleanup(hold.release)
+			startSpecManager(withInterceptor(hold.funcs()))
+			Eventually(hold.tripped).WithTimeout(waitTimeout).Should(BeClosed())
+			hooks := fakeHooks(conv)
+			Expect(hooks).To(HaveLen(1))
+			sid := hooks[0].Sid
+
+			unpause(b, deleting)
+			notTakenNorDeleted(b, sid)
+			hold.release()
+			Expect(waitReady(a).Status.Sid).To(Equal(sid))
+		},
+		Entry("a copy re-applied with create-pending and the default service's SID", false),
+		Entry("a deletion whose lost create named the default service", true),
+	)
+
+	// The lock is released when Reconcile's flush returns, written or not: the
+	// webhook-sid annotation is written, then the status write fails (here a
+	// label edited in between: a conflict), and the webhook is known only by
+	// that annotation, which an older object's look does not respect.
+	DescribeTable("AttackTakeLock: the record's status write fails after its annotation was written",
+		func(deleting bool) {
+			conv := owner.convs[0]
+			stopSuiteManager()
+			b := makeOther(conv, "", deleting)
+			a := owner.object("orig", func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = b.Spec.URL })
+			Expect(k8sClient.Create(ctx, a)).To(Succeed())
+
+			hold := newHeldRecord(client.ObjectKeyFromObject(a))
+			DeferCleanup(hold.release)
+			startSpecManager(withInterceptor(hold.funcs()))
+			Eventually(hold.tripped).WithTimeout(waitTimeout).Should(BeClosed())
+			hooks := fakeHooks(conv)
+			Expect(hooks).To(HaveLen(1))
+			sid := hooks[0].Sid
+
+			unpause(b, deleting)
+			time.Sleep(1500 * time.Millisecond) // b waits for the take lock
+			cur := get(a)
+			Expect(cur.Annotations[v1alpha1.AnnotationWebhookSid]).To(Equal(sid), "the annotation is written before status")
+			before := cur.DeepCopy()
+			cur.Labels = map[string]string{"touched": "yes"}
+			Expect(k8sClient.Patch(ctx, cur, client.MergeFrom(before))).To(Succeed())
+			hold.release()
+
+			notTakenNorDeleted(b, sid)
+			Expect(waitReady(a).Status.Sid).To(Equal(sid))
+		},
+		Entry("a copy re-applied with the create-pending annotation", false),
+		Entry("a deletion whose create's answer was lost", true),
+	)
+
+	// A create in flight: Twilio made the webhook, its answer has not arrived.
+	// It is in no status, no annotation and not in the dispatcher's unapplied
+	// answers, and no lock covers it.
+	DescribeTable("AttackTakeLock: another object looks while a create's answer is in flight",
+		func(deleting bool) {
+			conv := owner.convs[0]
+			stopSuiteManager()
+			b := makeOther(conv, "", deleting)
+			a := owner.object("orig", func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = b.Spec.URL })
+			Expect(k8sClient.Create(ctx, a)).To(Succeed())
+
+			held := newHeldCreateAnswer(conv)
+			DeferCleanup(held.release)
+			startProxiedSpecManager(held)
+			Eventually(held.tripped).WithTimeout(waitTimeout).Should(BeClosed())
+			hooks := fakeHooks(conv)
+			Expect(hooks).To(HaveLen(1))
+			sid := hooks[0].Sid
+
+			unpause(b, deleting)
+			notTakenNorDeleted(b, sid)
+			held.release()
+			Expect(waitReady(a).Status.Sid).To(Equal(sid))
+			_, exists := fake.Webhook(sid)
+			Expect(exists).To(BeTrue(), "a is Ready with a webhook that b deleted")
+		},
+		Entry("a copy re-applied with the create-pending annotation", false),
+		Entry("a deletion whose create's answer was lost", true),
+	)
+
+	// An answered create waits in the dispatcher (unapplied) until its object's
+	// next reconcile records it. findCreated leaves those webhooks out;
+	// findMatching (managementPolicy Observe) does not, and no lock covers the wait.
+	It("AttackTakeLock: an Observe object looks while a create's answer waits to be applied", func() {
+		conv := owner.convs[0]
+		stopSuiteManager()
+		b := other.object("observer", func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.URL = "https://hooks.example.com/same"
+			o.Spec.ConversationSid = conv
+			o.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserve
+			o.Annotations = map[string]string{v1alpha1.AnnotationPaused: "true"}
+		})
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		a := owner.object("orig", func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = b.Spec.URL })
+		Expect(k8sClient.Create(ctx, a)).To(Succeed())
+
+		aKey := client.ObjectKeyFromObject(a)
+		var once sync.Once
+		tripped, released := make(chan struct{}), make(chan struct{})
+		var releaseOnce sync.Once
+		release := func() { releaseOnce.Do(func() { close(released) }) }
+		DeferCleanup(release)
+		startSpecManager(withInterceptor(interceptor.Funcs{
+			Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+				if _, ok := obj.(*v1alpha1.ConversationWebhook); ok && key == aKey && len(fakeHooks(conv)) > 0 {
+					first := false
+					once.Do(func() { first = true; close(tripped) })
+					if first {
+						select {
+						case <-released:
+						case <-ctx.Done():
+						}
+					}
+				}
+				return c.Get(ctx, key, obj, opts...)
+			},
+		}))
+		Eventually(tripped).WithTimeout(waitTimeout).Should(BeClosed())
+		hooks := fakeHooks(conv)
+		Expect(hooks).To(HaveLen(1))
+		sid := hooks[0].Sid
+
+		Eventually(func() error {
+			cur := get(b)
+			delete(cur.Annotations, v1alpha1.AnnotationPaused)
+			return k8sClient.Update(ctx, cur)
+		}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+		Consistently(func() string { return get(b).Status.Sid }).WithTimeout(3*time.Second).WithPolling(50*time.Millisecond).
+			ShouldNot(Equal(sid), "the Observe object took a's new webhook")
+		release()
+		Expect(waitReady(a).Status.Sid).To(Equal(sid))
+	})
+})
