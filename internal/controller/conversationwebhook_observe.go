@@ -120,12 +120,13 @@ const unknownSlack = time.Minute
 
 // findCreated lists the conversation a pending create was sent to for its
 // webhook: one that matches what that create sent (or, without a fingerprint,
-// the spec) and that no other object names.
+// the spec) and that is not another object's (see elsewhere).
 //
 // When none does, unknown lists the webhooks created since that create that no
-// object names: one of them may be its result, changed outside the operator
-// before the operator could learn its SID. They are never adopted on a guess
-// (they may be someone else's); the caller names them in a warning.
+// object records: one of them may be its result, changed outside the operator
+// before the operator could learn its SID, or claimed by another object's
+// annotation. They are never adopted on a guess (they may be someone else's);
+// the caller names them in a warning.
 //
 // A match that may be another object's create still in flight is not taken
 // while it may be: a waitError says until when.
@@ -141,33 +142,35 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 	case err != nil:
 		return nil, nil, err
 	}
-	var others []v1alpha1.ConversationWebhook
-	listed := false
-	var unknown []string
-	wait := time.Duration(0)
-	for i := range list {
-		wh := &list[i]
+	candidates := list[:0]
+	for _, wh := range list {
 		// Made before the create was sent, it cannot be its result (a webhook
 		// this object manages, or someone's made by hand).
 		recent := wh.DateCreated.IsZero() || !wh.DateCreated.Before(p.since.Add(-unknownSlack))
-		if slices.Contains(exclude, wh.Sid) || !recent {
-			continue
+		if recent && !slices.Contains(exclude, wh.Sid) {
+			fillScope(&wh, p.scope)
+			candidates = append(candidates, wh)
 		}
-		fillScope(wh, p.scope)
-		if !listed {
-			if others, err = r.liveObjects(ctx); err != nil {
-				return nil, nil, fmt.Errorf("listing objects that manage webhooks in %s: %w", p.scope, err)
-			}
-			listed = true
-		}
-		named, inFlight := r.elsewhere(others, obj, wh)
+	}
+	if len(candidates) == 0 {
+		return nil, nil, nil
+	}
+	others, err := r.othersIn(ctx, obj, p.scope, candidates)
+	if err != nil {
+		return nil, nil, err
+	}
+	var unknown []string
+	wait := time.Duration(0)
+	for i := range candidates {
+		wh := &candidates[i]
+		e := r.elsewhere(others, obj, wh)
 		match := (p.fingerprint != "" && fingerprint(wh.Target, wh.Configuration) == p.fingerprint) ||
 			(p.scope == want.scope && matchesSpec(want, wh))
 		switch {
-		case named:
-		case inFlight > 0:
-			wait = max(wait, inFlight)
-		case match:
+		case e.recorded:
+		case e.inFlight > 0:
+			wait = max(wait, e.inFlight)
+		case match && !e.claimed:
 			return wh, nil, nil
 		default:
 			unknown = append(unknown, wh.Sid)
@@ -179,40 +182,110 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 	return nil, unknown, nil
 }
 
-// elsewhere says whether a webhook found in a conversation (its scope filled
-// in) may be another object's rather than one to take: another object names it
-// (records it, supersedes it, or claims it by annotation — the operator writes
-// the annotation before status, so an annotation may be a record still being
-// written), or it may be the result of another object's create still in flight
-// (a pending record younger than PendingGrace, sent to this conversation with
-// what made this webhook): inFlight is how long that may last.
+// othersIn reads from the API server itself (the cache may not show yet what
+// another object recorded a moment ago) the objects that name one of the
+// webhooks, or that have a create pending in the conversation, page by page:
+// only those are kept.
+func (r *ConversationWebhookReconciler) othersIn(ctx context.Context, obj *v1alpha1.ConversationWebhook, scope twilio.Scope,
+	hooks []twilio.Webhook) ([]v1alpha1.ConversationWebhook, error) {
+	sids := make([]string, 0, len(hooks))
+	for _, wh := range hooks {
+		sids = append(sids, twilio.CanonicalSid(wh.Sid))
+	}
+	others, err := r.liveObjects(ctx, func(o *v1alpha1.ConversationWebhook) bool {
+		if o.UID == obj.UID {
+			return false
+		}
+		if p := o.Status.PendingCreate; p != nil && strings.EqualFold(p.ConversationSid, scope.ConversationSid) {
+			return true
+		}
+		return slices.ContainsFunc(SidsOf(o), func(sid string) bool { return slices.Contains(sids, sid) })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing objects that manage webhooks in %s: %w", scope, err)
+	}
+	return others, nil
+}
+
+// otherClaim is what other objects hold of a webhook found in a conversation.
+type otherClaim struct {
+	// recorded: another object records it (as its webhook, or as one it
+	// superseded and is about to delete), or is recording it (its webhook-sid
+	// annotation names it while its create in that conversation is pending:
+	// the operator writes the annotation before status). Left to that object.
+	recorded bool
+	// claimed: an older object whose spec points at that conversation claims
+	// it by annotation (it adopts it). Not taken; named in a warning.
+	claimed bool
+	// pending: another object's pending create, of any age, in that
+	// conversation may have made it; inFlight is how long that create may
+	// still be in flight (its stamp plus PendingGrace, from now).
+	pending  bool
+	inFlight time.Duration
+}
+
+// elsewhere says what other objects hold of a webhook found in a conversation
+// (its scope filled in). A claim by a newer object, or by one whose spec points
+// elsewhere, does not count (it loses to this object, or can never adopt the
+// webhook): a user's annotation never makes a look leave a webhook silently.
 func (r *ConversationWebhookReconciler) elsewhere(others []v1alpha1.ConversationWebhook, obj *v1alpha1.ConversationWebhook,
-	wh *twilio.Webhook) (named bool, inFlight time.Duration) {
+	wh *twilio.Webhook) otherClaim {
+	var out otherClaim
 	sid := twilio.CanonicalSid(wh.Sid)
+	now := r.Clock.Now()
 	for i := range others {
 		o := &others[i]
 		if o.UID == obj.UID {
 			continue
 		}
-		if slices.Contains(SidsOf(o), sid) {
-			return true, 0
-		}
 		p := o.Status.PendingCreate
+		pendingHere := p != nil && strings.EqualFold(p.ConversationSid, wh.ConversationSid) &&
+			// A stamp further ahead than clocks differ is not credible.
+			!p.Since.After(now.Add(unknownSlack))
+		recorded := twilio.CanonicalSid(o.Status.Sid) == sid ||
+			o.Status.SupersededWebhook != nil && twilio.CanonicalSid(o.Status.SupersededWebhook.Sid) == sid
+		annotated := twilio.IsWebhookSid(o.Annotations[v1alpha1.AnnotationWebhookSid]) &&
+			twilio.CanonicalSid(o.Annotations[v1alpha1.AnnotationWebhookSid]) == sid
 		switch {
-		case p == nil, r.PendingGrace <= 0, !strings.EqualFold(p.ConversationSid, wh.ConversationSid),
-			p.Fingerprint != "" && p.Fingerprint != fingerprint(wh.Target, wh.Configuration),
-			!wh.DateCreated.IsZero() && wh.DateCreated.Before(p.Since.Add(-unknownSlack)):
+		case recorded, annotated && pendingHere:
+			out.recorded = true
+		case annotated && claimedFirst(o, obj) && strings.EqualFold(o.Spec.ConversationSid, wh.ConversationSid):
+			out.claimed = true
+		}
+		if !pendingHere || !mayHaveMade(p, wh) {
 			continue
 		}
-		inFlight = max(inFlight, p.Since.Add(r.PendingGrace).Sub(r.Clock.Now()))
+		out.pending = true
+		if r.PendingGrace > 0 {
+			out.inFlight = max(out.inFlight, p.Since.Add(r.PendingGrace).Sub(now))
+		}
 	}
-	return false, inFlight
+	return out
+}
+
+// mayHaveMade says whether a pending create may have made the webhook: made
+// after it was sent (give or take how clocks differ), with what it sent. A
+// fingerprint is compared only when the answer carries every field it covers
+// (Twilio's spec marks them nullable); an earlier version's record has none.
+func mayHaveMade(p *v1alpha1.PendingCreate, wh *twilio.Webhook) bool {
+	if !wh.DateCreated.IsZero() && wh.DateCreated.Before(p.Since.Add(-unknownSlack)) {
+		return false
+	}
+	for _, f := range []string{twilio.FieldTarget, twilio.FieldURL, twilio.FieldMethod, twilio.FieldFilters,
+		twilio.FieldTriggers, twilio.FieldFlowSid} {
+		if !wh.Has(f) {
+			return true
+		}
+	}
+	return p.Fingerprint == "" || p.Fingerprint == fingerprint(wh.Target, wh.Configuration)
 }
 
 // findMatching (managementPolicy Observe, nothing recorded and no webhook-sid)
-// lists the spec's conversation for a webhook that matches the spec and that no
-// other object names, nor may be about to record (an answered create not
-// applied yet, a create in flight).
+// lists the spec's conversation for a webhook that matches the spec and that is
+// not another object's: recorded or claimed by one, possibly made by one's
+// pending create (of any age: its owner has not looked for it yet), or the
+// answer of a create of this manager not applied yet. Observing, the object
+// looks again next period.
 func (r *ConversationWebhookReconciler) findMatching(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
 	want desired) (*twilio.Webhook, error) {
 	list, err := api.ListWebhooks(ctx, want.scope)
@@ -220,22 +293,23 @@ func (r *ConversationWebhookReconciler) findMatching(ctx context.Context, obj *v
 		return nil, err
 	}
 	unapplied := r.creates.unapplied(obj.UID)
-	var others []v1alpha1.ConversationWebhook
-	listed := false
-	for i := range list {
-		wh := &list[i]
-		if !matchesSpec(want, wh) || slices.Contains(unapplied, wh.Sid) {
-			continue
+	matches := list[:0]
+	for _, wh := range list {
+		if matchesSpec(want, &wh) && !slices.Contains(unapplied, wh.Sid) {
+			fillScope(&wh, want.scope)
+			matches = append(matches, wh)
 		}
-		if !listed {
-			if others, err = r.liveObjects(ctx); err != nil {
-				return nil, fmt.Errorf("listing objects that manage webhooks in %s: %w", want.scope, err)
-			}
-			listed = true
-		}
-		fillScope(wh, want.scope)
-		if named, inFlight := r.elsewhere(others, obj, wh); !named && inFlight <= 0 {
-			return wh, nil
+	}
+	if len(matches) == 0 {
+		return nil, nil
+	}
+	others, err := r.othersIn(ctx, obj, want.scope, matches)
+	if err != nil {
+		return nil, err
+	}
+	for i := range matches {
+		if e := r.elsewhere(others, obj, &matches[i]); !e.recorded && !e.claimed && !e.pending {
+			return &matches[i], nil
 		}
 	}
 	return nil, nil

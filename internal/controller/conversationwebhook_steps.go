@@ -46,7 +46,7 @@ const maxSteps = 6
 type waitError struct{ after time.Duration }
 
 func (e *waitError) Error() string {
-	return fmt.Sprintf("a create started %s ago may still be in flight; looking for its webhook then", e.after)
+	return fmt.Sprintf("a create may still be in flight; looking for its webhook again in %s", e.after.Round(time.Second))
 }
 
 // errNotConverged is returned when a reconcile ran out of steps.

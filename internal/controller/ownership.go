@@ -119,24 +119,44 @@ func (r *ConversationWebhookReconciler) conflictLive(ctx context.Context, obj *v
 	if r.APIReader == nil {
 		return r.conflict(ctx, obj, sid, false)
 	}
-	items, err := r.liveObjects(ctx)
+	canonical := twilio.CanonicalSid(sid)
+	items, err := r.liveObjects(ctx, func(o *v1alpha1.ConversationWebhook) bool { return slices.Contains(SidsOf(o), canonical) })
 	if err != nil {
 		return "", fmt.Errorf("listing objects that manage webhook %s: %w", sid, err)
 	}
 	return conflictIn(items, obj, sid, false), nil
 }
 
-// liveObjects lists every ConversationWebhook from the API server itself (from
-// the cache without an APIReader, as in unit tests).
-func (r *ConversationWebhookReconciler) liveObjects(ctx context.Context) ([]v1alpha1.ConversationWebhook, error) {
-	var list v1alpha1.ConversationWebhookList
-	var err error
-	if r.APIReader != nil {
-		err = r.APIReader.List(ctx, &list)
-	} else {
-		err = r.List(ctx, &list)
+// livePage is how many objects a read from the API server holds at once.
+const livePage = 500
+
+// liveObjects lists the ConversationWebhooks keep selects from the API server
+// itself (from the cache without an APIReader, as in unit tests), a page at a
+// time: a look in one conversation never holds every object of a large
+// cluster in memory.
+func (r *ConversationWebhookReconciler) liveObjects(ctx context.Context, keep func(*v1alpha1.ConversationWebhook) bool) (
+	[]v1alpha1.ConversationWebhook, error) {
+	reader := r.APIReader
+	opts := []client.ListOption{client.Limit(livePage)}
+	if r.APIReader == nil {
+		reader, opts = r.Client, nil // the cache pages nothing
 	}
-	return list.Items, err
+	var out []v1alpha1.ConversationWebhook
+	for {
+		var list v1alpha1.ConversationWebhookList
+		if err := reader.List(ctx, &list, opts...); err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			if keep(&list.Items[i]) {
+				out = append(out, list.Items[i])
+			}
+		}
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts = []client.ListOption{client.Limit(livePage), client.Continue(list.Continue)}
+	}
 }
 
 func conflictIn(items []v1alpha1.ConversationWebhook, obj *v1alpha1.ConversationWebhook, sid string, owned bool) string {
