@@ -57,89 +57,132 @@ func (h *heldRecord) funcs() interceptor.Funcs {
 	}
 }
 
+// lookPair is the two objects of a look race: b, in tenant other, looks in a's
+// conversation for its own lost create's webhook while a's new webhook is on
+// its way to a's status. b is created first (in another namespace, so that a
+// claim alone — the webhook-sid annotation, written before status — would not
+// stop it) and paused: nothing looks until look.
+type lookPair struct {
+	a, b     *v1alpha1.ConversationWebhook
+	conv     string
+	deleting bool
+}
+
+// twoTenants returns two tenants, other's namespace sorting first: its object
+// wins a tie of creation times.
+func twoTenants() (owner, other *tenant) {
+	GinkgoHelper()
+	owner, other = newTenant(1), newTenant(1)
+	if other.ns > owner.ns {
+		owner, other = other, owner
+	}
+	return owner, other
+}
+
+// newLookPair stops the suite's manager (nothing reconciles the objects until
+// the spec starts its own) and creates b, then a, with one spec in owner's
+// conversation (b's service: service). deleting: b is deleted with what a
+// manager that stopped after recording a pending create leaves behind (its
+// answer lost).
+func newLookPair(owner, other *tenant, service string, deleting bool) *lookPair {
+	GinkgoHelper()
+	l := &lookPair{conv: owner.convs[0], deleting: deleting}
+	stopSuiteManager()
+	l.b = other.object("copy", func(o *v1alpha1.ConversationWebhook) {
+		o.Spec.ConversationSid = l.conv
+		o.Spec.ServiceSid = service
+		o.Spec.URL = "https://hooks.example.com/same"
+		o.Annotations = map[string]string{v1alpha1.AnnotationPaused: "true"}
+		if deleting {
+			o.Finalizers = []string{v1alpha1.Finalizer}
+		}
+	})
+	Expect(k8sClient.Create(ctx, l.b)).To(Succeed())
+	if deleting {
+		want := desiredOf(&l.b.Spec)
+		cur := get(l.b)
+		cur.Status.PendingCreate = &v1alpha1.PendingCreate{Since: metav1.Now(), ServiceSid: service,
+			ConversationSid: l.conv, Fingerprint: fingerprint(want.target, want.cfg)}
+		Expect(k8sClient.Status().Update(ctx, cur)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, l.b)).To(Succeed())
+	}
+	l.a = owner.object("orig", func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = l.b.Spec.URL })
+	Expect(k8sClient.Create(ctx, l.a)).To(Succeed())
+	return l
+}
+
+// madeOne waits until tripped closes (a's create has made its webhook) and
+// returns that webhook, the conversation's only one.
+func (l *lookPair) madeOne(tripped chan struct{}) string {
+	GinkgoHelper()
+	Eventually(tripped).WithTimeout(waitTimeout).Should(BeClosed())
+	hooks := fakeHooks(l.conv)
+	Expect(hooks).To(HaveLen(1))
+	return hooks[0].Sid
+}
+
+// look lets b look: unpaused, and a copy gets the create-pending annotation now.
+func (l *lookPair) look() {
+	GinkgoHelper()
+	Eventually(func() error {
+		cur := get(l.b)
+		delete(cur.Annotations, v1alpha1.AnnotationPaused)
+		if !l.deleting {
+			cur.Annotations[v1alpha1.AnnotationCreatePending] = time.Now().UTC().Format(time.RFC3339)
+		}
+		return k8sClient.Update(ctx, cur)
+	}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+}
+
+// neverTaken checks, for a while, that b neither records nor deletes sid.
+func (l *lookPair) neverTaken(sid string, d time.Duration) {
+	GinkgoHelper()
+	Consistently(func(g Gomega) {
+		g.Expect(countFor(sid, twiliofake.OpDelete)).To(BeZero(), "a's new webhook was deleted by b")
+		cur := &v1alpha1.ConversationWebhook{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(l.b), cur); err == nil {
+			g.Expect(cur.Status.Sid).NotTo(Equal(sid), "b took a's new webhook")
+		}
+	}).WithTimeout(d).WithPolling(50 * time.Millisecond).Should(Succeed())
+}
+
 // A webhook one object has just recorded in memory (its create answered) is not
 // another object's to take, or to delete, while that record is being written:
 // an object looking for its own lost create's webhook in the same conversation
 // (a copy re-applied from Git with the create-pending annotation; a deletion
 // whose create's answer was lost) waits for the write, then finds the webhook
-// recorded. The other object is in another namespace and was created first, so
-// that a claim alone (the webhook-sid annotation, written before status) would
-// not stop it.
+// recorded.
 var _ = Describe("TakeLock", func() {
 	var owner, other *tenant
 	BeforeEach(func() {
-		owner, other = newTenant(1), newTenant(1)
-		if other.ns > owner.ns {
-			// The other object's key sorts first: it wins a tie of creation times.
-			owner, other = other, owner
-		}
+		owner, other = twoTenants()
 		resetFake()
 		DeferCleanup(resetFake)
 	})
 
 	DescribeTable("another object looking for its lost create's webhook while an object's new webhook is being recorded",
 		func(deleting bool) {
-			conv := owner.convs[0]
-			stopSuiteManager() // nothing reconciles the objects until the held manager starts
-			b := other.object("copy", func(o *v1alpha1.ConversationWebhook) {
-				o.Spec.ConversationSid = conv
-				o.Spec.URL = "https://hooks.example.com/same"
-				o.Annotations = map[string]string{v1alpha1.AnnotationPaused: "true"}
-				if deleting {
-					o.Finalizers = []string{v1alpha1.Finalizer}
-				}
-			})
-			Expect(k8sClient.Create(ctx, b)).To(Succeed())
-			if deleting {
-				// What a manager that stopped after recording a pending create
-				// leaves behind; the create's answer is lost.
-				want := desiredOf(&b.Spec)
-				cur := get(b)
-				cur.Status.PendingCreate = &v1alpha1.PendingCreate{
-					Since: metav1.Now(), ConversationSid: conv, Fingerprint: fingerprint(want.target, want.cfg)}
-				Expect(k8sClient.Status().Update(ctx, cur)).To(Succeed())
-				Expect(k8sClient.Delete(ctx, b)).To(Succeed())
-			}
-			a := owner.object("orig", func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = b.Spec.URL })
-			Expect(k8sClient.Create(ctx, a)).To(Succeed())
-
-			hold := newHeldRecord(client.ObjectKeyFromObject(a))
+			l := newLookPair(owner, other, "", deleting)
+			hold := newHeldRecord(client.ObjectKeyFromObject(l.a))
 			DeferCleanup(hold.release)
 			startSpecManager(withInterceptor(hold.funcs()))
-			Eventually(hold.tripped).WithTimeout(waitTimeout).Should(BeClosed())
-			hooks := fakeHooks(conv)
-			Expect(hooks).To(HaveLen(1))
-			sid := hooks[0].Sid
+			sid := l.madeOne(hold.tripped)
 
-			// b looks for its create's webhook now, while a's record is held.
-			Eventually(func() error {
-				cur := get(b)
-				delete(cur.Annotations, v1alpha1.AnnotationPaused)
-				if !deleting {
-					cur.Annotations[v1alpha1.AnnotationCreatePending] = time.Now().UTC().Format(time.RFC3339)
-				}
-				return k8sClient.Update(ctx, cur)
-			}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
-			Consistently(func(g Gomega) {
-				g.Expect(countFor(sid, twiliofake.OpDelete)).To(BeZero(), "a's new webhook was deleted by b")
-				cur := &v1alpha1.ConversationWebhook{}
-				if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(b), cur); err == nil {
-					g.Expect(cur.Status.Sid).NotTo(Equal(sid), "b took a's new webhook")
-				}
-			}).WithTimeout(2 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+			l.look() // while a's record is held
+			l.neverTaken(sid, 2*time.Second)
 			hold.release()
 
-			Expect(waitReady(a).Status.Sid).To(Equal(sid))
+			Expect(waitReady(l.a).Status.Sid).To(Equal(sid))
 			if deleting {
-				waitGone(b)
+				waitGone(l.b)
 				Expect(countFor(sid, twiliofake.OpDelete)).To(BeZero())
-				Expect(fakeHooks(conv)).To(ConsistOf(HaveField("Sid", sid)))
+				Expect(fakeHooks(l.conv)).To(ConsistOf(HaveField("Sid", sid)))
 				return
 			}
-			own := waitReady(b).Status.Sid
+			own := waitReady(l.b).Status.Sid
 			Expect(own).NotTo(Equal(sid))
-			Expect(fakeHooks(conv)).To(ConsistOf(HaveField("Sid", sid), HaveField("Sid", own)))
-			Expect(condition(get(a), v1alpha1.ConditionStalled)).NotTo(HavePrefix("True"))
+			Expect(fakeHooks(l.conv)).To(ConsistOf(HaveField("Sid", sid), HaveField("Sid", own)))
+			Expect(condition(get(l.a), v1alpha1.ConditionStalled)).NotTo(HavePrefix("True"))
 		},
 		Entry("a copy re-applied with the create-pending annotation does not take it", false),
 		Entry("a deletion whose create's answer was lost does not delete it", true),
