@@ -119,7 +119,7 @@ var _ = Describe("AttackTakeLock", func() {
 	// returns a's new webhook.
 	heldRecordOf := func(l *lookPair) (*heldRecord, string) {
 		GinkgoHelper()
-		hold := newHeldRecord(client.ObjectKeyFromObject(l.a))
+		hold := newHeldRecord(client.ObjectKeyFromObject(l.a), false)
 		DeferCleanup(hold.release)
 		startSpecManager(withInterceptor(hold.funcs()))
 		return hold, l.madeOne(hold.tripped)
@@ -142,10 +142,10 @@ var _ = Describe("AttackTakeLock", func() {
 		Entry("a deletion whose lost create named the default service", true),
 	)
 
-	// The lock is released when Reconcile's flush returns, written or not: the
-	// webhook-sid annotation is written, then the status write fails (here a
-	// label edited in between: a conflict), and the webhook is known only by
-	// that annotation, while a's create there is still pending in status.
+	// The webhook-sid annotation is written, then the status write fails (here
+	// a label edited in between: a conflict): the webhook is known to the API
+	// server only by that annotation, while a's create there is still pending
+	// in status (the answer stays among the dispatcher's unapplied ones).
 	DescribeTable("AttackTakeLock: the record's status write fails after its annotation was written",
 		func(deleting bool) {
 			l := newLookPair(owner, other, "", deleting)

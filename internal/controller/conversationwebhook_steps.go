@@ -62,15 +62,21 @@ type reconcileState struct {
 	// annotations that mirror it, then status) before the next Twilio write,
 	// or when the reconcile ends, with its conditions: one status write, not two.
 	flush *ledger
+	// answered: flush holds the answer of this object's dispatched create,
+	// kept among the dispatcher's unapplied answers until status records it.
+	answered bool
+	// took: flush holds a webhook taken from Twilio (a lost create's result,
+	// an adoption), which only the take lock keeps from others until written.
+	took bool
 	// unlock releases the conversation's take lock once flush is written
 	// (Reconcile); nil when no lock is held past sync.
 	unlock func()
 }
 
-// holdUntilWritten releases a take lock at once, or, while a record is kept in
-// memory, once Reconcile has written it.
+// holdUntilWritten releases a take lock at once, or, while a webhook taken
+// from Twilio is recorded in memory only, once Reconcile has written it.
 func (rs *reconcileState) holdUntilWritten(unlock func()) {
-	if rs.flush == nil {
+	if rs.flush == nil || !rs.took {
 		unlock()
 		return
 	}
@@ -106,10 +112,17 @@ func (r *ConversationWebhookReconciler) flushRecord(ctx context.Context, rs *rec
 		return err
 	}
 	writeRecord(&rs.obj.Status, led)
-	if equality.Semantic.DeepEqual(rs.base.Status, rs.obj.Status) {
-		return nil
+	if !equality.Semantic.DeepEqual(rs.base.Status, rs.obj.Status) {
+		if err := r.writeStatus(ctx, rs); err != nil {
+			return err
+		}
 	}
-	return r.writeStatus(ctx, rs)
+	if rs.answered {
+		// Status records the create's answer: nothing to keep in memory.
+		r.creates.forget(rs.obj.UID)
+		rs.answered = false
+	}
+	return nil
 }
 
 // writeMeta brings the annotations that mirror the ledger, and the finalizer
@@ -157,9 +170,9 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 	// Taking a webhook found in Twilio (a lost create's result, a webhook named
 	// by the annotation, or, observing only, one that matches) is serialised per
 	// conversation, so two objects never take the same one at once; a webhook
-	// recorded in memory (a create's answer, a take) keeps the lock until status
-	// records it, so that another object's look in the conversation finds it
-	// recorded, never takes or deletes it as its own lost create's.
+	// taken keeps the lock until status records it, so that another object's
+	// look in the conversation finds it recorded, never takes or deletes it as
+	// its own lost create's (a create's answer is kept from them as unapplied).
 	if scope, ok := takeScope(&led, want); ok {
 		defer rs.holdUntilWritten(r.takes.lock(scope))
 	}
@@ -234,6 +247,7 @@ func (r *ConversationWebhookReconciler) act(ctx context.Context, rs *reconcileSt
 	case stepCreate:
 		return r.create(ctx, rs, api, want, led, obs, st)
 	case stepRecord:
+		rs.took = true
 		err := r.record(ctx, rs, led, st.webhook, st.supersede, nil, st.why)
 		return observation{current: st.webhook}, inPhase(v1alpha1.ReasonCreating, err)
 	case stepUpdate:
@@ -395,11 +409,18 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 		// The wake overtook the watch events of the pending record.
 		return observation{}, false, errStaleView
 	}
-	r.creates.forget(rs.obj.UID)
 	if !job.matches(led.pending) {
+		r.creates.forget(rs.obj.UID)
 		return observation{}, false, nil
 	}
 	obs, err := r.created(ctx, rs, led, job, job.wh, job.err)
+	if rs.flush != nil && err == nil {
+		// Its webhook stays among the dispatcher's unapplied answers, which no
+		// other object's look takes, until status records it (flushRecord).
+		rs.answered = true
+	} else {
+		r.creates.forget(rs.obj.UID)
+	}
 	if job.generation != rs.obj.Generation {
 		// The spec changed while the create was in flight: the answer is
 		// compared with the new spec as any webhook is (an update), not as the

@@ -15,41 +15,62 @@ import (
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 )
 
-// heldRecord holds the manager's first status write that records a webhook for
-// one object (the write after Twilio's answer) until released, or until the
-// write's context ends. Every other write goes through.
+// heldRecord holds the manager's first write that records a webhook for one
+// object after Twilio's answer — the webhook-sid annotation (meta), which goes
+// first, or status — until released, or until the write's context ends. Every
+// other write goes through.
 type heldRecord struct {
 	obj      client.ObjectKey
+	meta     bool
 	once     sync.Once
 	tripped  chan struct{}
 	released chan struct{}
 	release  func()
 }
 
-func newHeldRecord(obj client.ObjectKey) *heldRecord {
-	h := &heldRecord{obj: obj, tripped: make(chan struct{}), released: make(chan struct{})}
+func newHeldRecord(obj client.ObjectKey, meta bool) *heldRecord {
+	h := &heldRecord{obj: obj, meta: meta, tripped: make(chan struct{}), released: make(chan struct{})}
 	var once sync.Once
 	h.release = func() { once.Do(func() { close(h.released) }) }
 	return h
 }
 
+// hold holds the write if it is the first one held.
+func (h *heldRecord) hold(ctx context.Context) error {
+	first := false
+	h.once.Do(func() {
+		first = true
+		close(h.tripped)
+	})
+	if first {
+		select {
+		case <-h.released:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 func (h *heldRecord) funcs() interceptor.Funcs {
+	ours := func(obj client.Object) (*v1alpha1.ConversationWebhook, bool) {
+		o, ok := obj.(*v1alpha1.ConversationWebhook)
+		return o, ok && client.ObjectKeyFromObject(o) == h.obj
+	}
 	return interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			if o, ok := ours(obj); ok && h.meta && o.Annotations[v1alpha1.AnnotationWebhookSid] != "" {
+				if err := h.hold(ctx); err != nil {
+					return err
+				}
+			}
+			return c.Patch(ctx, obj, patch, opts...)
+		},
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
 			opts ...client.SubResourcePatchOption) error {
-			o, ok := obj.(*v1alpha1.ConversationWebhook)
-			if ok && sub == "status" && client.ObjectKeyFromObject(o) == h.obj && o.Status.Sid != "" {
-				first := false
-				h.once.Do(func() {
-					first = true
-					close(h.tripped)
-				})
-				if first {
-					select {
-					case <-h.released:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
+			if o, ok := ours(obj); ok && !h.meta && sub == "status" && o.Status.Sid != "" {
+				if err := h.hold(ctx); err != nil {
+					return err
 				}
 			}
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
@@ -150,8 +171,8 @@ func (l *lookPair) neverTaken(sid string, d time.Duration) {
 // another object's to take, or to delete, while that record is being written:
 // an object looking for its own lost create's webhook in the same conversation
 // (a copy re-applied from Git with the create-pending annotation; a deletion
-// whose create's answer was lost) waits for the write, then finds the webhook
-// recorded.
+// whose create's answer was lost) leaves it (the answer stays among the
+// dispatcher's unapplied ones until status records it).
 var _ = Describe("TakeLock", func() {
 	var owner, other *tenant
 	BeforeEach(func() {
@@ -161,9 +182,9 @@ var _ = Describe("TakeLock", func() {
 	})
 
 	DescribeTable("another object looking for its lost create's webhook while an object's new webhook is being recorded",
-		func(deleting bool) {
+		func(deleting, meta bool) {
 			l := newLookPair(owner, other, "", deleting)
-			hold := newHeldRecord(client.ObjectKeyFromObject(l.a))
+			hold := newHeldRecord(client.ObjectKeyFromObject(l.a), meta)
 			DeferCleanup(hold.release)
 			startSpecManager(withInterceptor(hold.funcs()))
 			sid := l.madeOne(hold.tripped)
@@ -184,7 +205,9 @@ var _ = Describe("TakeLock", func() {
 			Expect(fakeHooks(l.conv)).To(ConsistOf(HaveField("Sid", sid), HaveField("Sid", own)))
 			Expect(condition(get(l.a), v1alpha1.ConditionStalled)).NotTo(HavePrefix("True"))
 		},
-		Entry("a copy re-applied with the create-pending annotation does not take it", false),
-		Entry("a deletion whose create's answer was lost does not delete it", true),
+		Entry("a copy re-applied with the create-pending annotation does not take it (status write held)", false, false),
+		Entry("a deletion whose create's answer was lost does not delete it (status write held)", true, false),
+		Entry("a copy does not take it before the webhook-sid annotation is written", false, true),
+		Entry("a deletion does not delete it before the webhook-sid annotation is written", true, true),
 	)
 })
