@@ -10,16 +10,10 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
-	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
 )
 
 // heldCreateAnswer lets the fake process the first create sent to one
@@ -64,47 +58,17 @@ func (h *heldCreateAnswer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fake.ServeHTTP(w, r)
 }
 
-// startProxiedSpecManager is startManager with the Twilio client pointed at
-// handler (in front of the fake) and a Twilio timeout long enough for a held
-// answer; PendingGrace is the timeout plus 5 s, as cmd/manager sets it (no
-// create is in flight longer).
+// startProxiedSpecManager starts a spec manager whose Twilio client talks to
+// handler (in front of the fake), with a Twilio timeout long enough for a held
+// answer.
 func startProxiedSpecManager(handler http.Handler) {
 	GinkgoHelper()
 	srv := httptest.NewServer(handler)
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Logger:                 logf.Log.WithName("proxied"),
-		Cache:                  CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	factory, err := twilio.NewFactory(twilio.Options{
-		BaseURL: srv.URL, RequestsPerSecond: 500, Burst: 50, Timeout: 5 * time.Second,
-		BackoffBase: 10 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Metrics: twilioMetrics,
-	})
-	Expect(err).NotTo(HaveOccurred())
-	statusGauges = NewStatusMetrics()
-	mctx, cancel := context.WithCancel(context.Background())
-	Expect(Setup{
-		Twilio: factory, DefaultAccount: defaultAccount, SyncPeriod: syncPeriod, MaxConcurrentReconciles: 10,
-		PendingGrace: 10 * time.Second, SendWindow: 2 * time.Second,
-		Metrics: testMetrics, StatusMetrics: statusGauges,
-	}.Apply(mctx, mgr)).To(Succeed())
-	managerCache = mgr.GetCache()
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mctx)).To(Succeed())
-	}()
 	DeferCleanup(func() {
-		cancel()
-		<-done
 		srv.CloseClientConnections()
 		srv.Close()
 	})
+	startSpecManager(withName("proxied"), withTwilio(srv.URL, 5*time.Second))
 }
 
 var _ = Describe("AttackTakeLock", func() {

@@ -188,6 +188,10 @@ var _ = AfterSuite(func() {
 type managerOptions struct {
 	name        string
 	interceptor *interceptor.Funcs
+	// twilioURL, twilioTimeout and pendingGrace: see withTwilio.
+	twilioURL     string
+	twilioTimeout time.Duration
+	pendingGrace  time.Duration
 }
 
 // managerOption is an option of startManager.
@@ -204,12 +208,25 @@ func withInterceptor(funcs interceptor.Funcs) managerOption {
 	return func(o *managerOptions) { o.interceptor = &funcs }
 }
 
+// withTwilio points the manager's Twilio client at url (a handler in front of
+// the fake) with a request timeout, and PendingGrace at that timeout plus 5 s,
+// as cmd/manager sets it: no create is in flight longer.
+func withTwilio(url string, timeout time.Duration) managerOption {
+	return func(o *managerOptions) {
+		o.twilioURL, o.twilioTimeout, o.pendingGrace = url, timeout, timeout+5*time.Second
+	}
+}
+
 // startManager runs a manager with the reconciler against the fake, as
 // cmd/manager wires it, without leader election, and returns a function that
 // stops it and waits (once; later calls return at once).
 func startManager(opts ...managerOption) func() {
 	GinkgoHelper()
-	o := managerOptions{name: "manager"}
+	// Shorter than cmd/manager's (the Twilio timeout plus 5 s): the send window
+	// is still PendingGrace less the Twilio timeout. The pending stamp is whole
+	// seconds, so up to one second of the window has gone by when the stamp is
+	// written.
+	o := managerOptions{name: "manager", twilioURL: fakeServer.URL, twilioTimeout: time.Second, pendingGrace: 3 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -234,7 +251,7 @@ func startManager(opts ...managerOption) func() {
 	mgr, err := ctrl.NewManager(restCfg, mgrOpts)
 	Expect(err).NotTo(HaveOccurred())
 	factory, err := twilio.NewFactory(twilio.Options{
-		BaseURL: fakeServer.URL, RequestsPerSecond: 500, Burst: 50, Timeout: time.Second,
+		BaseURL: o.twilioURL, RequestsPerSecond: 500, Burst: 50, Timeout: o.twilioTimeout,
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Metrics: twilioMetrics,
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -242,11 +259,7 @@ func startManager(opts ...managerOption) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	err = Setup{
 		Twilio: factory, DefaultAccount: defaultAccount, SyncPeriod: syncPeriod, MaxConcurrentReconciles: 10,
-		// Shorter than cmd/manager's (the Twilio timeout plus 5 s, and 5 s):
-		// the send window is still PendingGrace less the Twilio timeout. The
-		// pending stamp is whole seconds, so up to one second of the window has
-		// gone by when the stamp is written.
-		PendingGrace: 3 * time.Second, SendWindow: 2 * time.Second,
+		PendingGrace: o.pendingGrace, SendWindow: 2 * time.Second,
 		Metrics: testMetrics, StatusMetrics: statusGauges,
 	}.Apply(ctx, mgr)
 	Expect(err).NotTo(HaveOccurred())
