@@ -272,8 +272,6 @@ func (r *ConversationWebhookReconciler) settleCreate(ctx context.Context, rs *re
 	if !job.done {
 		return max(r.PendingGrace, time.Second), nil
 	}
-	// Its webhook is recorded under the conversation's take lock, as in sync.
-	defer r.takes.lock(job.pending.scope)()
 	// Matched against status alone: a malformed annotation must not make the
 	// deletion forget a webhook this create made.
 	led, err := readRecord(&rs.obj.Status, desiredOf(&rs.obj.Spec).scope)

@@ -125,7 +125,7 @@ func (r *ConversationWebhookReconciler) deleteTargets(ctx context.Context, obj *
 		// deleted: another object's record of a webhook in that conversation
 		// is written first, and then found (see sync).
 		defer r.takes.lock(p.scope)()
-		wh, unknown, err := r.findCreated(ctx, obj, api, p, desiredOf(&obj.Spec), append(d.known, r.creates.unapplied(obj.UID)...))
+		wh, unknown, err := r.findCreated(ctx, obj, api, p, desiredOf(&obj.Spec), d.known)
 		if err != nil {
 			return err
 		}

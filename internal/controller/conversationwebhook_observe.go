@@ -49,8 +49,7 @@ func (r *ConversationWebhookReconciler) observe(ctx context.Context, obj *v1alph
 	var obs observation
 	var err error
 	if led.pending != nil {
-		obs.recovered, obs.unknown, err = r.findCreated(ctx, obj, api, led.pending, want,
-			append(led.known(), r.creates.unapplied(obj.UID)...))
+		obs.recovered, obs.unknown, err = r.findCreated(ctx, obj, api, led.pending, want, led.known())
 		return obs, err
 	}
 	if claim := led.claimed(); claim != "" {
@@ -129,9 +128,12 @@ const unknownSlack = time.Minute
 // the caller names them in a warning.
 //
 // A match that may be another object's create still in flight is not taken
-// while it may be: a waitError says until when.
+// while it may be: a waitError says until when. exclude (what the object itself
+// knows) and the answers of this manager's creates not recorded yet are never
+// candidates.
 func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1alpha1.ConversationWebhook, api twilio.WebhookAPI,
 	p *pendingRecord, want desired, exclude []string) (*twilio.Webhook, []string, error) {
+	exclude = append(slices.Clip(exclude), r.creates.unapplied(obj.UID)...)
 	list, err := api.ListWebhooks(ctx, p.scope)
 	switch {
 	case twilio.IsConversationNotFound(err):
@@ -233,6 +235,7 @@ func (r *ConversationWebhookReconciler) elsewhere(others []v1alpha1.Conversation
 	var out otherClaim
 	sid := twilio.CanonicalSid(wh.Sid)
 	now := r.Clock.Now()
+	fp := comparablePrint(wh)
 	for i := range others {
 		o := &others[i]
 		if o.UID == obj.UID {
@@ -242,8 +245,7 @@ func (r *ConversationWebhookReconciler) elsewhere(others []v1alpha1.Conversation
 		pendingHere := p != nil && strings.EqualFold(p.ConversationSid, wh.ConversationSid) &&
 			// A stamp further ahead than clocks differ is not credible.
 			!p.Since.After(now.Add(unknownSlack))
-		recorded := twilio.CanonicalSid(o.Status.Sid) == sid ||
-			o.Status.SupersededWebhook != nil && twilio.CanonicalSid(o.Status.SupersededWebhook.Sid) == sid
+		recorded := recordsSid(o, sid)
 		annotated := twilio.IsWebhookSid(o.Annotations[v1alpha1.AnnotationWebhookSid]) &&
 			twilio.CanonicalSid(o.Annotations[v1alpha1.AnnotationWebhookSid]) == sid
 		switch {
@@ -252,7 +254,7 @@ func (r *ConversationWebhookReconciler) elsewhere(others []v1alpha1.Conversation
 		case annotated && claimedFirst(o, obj) && strings.EqualFold(o.Spec.ConversationSid, wh.ConversationSid):
 			out.claimed = true
 		}
-		if !pendingHere || !mayHaveMade(p, wh) {
+		if !pendingHere || !mayHaveMade(p, wh, fp) {
 			continue
 		}
 		out.pending = true
@@ -263,21 +265,28 @@ func (r *ConversationWebhookReconciler) elsewhere(others []v1alpha1.Conversation
 	return out
 }
 
-// mayHaveMade says whether a pending create may have made the webhook: made
-// after it was sent (give or take how clocks differ), with what it sent. A
-// fingerprint is compared only when the answer carries every field it covers
-// (Twilio's spec marks them nullable); an earlier version's record has none.
-func mayHaveMade(p *v1alpha1.PendingCreate, wh *twilio.Webhook) bool {
-	if !wh.DateCreated.IsZero() && wh.DateCreated.Before(p.Since.Add(-unknownSlack)) {
-		return false
-	}
+// comparablePrint is the webhook's fingerprint, or "" when the answer lacks a
+// field the fingerprint covers (Twilio's spec marks them nullable): then it
+// cannot be compared with what a create sent.
+func comparablePrint(wh *twilio.Webhook) string {
 	for _, f := range []string{twilio.FieldTarget, twilio.FieldURL, twilio.FieldMethod, twilio.FieldFilters,
 		twilio.FieldTriggers, twilio.FieldFlowSid} {
 		if !wh.Has(f) {
-			return true
+			return ""
 		}
 	}
-	return p.Fingerprint == "" || p.Fingerprint == fingerprint(wh.Target, wh.Configuration)
+	return fingerprint(wh.Target, wh.Configuration)
+}
+
+// mayHaveMade says whether a pending create may have made the webhook (fp:
+// its comparablePrint): made after it was sent (give or take how clocks
+// differ), with what it sent, when both are known (an earlier version's record
+// has no fingerprint).
+func mayHaveMade(p *v1alpha1.PendingCreate, wh *twilio.Webhook, fp string) bool {
+	if !wh.DateCreated.IsZero() && wh.DateCreated.Before(p.Since.Add(-unknownSlack)) {
+		return false
+	}
+	return p.Fingerprint == "" || fp == "" || p.Fingerprint == fp
 }
 
 // findMatching (managementPolicy Observe, nothing recorded and no webhook-sid)

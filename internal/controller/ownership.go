@@ -166,13 +166,19 @@ func conflictIn(items []v1alpha1.ConversationWebhook, obj *v1alpha1.Conversation
 		if o.UID == obj.UID || !slices.Contains(SidsOf(o), sid) {
 			continue
 		}
-		records := twilio.CanonicalSid(o.Status.Sid) == sid ||
-			o.Status.SupersededWebhook != nil && twilio.CanonicalSid(o.Status.SupersededWebhook.Sid) == sid
+		records := recordsSid(o, sid)
 		if (records && (!owned || claimedFirst(o, obj))) || (!owned && !records && claimedFirst(o, obj)) {
 			return o.Namespace + "/" + o.Name
 		}
 	}
 	return ""
+}
+
+// recordsSid says whether the object's status records the webhook (canonical
+// sid): as its webhook, or as one a replacement superseded and is to delete.
+func recordsSid(o *v1alpha1.ConversationWebhook, sid string) bool {
+	return twilio.CanonicalSid(o.Status.Sid) == sid ||
+		o.Status.SupersededWebhook != nil && twilio.CanonicalSid(o.Status.SupersededWebhook.Sid) == sid
 }
 
 // sidConflictError is the Stalled error of an object whose webhook another object manages.
