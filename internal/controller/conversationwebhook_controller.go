@@ -245,7 +245,7 @@ func (r *ConversationWebhookReconciler) reconcileDelete(ctx context.Context, rs 
 	if err := r.deleteExternal(ctx, obj); err != nil {
 		var wait *waitError
 		if errors.As(err, &wait) {
-			setProgressing(&obj.Status, obj.Generation, v1alpha1.ReasonDeleting, "Waiting for another object's create that may still be in flight")
+			setProgressing(&obj.Status, obj.Generation, v1alpha1.ReasonDeleting, "Waiting before deleting: "+wait.Error())
 			return ctrl.Result{RequeueAfter: wait.after}, nil
 		}
 		return r.failed(ctx, obj, v1alpha1.ReasonDeleting, err)

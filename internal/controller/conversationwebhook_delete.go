@@ -129,6 +129,12 @@ func (r *ConversationWebhookReconciler) deleteTargets(ctx context.Context, obj *
 		if err != nil {
 			return err
 		}
+		if wait := r.inFlightFor(p); wh == nil && wait > 0 {
+			// The object's own create may still be in flight (sent by a
+			// manager that stopped, or answered with a timeout): its webhook
+			// is looked for again once it cannot be, as sync waits for it.
+			return &waitError{after: wait}
+		}
 		r.warnUnknown(obj, p.scope, unknown, "deleting the object without it")
 		if wh != nil {
 			d.targets = append(d.targets, ref{sid: wh.Sid, scope: p.scope})

@@ -49,6 +49,12 @@ func (e *waitError) Error() string {
 	return fmt.Sprintf("a create may still be in flight; looking for its webhook again in %s", e.after.Round(time.Second))
 }
 
+// inFlightFor is how much longer the object's pending create may still be in
+// flight (PendingGrace from its stamp), or 0 when it can no longer be.
+func (r *ConversationWebhookReconciler) inFlightFor(p *pendingRecord) time.Duration {
+	return max(p.since.Add(r.PendingGrace).Sub(r.Clock.Now()), 0)
+}
+
 // errNotConverged is returned when a reconcile ran out of steps.
 var errNotConverged = errors.New("not converged after the steps one reconcile may take; retrying")
 
@@ -182,7 +188,7 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 	}
 	wait := time.Duration(0)
 	if p := led.pending; p != nil && obs.recovered == nil {
-		wait = p.since.Add(r.PendingGrace).Sub(r.Clock.Now())
+		wait = r.inFlightFor(p)
 		obs.pendingInFlight = wait > 0
 	}
 	for range maxSteps {
