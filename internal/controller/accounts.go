@@ -86,8 +86,11 @@ func (r *ConversationWebhookReconciler) resolveAccount(ctx context.Context, obj 
 		acc.secret = types.NamespacedName{Namespace: a.Spec.CredentialsSecretRef.Namespace, Name: a.Spec.CredentialsSecretRef.Name}
 		acc.limits, status, generation, acc.uid = a.Spec.Limits, &a.Status, a.Generation, a.UID
 	}
+	if err := rejected(acc.key, status, generation); err != nil {
+		return nil, err
+	}
 	if !verified(status, generation) {
-		return nil, &accountWaitError{account: acc.key, rejected: meta.IsStatusConditionFalse(status.Conditions, v1alpha1.ConditionReady)}
+		return nil, &accountWaitError{account: acc.key}
 	}
 	acc.accountSid = status.AccountSid
 	if rec := obj.Status.AccountSid; rec != "" && obj.Status.Sid != "" && rec != acc.accountSid {
@@ -114,19 +117,40 @@ func accountGetError(err error, what string) error {
 	return fmt.Errorf("reading %s: %w", what, err)
 }
 
-// accountWaitError is an account whose credentials are not verified (yet): the
-// object waits, without calling Twilio, and is reconciled when the account changes.
+// rejected is the Stalled error of an object whose account's credentials are
+// missing or were refused for its current spec (its Ready condition False at its
+// generation), with the account's reason: only a person can fix the Secret. The
+// account's watch reconciles the object again once it is verified.
+func rejected(key string, status *v1alpha1.TwilioAccountStatus, generation int64) error {
+	ready := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.ObservedGeneration != generation {
+		return nil
+	}
+	reason := ready.Reason
+	if reason != v1alpha1.ReasonCredentialsMissing {
+		reason = v1alpha1.ReasonCredentialsInvalid
+	}
+	// The account's message names the Secret and key, or carries Twilio's
+	// code, never a credential; cut to the length an echo may have.
+	msg := ready.Message
+	if len(msg) > maxAccountEcho {
+		msg = msg[:maxAccountEcho] + "…"
+	}
+	return stalled(reason, fmt.Errorf("%s is not Ready (%s: %s); nothing is sent to Twilio until its credentials are verified",
+		key, ready.Reason, msg))
+}
+
+// maxAccountEcho caps the account's Ready message repeated in an object's.
+const maxAccountEcho = 512
+
+// accountWaitError is an account whose credentials are not verified yet for its
+// current spec: the object waits, without calling Twilio, and is reconciled
+// when the account changes.
 type accountWaitError struct {
 	account string
-	// rejected: the account's Ready condition is False (credentials missing or
-	// rejected), not merely unverified yet.
-	rejected bool
 }
 
 func (e *accountWaitError) Error() string {
-	if e.rejected {
-		return fmt.Sprintf("%s is not Ready (see its Ready condition: credentials missing or rejected); nothing is sent to Twilio", e.account)
-	}
 	return fmt.Sprintf("waiting for %s to be Ready (its credentials verified); nothing is sent to Twilio", e.account)
 }
 

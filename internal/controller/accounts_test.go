@@ -143,7 +143,25 @@ var _ = Describe("Accounts", func() {
 		Expect(countInConversation(t.convs[0], "")).To(BeZero())
 	})
 
-	It("marks wrong credentials CredentialsInvalid; its objects wait without calling Twilio, then converge when fixed", func() {
+	It("makes an object wait, without calling Twilio, while its account is not verified yet", func() {
+		// Twilio cannot verify the account for now: no Ready condition yet.
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpConfiguration, Sticky: true})
+		DeferCleanup(fake.ClearFaults)
+		Expect(k8sClient.Create(ctx, credentialsSecret(t.ns, "unverified", testKeySecret))).To(Succeed())
+		a := twilioAccount(t.ns, "unverified", "unverified")
+		Expect(k8sClient.Create(ctx, a)).To(Succeed())
+		o := t.object("unverified", func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.AccountRef = &v1alpha1.AccountReference{Name: "unverified"}
+		})
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		waitWaiting(o)
+		Expect(accountReady(a)).To(BeEmpty(), "not verified, and not rejected either")
+		Expect(countInConversation(t.convs[0], "")).To(BeZero())
+		fake.ClearFaults()
+		waitReady(o)
+	})
+
+	It("marks wrong credentials CredentialsInvalid; its objects stall without calling Twilio, then converge when fixed", func() {
 		const wrong = "wrongSECRETvalue0000000000000009"
 		Expect(k8sClient.Create(ctx, credentialsSecret(t.ns, "bad", wrong))).To(Succeed())
 		a := twilioAccount(t.ns, "bad", "bad")
@@ -152,7 +170,10 @@ var _ = Describe("Accounts", func() {
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		Eventually(func() string { return accountReady(a) }).WithTimeout(20 * time.Second).
 			Should(SatisfyAll(HavePrefix("False/"+v1alpha1.ReasonCredentialsInvalid), ContainSubstring("20003")))
-		waitWaiting(o)
+		// Only a person can fix the Secret: Stalled, with the account's reason
+		// and Twilio's code (kstatus: Failed, so a GitOps wait fails at once).
+		got := waitStalled(o, v1alpha1.ReasonCredentialsInvalid)
+		Expect(stalledMessage(got)).To(SatisfyAll(ContainSubstring(t.ns+"/bad"), ContainSubstring("20003")))
 		Consistently(func() int { return countInConversation(t.convs[0], "") }).WithTimeout(2 * syncPeriod).
 			WithPolling(200 * time.Millisecond).Should(BeZero())
 		for _, text := range append(eventNotes(o), append(conditionMessages(get(o)), accountReady(a))...) {
@@ -178,6 +199,10 @@ var _ = Describe("Accounts", func() {
 			Should(SatisfyAll(HavePrefix("False/"+v1alpha1.ReasonCredentialsMissing), ContainSubstring("apiKeySecret")))
 		Eventually(func() string { return accountReady(missing) }).WithTimeout(20 * time.Second).
 			Should(SatisfyAll(HavePrefix("False/"+v1alpha1.ReasonCredentialsMissing), ContainSubstring(t.ns+"/later")))
+		o := t.object("partial", func(o *v1alpha1.ConversationWebhook) { o.Spec.AccountRef = &v1alpha1.AccountReference{Name: "partial"} })
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		Expect(stalledMessage(waitStalled(o, v1alpha1.ReasonCredentialsMissing))).To(ContainSubstring("apiKeySecret"))
+		Expect(countInConversation(t.convs[0], "")).To(BeZero())
 		Expect(k8sClient.Create(ctx, credentialsSecret(t.ns, "later", testKeySecret))).To(Succeed())
 		Eventually(func() string { return accountReady(missing) }).WithTimeout(20 * time.Second).
 			Should(HavePrefix("True/" + v1alpha1.ReasonVerified))

@@ -97,14 +97,13 @@ func (r *ConversationWebhookReconciler) deleteExternal(ctx context.Context, obj 
 		// webhook, below, rather than orphan it on one answer.
 		return err
 	}
-	var wait *accountWaitError
 	var inFlight *waitError
 	if errors.As(err, &inFlight) {
 		// The webhook of a lost create may be another object's create still
 		// in flight: looked for again once that create is answered.
 		return err
 	}
-	if _, terminal := classify(err); terminal || len(d.left) > 0 || errors.As(err, &wait) && wait.rejected {
+	if _, terminal := classify(err); terminal || len(d.left) > 0 {
 		// Deletion never hangs on what only a person can fix (credentials gone
 		// with their namespace, a rejected key): the webhooks left are named.
 		r.orphaned(obj, err, &d)
