@@ -172,7 +172,14 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 // reconcileNormal creates, adopts, corrects or replaces the webhook.
 func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs *reconcileState) (ctrl.Result, error) {
 	obj := rs.obj
-	if isPaused(obj) {
+	pause, err := paused(obj)
+	if err == nil {
+		_, err = annotatedPollInterval(obj)
+	}
+	if err != nil {
+		return r.failed(ctx, obj, phaseOf(obj, err), err)
+	}
+	if pause {
 		setPaused(&obj.Status, obj.Generation)
 		return ctrl.Result{}, nil
 	}
@@ -232,7 +239,13 @@ func (r *ConversationWebhookReconciler) reconcileDelete(ctx context.Context, rs 
 	if !controllerutil.ContainsFinalizer(obj, v1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	if isPaused(obj) {
+	pause, err := paused(obj)
+	if err != nil {
+		// A paused value that is neither "true" nor "false" may have been
+		// meant as a pause: deletion waits for it to be fixed, as for a pause.
+		return r.failed(ctx, obj, v1alpha1.ReasonDeleting, err)
+	}
+	if pause {
 		setPaused(&obj.Status, obj.Generation)
 		return ctrl.Result{}, nil
 	}
@@ -368,16 +381,29 @@ func (r *ConversationWebhookReconciler) now() metav1.Time {
 // annotation (floor 30s) or --sync-period.
 func (r *ConversationWebhookReconciler) pollInterval(ctx context.Context, obj *v1alpha1.ConversationWebhook) time.Duration {
 	period := r.SyncPeriod
-	if v, ok := obj.Annotations[v1alpha1.AnnotationPollInterval]; ok {
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			log.FromContext(ctx).Info("Ignoring unparsable poll-interval annotation", "value", v)
-		default:
-			period = max(d, MinPollInterval)
-		}
+	if d, err := annotatedPollInterval(obj); d > 0 {
+		period = max(d, MinPollInterval)
+	} else if err != nil {
+		// reconcileNormal stalls the object with InvalidAnnotation; its
+		// safety-net poll runs at the sync period.
+		log.FromContext(ctx).V(1).Info("Malformed poll-interval annotation; polling at the sync period")
 	}
 	return jitter(period)
+}
+
+// annotatedPollInterval is the poll-interval annotation's period, 0 without
+// one. A value that is not a positive Go duration is an InvalidAnnotation error.
+func annotatedPollInterval(obj *v1alpha1.ConversationWebhook) (time.Duration, error) {
+	v, ok := obj.Annotations[v1alpha1.AnnotationPollInterval]
+	if !ok {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, invalidError(v1alpha1.ReasonInvalidAnnotation,
+			"annotation "+v1alpha1.AnnotationPollInterval+" (a positive Go duration, such as 10m)", v)
+	}
+	return d, nil
 }
 
 // busyRequeue is when an object whose account had no free slot is tried
@@ -435,8 +461,19 @@ func malformedPending(o *v1alpha1.ConversationWebhook) bool {
 	return err != nil
 }
 
-func isPaused(obj *v1alpha1.ConversationWebhook) bool {
-	return obj.Annotations[v1alpha1.AnnotationPaused] == "true"
+// paused reads the paused annotation: "true" pauses, "false" or no annotation
+// does not. Any other value ("yes", "True") is an InvalidAnnotation error: it
+// may have been meant as a pause, so nothing is sent to Twilio on a guess.
+func paused(obj *v1alpha1.ConversationWebhook) (bool, error) {
+	switch v, ok := obj.Annotations[v1alpha1.AnnotationPaused]; {
+	case !ok || v == "false":
+		return false, nil
+	case v == "true":
+		return true, nil
+	default:
+		return false, invalidError(v1alpha1.ReasonInvalidAnnotation,
+			"annotation "+v1alpha1.AnnotationPaused+` ("true" or "false")`, v)
+	}
 }
 
 // SetupWithManager registers the controller, its field indexes and its watches:

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,6 +242,55 @@ func TestUserAnnotationsChanged(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := userAnnotationsChanged(tc.old, tc.updated); got != tc.changed {
 				t.Fatalf("userAnnotationsChanged = %v, want %v", got, tc.changed)
+			}
+		})
+	}
+}
+
+func TestPausedAndPollIntervalValues(t *testing.T) {
+	cases := []struct {
+		key, value string // value "-" leaves the annotation out
+		paused     bool
+		period     time.Duration
+		invalid    bool
+	}{
+		{v1alpha1.AnnotationPaused, "-", false, 0, false},
+		{v1alpha1.AnnotationPaused, "true", true, 0, false},
+		{v1alpha1.AnnotationPaused, "false", false, 0, false},
+		{v1alpha1.AnnotationPaused, "", false, 0, true},
+		{v1alpha1.AnnotationPaused, "yes", false, 0, true},
+		{v1alpha1.AnnotationPaused, "True", false, 0, true},
+		{v1alpha1.AnnotationPaused, "1", false, 0, true},
+		{v1alpha1.AnnotationPollInterval, "-", false, 0, false},
+		{v1alpha1.AnnotationPollInterval, "5m", false, 5 * time.Minute, false},
+		{v1alpha1.AnnotationPollInterval, "1s", false, time.Second, false},
+		{v1alpha1.AnnotationPollInterval, "nonsense", false, 0, true},
+		{v1alpha1.AnnotationPollInterval, "10", false, 0, true},
+		{v1alpha1.AnnotationPollInterval, "0s", false, 0, true},
+		{v1alpha1.AnnotationPollInterval, "-1m", false, 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
+			o := &v1alpha1.ConversationWebhook{}
+			if tc.value != "-" {
+				o.Annotations = map[string]string{tc.key: tc.value}
+			}
+			p, perr := paused(o)
+			d, derr := annotatedPollInterval(o)
+			err := errors.Join(perr, derr)
+			if tc.invalid != (err != nil) {
+				t.Fatalf("error %v, want one: %v", err, tc.invalid)
+			}
+			if err != nil {
+				if reason, terminal := classify(err); !terminal || reason != v1alpha1.ReasonInvalidAnnotation {
+					t.Fatalf("error %v classified %q (terminal %v), want InvalidAnnotation", err, reason, terminal)
+				}
+				if !strings.Contains(err.Error(), tc.key) {
+					t.Fatalf("error %q does not name %s", err, tc.key)
+				}
+			}
+			if p != tc.paused || d != tc.period {
+				t.Fatalf("paused %v, period %v; want %v, %v", p, d, tc.paused, tc.period)
 			}
 		})
 	}

@@ -110,6 +110,46 @@ var _ = Describe("Trust: what a user can write", func() {
 		Entry("a long value", false, func(*tenant) string { return "WH" + strings.Repeat("b", 300) }),
 	)
 
+	// paused and poll-interval are read as they are written: a value the
+	// operator does not read ("yes" meant as a pause, "ten minutes") stalls the
+	// object, naming the annotation, and nothing goes to Twilio until it is fixed.
+	DescribeTable("a paused or poll-interval value the operator cannot read stalls the object before any Twilio call",
+		func(key, bad, good string) {
+			o := t.object("badvalue", func(o *v1alpha1.ConversationWebhook) {
+				o.Annotations = map[string]string{key: bad}
+			})
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+			got := waitStalled(o, v1alpha1.ReasonInvalidAnnotation)
+			Expect(stalledMessage(got)).To(And(ContainSubstring(key), ContainSubstring(bad)))
+			Consistently(func() int { return countInConversation(t.convs[0], "") }).
+				WithTimeout(quietPeriod).WithPolling(200*time.Millisecond).Should(BeZero(), "nothing is sent to Twilio")
+			setAnnotations(o, map[string]string{key: good})
+			waitReady(o)
+			Expect(fakeHooks(t.convs[0])).To(HaveLen(1))
+		},
+		Entry(`paused "yes"`, v1alpha1.AnnotationPaused, "yes", "false"),
+		Entry(`paused "True"`, v1alpha1.AnnotationPaused, "True", "false"),
+		Entry(`poll-interval "ten minutes"`, v1alpha1.AnnotationPollInterval, "ten minutes", "10m"),
+		Entry(`poll-interval "-1m"`, v1alpha1.AnnotationPollInterval, "-1m", "1m"),
+	)
+
+	It("a deletion waits, as for a pause, while the paused annotation holds a value that is neither true nor false", func() {
+		o := t.object("badpause")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		sid := waitReady(o).Status.Sid
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationPaused: "yes"})
+		waitStalled(o, v1alpha1.ReasonInvalidAnnotation)
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(condition(get(o), v1alpha1.ConditionStalled)).To(Equal("True/" + v1alpha1.ReasonInvalidAnnotation))
+			g.Expect(countFor(sid, twiliofake.OpDelete)).To(BeZero())
+		}).WithTimeout(quietPeriod).WithPolling(200 * time.Millisecond).Should(Succeed())
+		setAnnotations(o, map[string]string{v1alpha1.AnnotationPaused: "false"})
+		waitGone(o)
+		_, exists := fake.Webhook(sid)
+		Expect(exists).To(BeFalse(), "deleted once the value is fixed")
+	})
+
 	It("GitOps re-applying a stale webhook-sid leaks nothing: three self-heal cycles end with one webhook", func() {
 		o := t.object("gitops")
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
