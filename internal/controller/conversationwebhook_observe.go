@@ -22,6 +22,9 @@ type observation struct {
 	// from the owned one; claimGone says Twilio answered that it does not exist.
 	claim     *twilio.Webhook
 	claimGone bool
+	// matched says claim was found by listing for a webhook matching the spec
+	// (managementPolicy Observe without webhook-sid), not named by the annotation.
+	matched bool
 	// conflict names another object that manages the claimed or owned SID.
 	conflict string
 	// current is the owned webhook as Twilio last answered; currentGone says
@@ -70,6 +73,7 @@ func (r *ConversationWebhookReconciler) observe(ctx context.Context, obj *v1alph
 	if led.owned == nil {
 		if want.observeOnly && led.claimed() == "" {
 			obs.claim, err = r.findMatching(ctx, obj, api, want)
+			obs.matched = obs.claim != nil
 		}
 		return obs, err
 	}

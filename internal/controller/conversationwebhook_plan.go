@@ -73,6 +73,7 @@ const (
 	whyReplace  = EventReplaced
 	whyRecover  = "Recovered"
 	whyAdopt    = EventAdopted
+	whyMatch    = "Matched"
 	whySpec     = EventUpdated
 	whyStaleSid = EventStaleWebhookSid
 	whyBookkeep = "Bookkeeping"
@@ -139,6 +140,8 @@ func planObserve(obs *observation, led *ledger, annotationsInSync bool) step {
 		return step{kind: stepRecord, why: whyRecover, webhook: obs.recovered}
 	case obs.conflict != "":
 		return step{kind: stepStall, why: v1alpha1.ReasonSidConflict, detail: obs.conflict}
+	case obs.claim != nil && obs.matched:
+		return step{kind: stepRecord, why: whyMatch, webhook: obs.claim}
 	case obs.claim != nil:
 		return step{kind: stepRecord, why: whyAdopt, webhook: obs.claim}
 	case !annotationsInSync && obs.current != nil && (led.claimed() == "" || obs.claimGone):

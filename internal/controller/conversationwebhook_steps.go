@@ -504,6 +504,8 @@ func (r *ConversationWebhookReconciler) record(ctx context.Context, rs *reconcil
 		r.event(rs.obj, EventAdopted, "Adopt", "Recovered webhook %s, created by an earlier attempt whose answer was lost", wh.Sid)
 	case whyAdopt:
 		r.event(rs.obj, EventAdopted, "Adopt", "Adopted existing webhook %s named by the %s annotation", wh.Sid, v1alpha1.AnnotationWebhookSid)
+	case whyMatch:
+		r.event(rs.obj, EventAdopted, "Adopt", "Observing existing webhook %s: it matches the spec and no other object claims it", wh.Sid)
 	}
 	return nil
 }

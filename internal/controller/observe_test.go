@@ -87,6 +87,9 @@ var _ = Describe("managementPolicy Observe", func() {
 			state, _ := syncedOf(o)
 			g.Expect(state).To(Equal("True/" + v1alpha1.ReasonInSync))
 		}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+		Eventually(func() []string { return eventNotes(o) }).WithTimeout(10*time.Second).WithPolling(waitPoll).Should(
+			ContainElement(SatisfyAll(ContainSubstring(sid), ContainSubstring("matches the spec"), Not(ContainSubstring("annotation")))),
+			"the event says how the webhook was found: no annotation named it")
 		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
 		waitGone(o)
 		_, exists := fake.Webhook(sid)
