@@ -132,12 +132,8 @@ func rejected(key string, status *v1alpha1.TwilioAccountStatus, generation int64
 	}
 	// The account's message names the Secret and key, or carries Twilio's
 	// code, never a credential; cut to the length an echo may have.
-	msg := ready.Message
-	if len(msg) > maxAccountEcho {
-		msg = msg[:maxAccountEcho] + "…"
-	}
 	return stalled(reason, fmt.Errorf("%s is not Ready (%s: %s); nothing is sent to Twilio until its credentials are verified",
-		key, ready.Reason, msg))
+		key, ready.Reason, echo(ready.Message, maxAccountEcho)))
 }
 
 // maxAccountEcho caps the account's Ready message repeated in an object's.

@@ -149,10 +149,13 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		return nil, nil, err
 	}
 	candidates := list[:0]
+	credible := r.credibleStamp(p)
 	for _, wh := range list {
 		// Made before the create was sent, it cannot be its result (a webhook
-		// this object manages, or someone's made by hand).
-		recent := wh.DateCreated.IsZero() || !wh.DateCreated.Before(p.since.Add(-unknownSlack))
+		// this object manages, or someone's made by hand). Without a credible
+		// stamp, when the create was sent is unknown, as for a webhook
+		// without a date.
+		recent := !credible || wh.DateCreated.IsZero() || !wh.DateCreated.Before(p.since.Add(-unknownSlack))
 		if recent && !slices.Contains(exclude, wh.Sid) {
 			fillScope(&wh, p.scope)
 			candidates = append(candidates, wh)

@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -13,6 +14,19 @@ import (
 
 // maxEcho is how much of a malformed value a message repeats.
 const maxEcho = 64
+
+// echo is s cut to at most n bytes, at a character boundary, with "…" when
+// cut: a message never carries half a UTF-8 character (the API server would
+// store U+FFFD, and the status read back would never equal the one computed).
+func echo(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
 
 // ref locates one webhook.
 type ref struct {
@@ -53,10 +67,7 @@ type ledger struct {
 
 // invalidError is a malformed annotation or status value.
 func invalidError(reason, what, value string) error {
-	if len(value) > maxEcho {
-		value = value[:maxEcho] + "…"
-	}
-	return stalled(reason, fmt.Errorf("%s: %q is malformed; nothing was sent to Twilio", what, value))
+	return stalled(reason, fmt.Errorf("%s: %q is malformed; nothing was sent to Twilio", what, echo(value, maxEcho)))
 }
 
 // readLedger reads and validates the object's state. want is the spec's

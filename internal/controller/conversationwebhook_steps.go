@@ -50,9 +50,22 @@ func (e *waitError) Error() string {
 }
 
 // inFlightFor is how much longer the object's pending create may still be in
-// flight (PendingGrace from its stamp), or 0 when it can no longer be.
+// flight (PendingGrace from its stamp), or 0 when it can no longer be. A stamp
+// further ahead than clocks differ (a status restored from elsewhere, a leader
+// whose clock ran ahead, a hand-written create-pending) is not credible: no
+// create waits for it, or the object would wait until that time.
 func (r *ConversationWebhookReconciler) inFlightFor(p *pendingRecord) time.Duration {
+	if !r.credibleStamp(p) {
+		return 0
+	}
 	return max(p.since.Add(r.PendingGrace).Sub(r.Clock.Now()), 0)
+}
+
+// credibleStamp says the pending create's stamp is not further ahead of this
+// manager's clock than clocks differ (unknownSlack), as for other objects'
+// stamps (elsewhere).
+func (r *ConversationWebhookReconciler) credibleStamp(p *pendingRecord) bool {
+	return !p.since.After(r.Clock.Now().Add(unknownSlack))
 }
 
 // errNotConverged is returned when a reconcile ran out of steps.
@@ -585,10 +598,7 @@ func (r *ConversationWebhookReconciler) warnAnnotations(obj *v1alpha1.Conversati
 				"Update the value kept in Git", v1alpha1.AnnotationWebhookSid, st.detail, led.owned.sid)
 	}
 	for _, k := range led.legacy {
-		v := obj.Annotations[k]
-		if len(v) > maxEcho {
-			v = v[:maxEcho] + "…"
-		}
+		v := echo(obj.Annotations[k], maxEcho)
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventLegacyAnnotation, "Annotate",
 			"Removed annotation %s=%q written by an earlier version; it is not obeyed. If it names a webhook nothing uses, delete that by hand",
 			k, v)
