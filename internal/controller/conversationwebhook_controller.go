@@ -334,10 +334,11 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 		log.FromContext(ctx).Info("Stalled: needs a change of spec, annotations or credentials", "reason", reason, "error", err.Error())
 		setStalled(&obj.Status, obj.Generation, reason, err.Error())
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reason, phase, "%s", err.Error())
-		if reason == v1alpha1.ReasonSidConflict || reason == v1alpha1.ReasonInvalidAnnotation || reason == v1alpha1.ReasonCredentialsInvalid {
-			// A user may fix a bookkeeping annotation, or a rotated key (its
-			// account's status unchanged) work again, without an event that
-			// reaches this object. Another object letting go of the webhook
+		if slices.Contains(pollStalled, reason) {
+			// A user may fix a bookkeeping annotation, a rotated key work
+			// again, or a Secret deleted and re-created come back (its
+			// account's status unchanged), without an event that reaches
+			// this object. Another object letting go of the webhook
 			// wakes it at once (claimantsOfReleased); the poll is a safety net.
 			return ctrl.Result{RequeueAfter: r.pollInterval(ctx, obj)}, nil
 		}
@@ -351,6 +352,11 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 	}
 	return ctrl.Result{}, err
 }
+
+// pollStalled are the Stalled reasons checked again every poll period: what
+// fixes them may reach the object through no watch.
+var pollStalled = []string{v1alpha1.ReasonSidConflict, v1alpha1.ReasonInvalidAnnotation,
+	v1alpha1.ReasonCredentialsInvalid, v1alpha1.ReasonCredentialsMissing}
 
 // patchMeta applies mutate to the object's metadata and patches it (with opts,
 // e.g. under its resourceVersion), keeping the in-memory status (the patch

@@ -214,3 +214,35 @@ func TestStepUpdateAndDeleteSuperseded(t *testing.T) {
 		}
 	})
 }
+
+// TestStalledPolledAgain: a Stalled object is reconciled again at its poll
+// period only when what fixes it may reach it through no watch (an annotation
+// the predicate ignores, a rotated key, a Secret deleted and re-created while
+// its account's status stays the same); the others wait for a change.
+func TestStalledPolledAgain(t *testing.T) {
+	cases := map[string]bool{
+		v1alpha1.ReasonSidConflict:           true,
+		v1alpha1.ReasonInvalidAnnotation:     true,
+		v1alpha1.ReasonCredentialsInvalid:    true,
+		v1alpha1.ReasonCredentialsMissing:    true,
+		v1alpha1.ReasonConfigurationRejected: false,
+		v1alpha1.ReasonInvalidStatus:         false,
+		v1alpha1.ReasonAccountNotFound:       false,
+	}
+	for reason, polled := range cases {
+		t.Run(reason, func(t *testing.T) {
+			r := &ConversationWebhookReconciler{SyncPeriod: time.Hour, Recorder: events.NewFakeRecorder(10)}
+			obj := &v1alpha1.ConversationWebhook{}
+			res, err := r.failed(t.Context(), obj, v1alpha1.ReasonCreating, stalled(reason, errors.New("broken")))
+			if err != nil {
+				t.Fatalf("failed returned %v; a Stalled object is not retried with backoff", err)
+			}
+			if got := res.RequeueAfter > 0; got != polled {
+				t.Fatalf("RequeueAfter %v; polled again: want %v", res.RequeueAfter, polled)
+			}
+			if c := condition(obj, v1alpha1.ConditionStalled); c != "True/"+reason {
+				t.Fatalf("Stalled condition %q", c)
+			}
+		})
+	}
+}
