@@ -22,9 +22,6 @@ type observation struct {
 	// from the owned one; claimGone says Twilio answered that it does not exist.
 	claim     *twilio.Webhook
 	claimGone bool
-	// matched says claim was found by listing for a webhook matching the spec
-	// (managementPolicy Observe without webhook-sid), not named by the annotation.
-	matched bool
 	// conflict names another object that manages the claimed or owned SID.
 	conflict string
 	// current is the owned webhook as Twilio last answered; currentGone says
@@ -73,7 +70,6 @@ func (r *ConversationWebhookReconciler) observe(ctx context.Context, obj *v1alph
 	if led.owned == nil {
 		if want.observeOnly && led.claimed() == "" {
 			obs.claim, err = r.findMatching(ctx, obj, api, want)
-			obs.matched = obs.claim != nil
 		}
 		return obs, err
 	}
@@ -149,7 +145,7 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		return nil, nil, err
 	}
 	candidates := list[:0]
-	credible := r.credibleStamp(p)
+	credible := credibleStamp(p.since, r.Clock.Now())
 	for _, wh := range list {
 		// Made before the create was sent, it cannot be its result (a webhook
 		// this object manages, or someone's made by hand). Without a credible
@@ -250,8 +246,7 @@ func (r *ConversationWebhookReconciler) elsewhere(others []v1alpha1.Conversation
 		}
 		p := o.Status.PendingCreate
 		pendingHere := p != nil && strings.EqualFold(p.ConversationSid, wh.ConversationSid) &&
-			// A stamp further ahead than clocks differ is not credible.
-			!p.Since.After(now.Add(unknownSlack))
+			credibleStamp(p.Since.Time, now)
 		recorded := recordsSid(o, sid)
 		annotated := twilio.IsWebhookSid(o.Annotations[v1alpha1.AnnotationWebhookSid]) &&
 			twilio.CanonicalSid(o.Annotations[v1alpha1.AnnotationWebhookSid]) == sid

@@ -140,7 +140,8 @@ func planObserve(obs *observation, led *ledger, annotationsInSync bool) step {
 		return step{kind: stepRecord, why: whyRecover, webhook: obs.recovered}
 	case obs.conflict != "":
 		return step{kind: stepStall, why: v1alpha1.ReasonSidConflict, detail: obs.conflict}
-	case obs.claim != nil && obs.matched:
+	case obs.claim != nil && led.claimed() == "":
+		// Not named by webhook-sid: found by listing for the spec's match.
 		return step{kind: stepRecord, why: whyMatch, webhook: obs.claim}
 	case obs.claim != nil:
 		return step{kind: stepRecord, why: whyAdopt, webhook: obs.claim}

@@ -198,7 +198,7 @@ func TestPlan(t *testing.T) {
 		{"observe: a webhook found by matching the spec is recorded as matched, not as named", func(c *planCase) {
 			c.want.observeOnly = true
 			c.led, c.inSync = ledger{}, false
-			c.obs = observation{claim: other, matched: true}
+			c.obs = observation{claim: other}
 			c.wantKind, c.wantWhy, c.supersede = stepRecord, whyMatch, no
 		}},
 		{"observe: a pending create's result is recorded", func(c *planCase) {

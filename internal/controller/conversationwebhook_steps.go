@@ -55,17 +55,17 @@ func (e *waitError) Error() string {
 // whose clock ran ahead, a hand-written create-pending) is not credible: no
 // create waits for it, or the object would wait until that time.
 func (r *ConversationWebhookReconciler) inFlightFor(p *pendingRecord) time.Duration {
-	if !r.credibleStamp(p) {
+	now := r.Clock.Now()
+	if !credibleStamp(p.since, now) {
 		return 0
 	}
-	return max(p.since.Add(r.PendingGrace).Sub(r.Clock.Now()), 0)
+	return max(p.since.Add(r.PendingGrace).Sub(now), 0)
 }
 
-// credibleStamp says the pending create's stamp is not further ahead of this
-// manager's clock than clocks differ (unknownSlack), as for other objects'
-// stamps (elsewhere).
-func (r *ConversationWebhookReconciler) credibleStamp(p *pendingRecord) bool {
-	return !p.since.After(r.Clock.Now().Add(unknownSlack))
+// credibleStamp says a pending create's stamp is not further ahead of now
+// than clocks differ (unknownSlack): the object's own, or another's (elsewhere).
+func credibleStamp(since, now time.Time) bool {
+	return !since.After(now.Add(unknownSlack))
 }
 
 // errNotConverged is returned when a reconcile ran out of steps.
