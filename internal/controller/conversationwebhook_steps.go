@@ -402,9 +402,10 @@ var errQueueFull = fmt.Errorf("%w: its queue of creates is full", twilio.ErrAcco
 // there): its answer wakes the object.
 var errCreateSent = errors.New("create sent; waiting for Twilio's answer")
 
-// errStaleView says an answered create's pending record is not in the cache
-// yet: reconcile again in a moment.
-var errStaleView = errors.New("the cache does not show the pending create yet")
+// errStaleView says the cache does not show an answered create's pending
+// record yet, or still shows one whose refusal status records: reconcile again
+// in a moment.
+var errStaleView = errors.New("the cache does not show the pending create, or its refusal, yet")
 
 func (j *dispatchedCreate) phase() string {
 	if j.st.why == whyReplace {
@@ -424,6 +425,15 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 		return observation{}, false, nil
 	case !job.done:
 		return observation{}, false, errCreateSent
+	case !job.refusedAt.IsZero():
+		// Status records the refusal. A view that still shows the pending
+		// record is older than that write: wait for the cache, rather than
+		// look for the create's webhook by listing.
+		if job.matches(led.pending) && time.Since(job.refusedAt) < staleViewWait {
+			return observation{}, false, errStaleView
+		}
+		r.creates.forget(rs.obj.UID)
+		return observation{}, false, nil
 	case (!job.matches(led.pending) || !led.metaInSync(rs.obj)) && time.Since(job.doneAt) < staleViewWait:
 		// The wake overtook the watch events of the pending record.
 		return observation{}, false, errStaleView
@@ -433,11 +443,20 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 		return observation{}, false, nil
 	}
 	obs, err := r.created(ctx, rs, led, job, job.wh, job.err)
-	if rs.flush != nil && err == nil {
+	switch {
+	case rs.flush != nil && err == nil:
 		// Its webhook stays among the dispatcher's unapplied answers, which no
 		// other object's look takes, until status records it (flushRecord).
 		rs.answered = true
-	} else {
+	case refusal(job.err) && rs.base.Status.PendingCreate == nil:
+		// A refusal that status records (the write succeeded): kept until
+		// the view shows it.
+		r.creates.refused(rs.obj.UID)
+	case refusal(job.err):
+		// Status could not record it (a conflict with a newer view, say):
+		// kept, and applied again on the next view that shows the pending
+		// record, rather than that record taken for a lost create.
+	default:
 		r.creates.forget(rs.obj.UID)
 	}
 	if job.generation != rs.obj.Generation {
@@ -456,7 +475,7 @@ func (r *ConversationWebhookReconciler) created(ctx context.Context, rs *reconci
 	wh *twilio.Webhook, err error) (observation, error) {
 	scope, phase, st := job.pending.scope, job.phase(), job.st
 	if err != nil {
-		if twilio.IsRateLimited(err) || twilio.IsTerminal(err) || twilio.IsNotSent(err) {
+		if refusal(err) {
 			led.pending = nil
 			err = errors.Join(err, r.commit(ctx, rs, led, false))
 		}
@@ -486,6 +505,12 @@ func (r *ConversationWebhookReconciler) created(ctx context.Context, rs *reconci
 		r.event(rs.obj, EventCreated, "Create", "Created webhook %s in %s", wh.Sid, scope)
 	}
 	return observation{current: wh, answer: answerCreate}, nil
+}
+
+// refusal says a create's answer proves Twilio created nothing: a 429, a 4xx,
+// or a create never sent.
+func refusal(err error) bool {
+	return err != nil && (twilio.IsRateLimited(err) || twilio.IsTerminal(err) || twilio.IsNotSent(err))
 }
 
 // record makes wh the managed webhook: status first (the operator's record,

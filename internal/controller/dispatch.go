@@ -94,6 +94,11 @@ type dispatchedCreate struct {
 	doneAt time.Time
 	wh     *twilio.Webhook
 	err    error
+	// refusedAt is when status recorded a refusal of the create (the pending
+	// record dropped); zero until then. The answer is kept until the view
+	// shows that write, so that a reconcile on an older view does not take
+	// the pending record for a lost create and list the conversation.
+	refusedAt time.Time
 }
 
 // staleViewWait is how long an answer waits for the cache to show the pending
@@ -247,7 +252,8 @@ const forgetAfter = 10 * time.Minute
 
 func (d *createDispatcher) sweepLocked() {
 	for uid, job := range d.jobs {
-		if job.done && time.Since(job.doneAt) > forgetAfter {
+		if job.done && time.Since(job.doneAt) > forgetAfter ||
+			!job.refusedAt.IsZero() && time.Since(job.refusedAt) > staleViewWait {
 			delete(d.jobs, uid)
 		}
 	}
@@ -285,6 +291,15 @@ func (d *createDispatcher) forget(uid types.UID) {
 	defer d.mu.Unlock()
 	if job := d.jobs[uid]; job != nil && job.done {
 		delete(d.jobs, uid)
+	}
+}
+
+// refused marks an answered create whose refusal status now records.
+func (d *createDispatcher) refused(uid types.UID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if job := d.jobs[uid]; job != nil && job.done {
+		job.refusedAt = time.Now()
 	}
 }
 

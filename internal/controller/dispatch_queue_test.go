@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -102,5 +103,30 @@ func TestWokenMark(t *testing.T) {
 	none.markWoken(a)
 	if none.takeWoken(a) {
 		t.Fatal("no dispatcher: nothing is woken")
+	}
+}
+
+// A new create sweeps answers nobody applied for forgetAfter, and refusals
+// status recorded more than staleViewWait ago; it keeps the rest.
+func TestDispatcherSweep(t *testing.T) {
+	d := newCreateDispatcher(t.Context(), 0)
+	now := time.Now()
+	d.jobs = map[types.UID]*dispatchedCreate{
+		"in-flight":        {},
+		"answered":         {done: true, doneAt: now.Add(-time.Minute)},
+		"unapplied":        {done: true, doneAt: now.Add(-forgetAfter - time.Second)},
+		"refused-recently": {done: true, doneAt: now.Add(-time.Second), refusedAt: now.Add(-time.Second)},
+		"refused-long-ago": {done: true, doneAt: now.Add(-staleViewWait - 2*time.Second), refusedAt: now.Add(-staleViewWait - time.Second)},
+	}
+	d.mu.Lock()
+	d.sweepLocked()
+	d.mu.Unlock()
+	var kept []string
+	for uid := range d.jobs {
+		kept = append(kept, string(uid))
+	}
+	slices.Sort(kept)
+	if want := []string{"answered", "in-flight", "refused-recently"}; !slices.Equal(kept, want) {
+		t.Fatalf("kept %v, want %v", kept, want)
 	}
 }
