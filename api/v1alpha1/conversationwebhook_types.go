@@ -204,6 +204,10 @@ type PendingCreate struct {
 	// fingerprint identifies the target and configuration the create sent.
 	// +optional
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// accountSid is the Twilio account (AC…) the create was sent for: its
+	// webhook, if it was made, is there.
+	// +optional
+	AccountSid string `json:"accountSid,omitempty"`
 }
 
 // ConversationWebhookStatus is the webhook as the operator last saw it in Twilio.

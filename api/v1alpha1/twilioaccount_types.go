@@ -124,6 +124,12 @@ type TwilioAccountStatus struct {
 	// whatever the Secret claims.
 	// +optional
 	AccountSid string `json:"accountSid,omitempty"`
+	// verifiedSecretVersion is the resourceVersion of the credentials Secret
+	// whose credentials Twilio accepted. While the Secret has another (it
+	// changed since), no ConversationWebhook acts with it: they wait
+	// (AccountNotReady) until Twilio has verified the new credentials.
+	// +optional
+	VerifiedSecretVersion string `json:"verifiedSecretVersion,omitempty"`
 	// observedGeneration is the generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

@@ -112,12 +112,14 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()
-	creds, err := r.credentials.read(ctx, r.Client, r.APIReader, acc.secret)
+	creds, version, err := r.credentials.read(ctx, r.Client, r.APIReader, acc.secret)
 	if err == nil {
 		var sid string
 		if sid, err = r.Verifier.VerifyAccount(ctx, creds); err == nil {
 			r.setLimits(sid, key, acc)
 			acc.status.AccountSid = sid
+			// ConversationWebhooks act only with this version of the Secret.
+			acc.status.VerifiedSecretVersion = version
 			setAccountReady(acc.status, obj.GetGeneration(), metav1.ConditionTrue, v1alpha1.ReasonVerified,
 				fmt.Sprintf("Twilio accepted the credentials in Secret %s for account %s", acc.secret, sid))
 			return ctrl.Result{RequeueAfter: jitter(r.SyncPeriod)}, nil
@@ -127,7 +129,8 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if !terminal {
 		// Twilio or the API server failed in a way a retry may fix: keep what was
 		// verified (a Twilio outage must not stop every webhook of the account),
-		// its limits included (after a restart too).
+		// its limits included (after a restart too). A Secret changed since is
+		// not verified: the webhooks wait for it (twilioFor).
 		if verified(acc.status, obj.GetGeneration()) {
 			r.setLimits(acc.status.AccountSid, key, acc)
 		}
@@ -137,6 +140,7 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		// Not Ready: it acts for no account.
 		r.Limits.ForgetLimits(key)
 	}
+	acc.status.VerifiedSecretVersion = ""
 	if reason != v1alpha1.ReasonCredentialsMissing {
 		reason = v1alpha1.ReasonCredentialsInvalid
 	}

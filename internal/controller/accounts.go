@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,7 +33,9 @@ type resolvedAccount struct {
 	secret types.NamespacedName
 	// accountSid is the SID Twilio verified.
 	accountSid string
-	limits     *v1alpha1.AccountLimits
+	// secretVersion is the resourceVersion of the Secret Twilio verified.
+	secretVersion string
+	limits        *v1alpha1.AccountLimits
 	// uid is the account object's.
 	uid types.UID
 }
@@ -92,14 +95,35 @@ func (r *ConversationWebhookReconciler) resolveAccount(ctx context.Context, obj 
 	if !verified(status, generation) {
 		return nil, &accountWaitError{account: acc.key}
 	}
-	acc.accountSid = status.AccountSid
-	if rec := obj.Status.AccountSid; rec != "" && obj.Status.Sid != "" && rec != acc.accountSid {
-		return nil, stalled(v1alpha1.ReasonAccountChanged, fmt.Errorf(
-			"webhook %s was recorded in Twilio account %s, but %s acts for account %s; the operator never recreates a webhook in another "+
-				"account while the old one may exist: point spec.accountRef back, or move the webhook as the README's \"Moving a webhook "+
-				"between accounts\" says", obj.Status.Sid, rec, acc.key, acc.accountSid))
+	acc.accountSid, acc.secretVersion = status.AccountSid, status.VerifiedSecretVersion
+	if err := accountChanged(&obj.Status, acc); err != nil {
+		return nil, err
 	}
 	return acc, nil
+}
+
+// accountChanged is the Stalled error of an object whose status records a
+// webhook (its own or one a replacement superseded), or a create that may have
+// made one, in another Twilio account than the one its account now acts for:
+// looked for, fetched or deleted through the new account, it would look gone.
+func accountChanged(st *v1alpha1.ConversationWebhookStatus, acc *resolvedAccount) error {
+	rec, what := "", ""
+	switch {
+	case st.AccountSid != "" && st.Sid != "":
+		rec, what = st.AccountSid, "webhook "+st.Sid+" was recorded"
+	case st.AccountSid != "" && st.SupersededWebhook != nil:
+		rec, what = st.AccountSid, "webhook "+st.SupersededWebhook.Sid+" was recorded"
+	}
+	if p := st.PendingCreate; p != nil && p.AccountSid != "" && (rec == "" || rec == acc.accountSid) {
+		rec, what = p.AccountSid, "a create whose webhook may exist was sent at "+p.Since.UTC().Format(time.RFC3339)
+	}
+	if rec == "" || rec == acc.accountSid {
+		return nil
+	}
+	return stalled(v1alpha1.ReasonAccountChanged, fmt.Errorf(
+		"%s in Twilio account %s, but %s acts for account %s; the operator never recreates a webhook in another "+
+			"account while the old one may exist: point spec.accountRef back, or move the webhook as the README's \"Moving a webhook "+
+			"between accounts\" says", what, rec, acc.key, acc.accountSid))
 }
 
 // verified says an account's status records credentials Twilio accepted for
@@ -144,9 +168,15 @@ const maxAccountEcho = 512
 // when the account changes.
 type accountWaitError struct {
 	account string
+	// secret names the account's Secret when it changed since it was verified.
+	secret string
 }
 
 func (e *accountWaitError) Error() string {
+	if e.secret != "" {
+		return fmt.Sprintf("waiting for %s to verify its credentials Secret %s, changed since Twilio accepted it; nothing is sent to Twilio",
+			e.account, e.secret)
+	}
 	return fmt.Sprintf("waiting for %s to be Ready (its credentials verified); nothing is sent to Twilio", e.account)
 }
 
@@ -186,9 +216,20 @@ func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1al
 	if err != nil {
 		return nil, "", err
 	}
-	creds, err := r.credentials.read(ctx, r.Client, r.APIReader, acc.secret)
+	creds, version, err := r.credentials.read(ctx, r.Client, r.APIReader, acc.secret)
+	if err == nil && version != acc.secretVersion {
+		// The cache's view of the Secret may be older than the one the account
+		// verified: ask the API server.
+		creds, version, err = r.credentials.readLive(ctx, r.APIReader, acc.secret)
+	}
 	if err != nil {
 		return nil, "", err
+	}
+	if version != acc.secretVersion {
+		// The Secret changed since Twilio accepted it: its new credentials may
+		// be another account's. The account's status write, once it verified
+		// them, wakes the object.
+		return nil, "", &accountWaitError{account: acc.key, secret: acc.secret.String()}
 	}
 	creds.AccountSid = acc.accountSid
 	// The account reconciler sets them once it verified the credentials; right

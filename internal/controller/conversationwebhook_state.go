@@ -41,6 +41,9 @@ type pendingRecord struct {
 	// fingerprint of what the create sent; empty when only the create-pending
 	// annotation survives (a restored object): then the spec is matched.
 	fingerprint string
+	// account is the Twilio account SID the create was sent for ("" in a
+	// record written by an earlier version, or from the annotation alone).
+	account string
 	// recorded is true when status holds it (the operator wrote it); false when
 	// only the user-writable annotation says a create may be pending.
 	recorded bool
@@ -137,7 +140,7 @@ func readRecord(st *v1alpha1.ConversationWebhookStatus, specScope twilio.Scope) 
 		if err != nil {
 			return led, err
 		}
-		led.pending = &pendingRecord{since: p.Since.Time, scope: scope, fingerprint: p.Fingerprint, recorded: true}
+		led.pending = &pendingRecord{since: p.Since.Time, scope: scope, fingerprint: p.Fingerprint, account: p.AccountSid, recorded: true}
 	}
 	return led, nil
 }
@@ -169,7 +172,7 @@ func writeRecord(st *v1alpha1.ConversationWebhookStatus, led *ledger) {
 	if p := led.pending; p != nil && p.recorded {
 		st.PendingCreate = &v1alpha1.PendingCreate{
 			Since: metav1.NewTime(p.since), ServiceSid: p.scope.ServiceSid,
-			ConversationSid: p.scope.ConversationSid, Fingerprint: p.fingerprint,
+			ConversationSid: p.scope.ConversationSid, Fingerprint: p.fingerprint, AccountSid: p.account,
 		}
 	}
 	st.SupersededWebhook = nil

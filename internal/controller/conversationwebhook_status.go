@@ -119,8 +119,12 @@ func recordWebhook(st *v1alpha1.ConversationWebhookStatus, wh *twilio.Webhook, s
 	if replay == nil && twilio.CanonicalSid(st.Sid) == twilio.CanonicalSid(wh.Sid) && st.Configuration != nil {
 		replay = st.Configuration.ReplayAfter
 	}
+	if wh.AccountSid != "" || twilio.CanonicalSid(st.Sid) != twilio.CanonicalSid(wh.Sid) {
+		// An answer without account_sid never erases the account recorded
+		// for the same webhook.
+		st.AccountSid = wh.AccountSid
+	}
 	st.Sid = wh.Sid
-	st.AccountSid = wh.AccountSid
 	st.ConversationSid = wh.ConversationSid
 	st.ServiceSid = wh.ServiceSid
 	st.Target = wh.Target

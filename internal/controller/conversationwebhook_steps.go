@@ -339,7 +339,7 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcil
 		r.warnUnknown(rs.obj, led.pending.scope, obs.unknown, "creating another")
 	}
 	led.pending = &pendingRecord{since: r.Clock.Now().UTC().Truncate(time.Second), scope: want.scope,
-		fingerprint: fingerprint(want.target, want.cfg), recorded: true}
+		fingerprint: fingerprint(want.target, want.cfg), account: api.AccountSid(), recorded: true}
 	job := &dispatchedCreate{pending: *led.pending, st: st, currentGone: obs.currentGone, replayAfter: want.cfg.ReplayAfter,
 		generation: rs.obj.Generation}
 	if err := r.commit(ctx, rs, led, true); err != nil {

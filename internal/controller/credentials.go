@@ -53,33 +53,40 @@ func (c *credentialCache) put(ref types.NamespacedName, rv string, creds twilio.
 	c.entries[ref] = cachedCredentials{resourceVersion: rv, creds: creds}
 }
 
-// read returns the credentials in a Secret. Its metadata comes from the cache
-// (cached, which holds Secret metadata only); its data is read from the API
-// server (apiReader) when its resourceVersion is new. Values are trimmed of
-// surrounding whitespace (files made with echo end in a newline); missing or
-// malformed keys are CredentialsMissing, naming the key, never a value.
-func (c *credentialCache) read(ctx context.Context, cached, apiReader client.Reader, ref types.NamespacedName) (twilio.Credentials, error) {
+// read returns the credentials in a Secret and the Secret's resourceVersion
+// they were read at. Its metadata comes from the cache (cached, which holds
+// Secret metadata only); its data is read from the API server (apiReader) when
+// its resourceVersion is new. Values are trimmed of surrounding whitespace
+// (files made with echo end in a newline); missing or malformed keys are
+// CredentialsMissing, naming the key, never a value.
+func (c *credentialCache) read(ctx context.Context, cached, apiReader client.Reader, ref types.NamespacedName) (twilio.Credentials, string, error) {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if err := cached.Get(ctx, ref, m); err == nil {
 		if creds, ok := c.get(ref, m.ResourceVersion); ok {
-			return creds, nil
+			return creds, m.ResourceVersion, nil
 		}
 	}
+	return c.readLive(ctx, apiReader, ref)
+}
+
+// readLive reads a Secret's credentials from the API server, whatever the
+// cache shows.
+func (c *credentialCache) readLive(ctx context.Context, apiReader client.Reader, ref types.NamespacedName) (twilio.Credentials, string, error) {
 	secret := &corev1.Secret{}
 	if err := apiReader.Get(ctx, ref, secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			return twilio.Credentials{}, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s not found", ref))
+			return twilio.Credentials{}, "", stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s not found", ref))
 		}
-		return twilio.Credentials{}, fmt.Errorf("reading credentials Secret %s: %w", ref, err)
+		return twilio.Credentials{}, "", fmt.Errorf("reading credentials Secret %s: %w", ref, err)
 	}
 	creds := credentialsOf(secret.Data)
 	// Validate's errors name the Secret's keys, never a value.
 	if err := creds.Validate(); err != nil {
-		return twilio.Credentials{}, stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s: %w", ref, err))
+		return twilio.Credentials{}, "", stalled(v1alpha1.ReasonCredentialsMissing, fmt.Errorf("credentials Secret %s: %w", ref, err))
 	}
 	c.put(ref, secret.ResourceVersion, creds)
-	return creds, nil
+	return creds, secret.ResourceVersion, nil
 }
 
 // credentialsOf reads the Secret keys, trimmed.

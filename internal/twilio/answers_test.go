@@ -318,3 +318,42 @@ func TestCreateAnsweredWithNullSidIsFoundByListing(t *testing.T) {
 		t.Fatalf("%d requests: the create must not be repeated", n)
 	}
 }
+
+// An answer whose account_sid is null or absent (Twilio's spec allows both)
+// belongs to the account the request acted for: the caller records that
+// account, which is what keeps it from acting on the webhook through another.
+func TestAnswerWithoutAccountSidIsTheClientsAccount(t *testing.T) {
+	rest := `"conversation_sid":"` + conv + `","target":"webhook","configuration":{"url":"https://e.com","method":"post","filters":["onMessageAdded"]}`
+	for name, fields := range map[string]string{
+		"null":   `"sid":"` + goodSid + `","account_sid":null,` + rest,
+		"absent": `"sid":"` + goodSid + `",` + rest,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, _ := serveBody(t, http.StatusOK, "{"+fields+"}")
+			scope := twilio.Scope{ConversationSid: conv}
+			for op, call := range map[string]func() (*twilio.Webhook, error){
+				"create": func() (*twilio.Webhook, error) {
+					return c.CreateWebhook(t.Context(), scope, twilio.CreateWebhookInput{Target: "webhook"})
+				},
+				"fetch": func() (*twilio.Webhook, error) { return c.FetchWebhook(t.Context(), scope, goodSid) },
+				"update": func() (*twilio.Webhook, error) {
+					return c.UpdateWebhook(t.Context(), scope, goodSid, twilio.Configuration{})
+				},
+			} {
+				wh, err := call()
+				if err != nil {
+					t.Errorf("%s: %v", op, err)
+					continue
+				}
+				if wh.AccountSid != account || wh.Has(twilio.FieldAccountSid) {
+					t.Errorf("%s: account %q (answered: %v); want %s, reported absent", op, wh.AccountSid, wh.Has(twilio.FieldAccountSid), account)
+				}
+			}
+			l, _ := serveBody(t, http.StatusOK, `{"webhooks":[{`+fields+`}],"meta":{"next_page_url":null}}`)
+			list, err := l.ListWebhooks(t.Context(), scope)
+			if err != nil || len(list) != 1 || list[0].AccountSid != account {
+				t.Errorf("list: %v %+v", err, list)
+			}
+		})
+	}
+}

@@ -1,0 +1,175 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+)
+
+// An attacker helper's specs on the AccountChanged guard ("the operator never
+// recreates a webhook in another account while the old one may still exist"):
+// three ways around it made the operator act on a webhook through the wrong
+// Twilio account, and a deletion then left it in the first account with no
+// Warning naming it (twice with a Normal Deleted event that was not true).
+var _ = Describe("Account switches", func() {
+	var t *tenant
+	BeforeEach(func() {
+		t = newTenant(1)
+		resetFake()
+		DeferCleanup(resetFake)
+		DeferCleanup(fake.ClearFaults)
+		fake.AddAccount(otherAccount, "otherAuthTOKEN00000000000000002")
+		fake.AddAPIKey(otherAccount, otherKeySid, otherKeySecret)
+	})
+
+	otherSecret := func(name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: ctrlObjectMeta(name, t.ns),
+			StringData: map[string]string{"accountSid": otherAccount, "apiKeySid": otherKeySid, "apiKeySecret": otherKeySecret}}
+	}
+	switchToOther := func(o *v1alpha1.ConversationWebhook) {
+		GinkgoHelper()
+		Expect(k8sClient.Create(ctx, otherSecret("other"))).To(Succeed())
+		Expect(k8sClient.Create(ctx, twilioAccount(t.ns, "other", "other"))).To(Succeed())
+		patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.AccountRef = &v1alpha1.AccountReference{Name: "other"} })
+	}
+	swapSecret := func() {
+		GinkgoHelper()
+		Eventually(func() error {
+			s := &corev1.Secret{}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: secretName}, s); err != nil {
+				return err
+			}
+			s.Data = map[string][]byte{"accountSid": []byte(otherAccount), "apiKeySid": []byte(otherKeySid), "apiKeySecret": []byte(otherKeySecret)}
+			return k8sClient.Update(ctx, s)
+		}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+	}
+	// deleteLeavesNamed deletes the object and expects what it leaves in the
+	// first account (still there) named by a Warning Orphaned event.
+	deleteLeavesNamed := func(o *v1alpha1.ConversationWebhook, sid, named string) {
+		GinkgoHelper()
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		waitGone(o)
+		_, exists := fake.Webhook(sid)
+		Expect(exists).To(BeTrue(), "webhook %s was deleted through another account", sid)
+		Eventually(func() bool {
+			for _, e := range objectEvents(o) {
+				if e.Type == corev1.EventTypeWarning && e.Reason == EventOrphaned && strings.Contains(e.Note, named) {
+					return true
+				}
+			}
+			return false
+		}).WithTimeout(10*time.Second).WithPolling(waitPoll).Should(BeTrue(), "no Warning Orphaned names %s; events: %v", named, eventNotes(o))
+		Expect(eventReasons(o)).NotTo(ContainElement(EventDeleted))
+	}
+
+	It("a Twilio answer without account_sid records the account the request acted for: AccountChanged still holds", func() {
+		Expect(fake.SetNullFields("account_sid")).To(Succeed())
+		o := t.object("nullacct")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		sid := waitReady(o).Status.Sid
+		Expect(get(o).Status.AccountSid).To(Equal(testAccount))
+		switchToOther(o)
+		waitStalled(o, v1alpha1.ReasonAccountChanged)
+		Expect(authLog.usersFor(t.convs[0])).NotTo(ContainElement(otherKeySid))
+		deleteLeavesNamed(o, sid, sid)
+	})
+
+	It("a Secret rewritten with another account's key is not used until Twilio verified it; then AccountChanged", func() {
+		o := t.object("swap")
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		sid := waitReady(o).Status.Sid
+		// Twilio cannot verify for now (an outage of GET /v1/Configuration).
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpConfiguration, Sticky: true})
+		swapSecret() // a mistake: the tenant's Secret now holds another Twilio account's key
+		patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/swap-2" })
+		Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).
+			WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Equal("False/" + v1alpha1.ReasonAccountNotReady))
+		Consistently(func() []string { return authLog.usersFor(t.convs[0]) }).
+			WithTimeout(2 * syncPeriod).WithPolling(200 * time.Millisecond).ShouldNot(ContainElement(otherKeySid))
+		// A deletion waits too, rather than act with credentials nobody verified.
+		Expect(k8sClient.Delete(ctx, o)).To(Succeed())
+		Consistently(func() error {
+			return k8sClient.Get(ctx, client.ObjectKeyFromObject(o), &v1alpha1.ConversationWebhook{})
+		}).
+			WithTimeout(2 * syncPeriod).WithPolling(200 * time.Millisecond).Should(Succeed())
+		// Twilio answers again: the new key is verified, for the other account.
+		fake.ClearFaults()
+		waitGone(o)
+		_, exists := fake.Webhook(sid)
+		Expect(exists).To(BeTrue())
+		Expect(authLog.usersFor(t.convs[0])).NotTo(ContainElement(otherKeySid))
+		Eventually(func() []string { return eventNotes(o) }).WithTimeout(10 * time.Second).WithPolling(waitPoll).
+			Should(ContainElement(And(ContainSubstring(sid), ContainSubstring("Twilio account "+testAccount))))
+	})
+
+	It("a create that may have made a webhook in one account is not looked for in another after an accountRef switch", func() {
+		o := t.object("pending")
+		// The create is processed, its answer lost; listing the conversation
+		// fails for a while, so the pending record stays in status.
+		fake.InjectFaults(
+			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversation: t.convs[0]},
+			twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Conversation: t.convs[0], Sticky: true},
+		)
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		Eventually(func() int { return len(fakeHooks(t.convs[0])) }).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Equal(1))
+		made := fakeHooks(t.convs[0])[0].Sid
+		Eventually(func() *v1alpha1.PendingCreate { return get(o).Status.PendingCreate }).
+			WithTimeout(waitTimeout).WithPolling(waitPoll).Should(HaveField("AccountSid", testAccount))
+		Expect(get(o).Status.Sid).To(BeEmpty())
+
+		switchToOther(o) // GitOps "fixes" the object's account: another Twilio account
+		waitStalled(o, v1alpha1.ReasonAccountChanged)
+		fake.ClearFaults()
+		Consistently(func() []string { return authLog.usersFor(t.convs[0]) }).
+			WithTimeout(2 * syncPeriod).WithPolling(200 * time.Millisecond).ShouldNot(ContainElement(otherKeySid))
+		deleteLeavesNamed(o, made, t.convs[0])
+	})
+})
+
+// accountChanged stalls an object whose status records a webhook, a superseded
+// one, or a create that may have made one, in another Twilio account.
+func TestAccountChanged(t *testing.T) {
+	const acA, acB = "AC0000000000000000000000000000000a", "AC0000000000000000000000000000000b"
+	pending := func(account string) *v1alpha1.PendingCreate {
+		return &v1alpha1.PendingCreate{ConversationSid: planConv, AccountSid: account}
+	}
+	cases := []struct {
+		name    string
+		st      v1alpha1.ConversationWebhookStatus
+		changed bool
+	}{
+		{"nothing recorded", v1alpha1.ConversationWebhookStatus{}, false},
+		{"webhook in the same account", v1alpha1.ConversationWebhookStatus{Sid: planOwned, AccountSid: acA}, false},
+		{"webhook in another account", v1alpha1.ConversationWebhookStatus{Sid: planOwned, AccountSid: acB}, true},
+		{"an account left from a webhook no longer recorded", v1alpha1.ConversationWebhookStatus{AccountSid: acB}, false},
+		{"superseded webhook in another account",
+			v1alpha1.ConversationWebhookStatus{AccountSid: acB, SupersededWebhook: &v1alpha1.WebhookReference{Sid: planOther, ConversationSid: planConv}}, true},
+		{"pending create in another account", v1alpha1.ConversationWebhookStatus{PendingCreate: pending(acB)}, true},
+		{"pending create in the same account", v1alpha1.ConversationWebhookStatus{PendingCreate: pending(acA)}, false},
+		{"pending create of an earlier version (no account)", v1alpha1.ConversationWebhookStatus{PendingCreate: pending("")}, false},
+		{"webhook here, its replacement's create sent elsewhere",
+			v1alpha1.ConversationWebhookStatus{Sid: planOwned, AccountSid: acA, PendingCreate: pending(acB)}, true},
+	}
+	for _, tc := range cases {
+		err := accountChanged(&tc.st, &resolvedAccount{key: "TwilioAccount/ns/a", accountSid: acA})
+		if got := err != nil; got != tc.changed {
+			t.Errorf("%s: %v, want changed %v", tc.name, err, tc.changed)
+		}
+		if err != nil && classifyReason(err) != v1alpha1.ReasonAccountChanged {
+			t.Errorf("%s: reason %s", tc.name, classifyReason(err))
+		}
+	}
+}
+
+func classifyReason(err error) string {
+	reason, _ := classify(err)
+	return reason
+}
