@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
@@ -133,6 +134,97 @@ var _ = Describe("Account switches", func() {
 		deleteLeavesNamed(o, made, t.convs[0])
 	})
 })
+
+// An account's change wakes its Ready objects only when its verdict changes;
+// otherwise only the objects that may be waiting for it.
+var _ = Describe("Account wakes", func() {
+	var t *tenant
+	BeforeEach(func() {
+		t = newTenant(1)
+		resetFake()
+		DeferCleanup(resetFake)
+		DeferCleanup(fake.ClearFaults)
+	})
+	hourly := func(o *v1alpha1.ConversationWebhook) {
+		o.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "1h"}
+	}
+	account := func() *v1alpha1.TwilioAccount {
+		GinkgoHelper()
+		a := &v1alpha1.TwilioAccount{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: accountName}, a)).To(Succeed())
+		return a
+	}
+
+	It("a change of the account's limits, verified again, costs its Ready objects no Twilio fetch", func() {
+		o := t.object("limits", hourly)
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		waitReady(o)
+		fetches := countInConversation(t.convs[0], twiliofake.OpFetch)
+		Eventually(func() error {
+			a := account()
+			a.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: new(int32(7))}
+			return k8sClient.Update(ctx, a)
+		}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+		Eventually(func() int64 { a := account(); return a.Status.ObservedGeneration - a.Generation }).
+			WithTimeout(waitTimeout).WithPolling(waitPoll).Should(BeZero())
+		Consistently(func() int { return countInConversation(t.convs[0], twiliofake.OpFetch) }).
+			WithTimeout(3 * time.Second).WithPolling(200 * time.Millisecond).Should(Equal(fetches))
+	})
+
+	It("an object that waited for its account's changed Secret is woken once the account verified it, same account SID", func() {
+		o := t.object("rotated", hourly)
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		waitReady(o)
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpConfiguration, Sticky: true})
+		// A key rotation: another key of the same account.
+		Eventually(func() error {
+			s := &corev1.Secret{}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: secretName}, s); err != nil {
+				return err
+			}
+			s.Data = map[string][]byte{"accountSid": []byte(testAccount), "apiKeySid": []byte(testDefaultKeySid), "apiKeySecret": []byte(testDefaultKeySecret)}
+			return k8sClient.Update(ctx, s)
+		}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+		patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/rotated-2" })
+		Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).
+			WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Equal("False/" + v1alpha1.ReasonAccountNotReady))
+		fake.ClearFaults()
+		// Its poll is an hour away: only the account's wake brings it back.
+		got := waitReady(o)
+		Expect(got.Status.Configuration.URL).To(Equal("https://hooks.example.com/rotated-2"))
+		Expect(authLog.usersFor(t.convs[0])).To(ContainElement(testDefaultKeySid))
+	})
+})
+
+// verdictChanged: what in an account's status wakes all of its objects.
+func TestVerdictChanged(t *testing.T) {
+	ready := func(status metav1.ConditionStatus, reason string, gen int64) []metav1.Condition {
+		return []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: status, Reason: reason, ObservedGeneration: gen}}
+	}
+	const acA, acB = "AC0000000000000000000000000000000a", "AC0000000000000000000000000000000b"
+	verified := v1alpha1.TwilioAccountStatus{AccountSid: acA, VerifiedSecretVersion: "1", Conditions: ready(metav1.ConditionTrue, v1alpha1.ReasonVerified, 1)}
+	cases := []struct {
+		name string
+		cur  v1alpha1.TwilioAccountStatus
+		want bool
+	}{
+		{"nothing", verified, false},
+		{"a Secret verified again", v1alpha1.TwilioAccountStatus{AccountSid: acA, VerifiedSecretVersion: "2", Conditions: verified.Conditions}, false},
+		{"a new generation verified", v1alpha1.TwilioAccountStatus{AccountSid: acA, VerifiedSecretVersion: "1", Conditions: ready(metav1.ConditionTrue, v1alpha1.ReasonVerified, 2)}, false},
+		{"another account SID", v1alpha1.TwilioAccountStatus{AccountSid: acB, VerifiedSecretVersion: "1", Conditions: verified.Conditions}, true},
+		{"rejected", v1alpha1.TwilioAccountStatus{AccountSid: acA, Conditions: ready(metav1.ConditionFalse, v1alpha1.ReasonCredentialsInvalid, 1)}, true},
+		{"another reason", v1alpha1.TwilioAccountStatus{AccountSid: acA, VerifiedSecretVersion: "1", Conditions: ready(metav1.ConditionTrue, "Other", 1)}, true},
+		{"no condition", v1alpha1.TwilioAccountStatus{AccountSid: acA}, true},
+	}
+	for _, tc := range cases {
+		if got := verdictChanged(&verified, &tc.cur); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if verdictChanged(&v1alpha1.TwilioAccountStatus{}, &v1alpha1.TwilioAccountStatus{}) {
+		t.Error("two empty statuses")
+	}
+}
 
 // accountChanged stalls an object whose status records a webhook, a superseded
 // one, or a create that may have made one, in another Twilio account.

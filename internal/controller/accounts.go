@@ -13,8 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
@@ -265,7 +268,46 @@ func accountKeyOf(namespace, name string) string {
 
 // objectsForAccount maps an account to the objects that use it.
 func (r *ConversationWebhookReconciler) objectsForAccount(ctx context.Context, account client.Object) []reconcile.Request {
-	return r.requestsFor(ctx, client.MatchingFields{accountIndex: accountKeyOf(account.GetNamespace(), account.GetName())})
+	return r.requestsFor(ctx, nil, client.MatchingFields{accountIndex: accountKeyOf(account.GetNamespace(), account.GetName())})
+}
+
+// accountHandler wakes the objects that use an account when it appears or goes,
+// or its verdict changes (Ready's status or reason, or the account SID it is
+// verified for). Any other change (its spec, a Secret verified again, the
+// generation its status describes) wakes only its objects that are not Ready,
+// which may be waiting for it: a Ready object's next poll sees the change, and
+// waking thousands of them would cost a Twilio fetch each.
+func (r *ConversationWebhookReconciler) accountHandler() handler.EventHandler {
+	all := handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)
+	return handler.Funcs{
+		CreateFunc: all.Create, DeleteFunc: all.Delete, GenericFunc: all.Generic,
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if verdictChanged(accountOf(e.ObjectOld).status, accountOf(e.ObjectNew).status) {
+				all.Update(ctx, e, q)
+				return
+			}
+			notReady := func(o *v1alpha1.ConversationWebhook) bool {
+				return !meta.IsStatusConditionTrue(o.Status.Conditions, v1alpha1.ConditionReady)
+			}
+			key := accountKeyOf(e.ObjectNew.GetNamespace(), e.ObjectNew.GetName())
+			for _, req := range r.requestsFor(ctx, notReady, client.MatchingFields{accountIndex: key}) {
+				q.Add(req)
+			}
+		},
+	}
+}
+
+// verdictChanged says an account's status says something else of its
+// credentials: Ready's status or reason, or the account SID.
+func verdictChanged(old, cur *v1alpha1.TwilioAccountStatus) bool {
+	if old.AccountSid != cur.AccountSid {
+		return true
+	}
+	o, c := meta.FindStatusCondition(old.Conditions, v1alpha1.ConditionReady), meta.FindStatusCondition(cur.Conditions, v1alpha1.ConditionReady)
+	if o == nil || c == nil {
+		return o != c
+	}
+	return o.Status != c.Status || o.Reason != c.Reason
 }
 
 // objectsForNamespace maps a namespace (its labels changed) to its objects that
@@ -285,7 +327,10 @@ func (r *ConversationWebhookReconciler) objectsForNamespace(ctx context.Context,
 	return reqs
 }
 
-func (r *ConversationWebhookReconciler) requestsFor(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+// requestsFor lists the objects the options select (from the cache) that keep
+// passes (all, when nil).
+func (r *ConversationWebhookReconciler) requestsFor(ctx context.Context, keep func(*v1alpha1.ConversationWebhook) bool,
+	opts ...client.ListOption) []reconcile.Request {
 	var list v1alpha1.ConversationWebhookList
 	if err := r.List(ctx, &list, opts...); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing objects that use an account")
@@ -293,7 +338,9 @@ func (r *ConversationWebhookReconciler) requestsFor(ctx context.Context, opts ..
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		if keep == nil || keep(&list.Items[i]) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
 	}
 	return reqs
 }

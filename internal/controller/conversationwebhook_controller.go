@@ -505,8 +505,8 @@ func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mg
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ConversationWebhook{}, builder.WithPredicates(changed)).
 		Watches(&v1alpha1.ConversationWebhook{}, r.claimantsOfReleased()).
-		Watches(&v1alpha1.TwilioAccount{}, handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)).
-		Watches(&v1alpha1.ClusterTwilioAccount{}, handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)).
+		Watches(&v1alpha1.TwilioAccount{}, r.accountHandler()).
+		Watches(&v1alpha1.ClusterTwilioAccount{}, r.accountHandler()).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsForNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.creates.events, wakeHandler())).
