@@ -265,3 +265,28 @@ func classifyReason(err error) string {
 	reason, _ := classify(err)
 	return reason
 }
+
+// A change of which namespaces a ClusterTwilioAccount allows is checked by
+// every object using it at once; other spec changes are not a wake for all.
+func TestConditionsChanged(t *testing.T) {
+	cluster := func(namespaces ...string) *v1alpha1.ClusterTwilioAccount {
+		return &v1alpha1.ClusterTwilioAccount{Spec: v1alpha1.ClusterTwilioAccountSpec{
+			Conditions: []v1alpha1.AccountCondition{{Namespaces: namespaces}}}}
+	}
+	limited := cluster("a")
+	limited.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: new(int32(3))}
+	for _, tc := range []struct {
+		name     string
+		old, cur client.Object
+		want     bool
+	}{
+		{"namespaces narrowed", cluster("a", "b"), cluster("a"), true},
+		{"unchanged", cluster("a"), cluster("a"), false},
+		{"limits only", cluster("a"), limited, false},
+		{"a namespaced account", &v1alpha1.TwilioAccount{}, &v1alpha1.TwilioAccount{}, false},
+	} {
+		if got := conditionsChanged(tc.old, tc.cur); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -215,6 +217,11 @@ func (r *ConversationWebhookReconciler) namespaceAllowed(ctx context.Context, na
 // client acts for the account SID Twilio verified, whatever the Secret claims:
 // its rate budget is shared by every account object of that Twilio account.
 func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1alpha1.ConversationWebhook) (twilio.WebhookAPI, string, error) {
+	// Registered before the account is read: an update of the account that
+	// this read does not see yet wakes the object (accountHandler), even
+	// while the cache still shows it Ready.
+	waiter, accountKey := client.ObjectKeyFromObject(obj), r.accountKey(obj)
+	r.waiters.add(accountKey, waiter)
 	acc, err := r.resolveAccount(ctx, obj)
 	if err != nil {
 		return nil, "", err
@@ -245,7 +252,56 @@ func (r *ConversationWebhookReconciler) twilioFor(ctx context.Context, obj *v1al
 	if r.Fence != nil {
 		api = fencedAPI{WebhookAPI: api, fence: r.Fence}
 	}
+	r.waiters.remove(accountKey, waiter)
 	return api, acc.accountSid, nil
+}
+
+// accountWaiters are, per account key, the objects whose last look at their
+// account did not end with a usable client (or is under way): whatever the
+// account's next update is, it wakes them.
+type accountWaiters struct {
+	mu sync.Mutex
+	m  map[string]map[types.NamespacedName]struct{}
+}
+
+func (w *accountWaiters) add(account string, obj types.NamespacedName) {
+	if account == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]map[types.NamespacedName]struct{}{}
+	}
+	if w.m[account] == nil {
+		w.m[account] = map[types.NamespacedName]struct{}{}
+	}
+	w.m[account][obj] = struct{}{}
+}
+
+func (w *accountWaiters) remove(account string, obj types.NamespacedName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if set := w.m[account]; set != nil {
+		delete(set, obj)
+		if len(set) == 0 {
+			delete(w.m, account)
+		}
+	}
+}
+
+// take returns the account's waiters and forgets them: a woken object that
+// still waits registers again.
+func (w *accountWaiters) take(account string) []types.NamespacedName {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	set := w.m[account]
+	delete(w.m, account)
+	out := make([]types.NamespacedName, 0, len(set))
+	for obj := range set {
+		out = append(out, obj)
+	}
+	return out
 }
 
 func (r *ConversationWebhookReconciler) setupAccountIndex(ctx context.Context, mgr ctrl.Manager) error {
@@ -274,27 +330,40 @@ func (r *ConversationWebhookReconciler) objectsForAccount(ctx context.Context, a
 // accountHandler wakes the objects that use an account when it appears or goes,
 // or its verdict changes (Ready's status or reason, or the account SID it is
 // verified for). Any other change (its spec, a Secret verified again, the
-// generation its status describes) wakes only its objects that are not Ready,
-// which may be waiting for it: a Ready object's next poll sees the change, and
-// waking thousands of them would cost a Twilio fetch each.
+// generation its status describes) wakes only the objects that may be waiting
+// for it: those not Ready, and those whose last look at it did not end with a
+// usable client or is under way (accountWaiters: the cache may still show
+// them Ready). A Ready object's next poll sees the change, and waking
+// thousands of them would cost a Twilio fetch each.
 func (r *ConversationWebhookReconciler) accountHandler() handler.EventHandler {
 	all := handler.EnqueueRequestsFromMapFunc(r.objectsForAccount)
 	return handler.Funcs{
 		CreateFunc: all.Create, DeleteFunc: all.Delete, GenericFunc: all.Generic,
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if verdictChanged(accountOf(e.ObjectOld).status, accountOf(e.ObjectNew).status) {
+			key := accountKeyOf(e.ObjectNew.GetNamespace(), e.ObjectNew.GetName())
+			for _, obj := range r.waiters.take(key) {
+				q.Add(reconcile.Request{NamespacedName: obj})
+			}
+			if verdictChanged(accountOf(e.ObjectOld).status, accountOf(e.ObjectNew).status) || conditionsChanged(e.ObjectOld, e.ObjectNew) {
 				all.Update(ctx, e, q)
 				return
 			}
 			notReady := func(o *v1alpha1.ConversationWebhook) bool {
 				return !meta.IsStatusConditionTrue(o.Status.Conditions, v1alpha1.ConditionReady)
 			}
-			key := accountKeyOf(e.ObjectNew.GetNamespace(), e.ObjectNew.GetName())
 			for _, req := range r.requestsFor(ctx, notReady, client.MatchingFields{accountIndex: key}) {
 				q.Add(req)
 			}
 		},
 	}
+}
+
+// conditionsChanged says a ClusterTwilioAccount's spec.conditions (which
+// namespaces may use it) changed: every object using it is checked again.
+func conditionsChanged(old, cur client.Object) bool {
+	o, ok1 := old.(*v1alpha1.ClusterTwilioAccount)
+	c, ok2 := cur.(*v1alpha1.ClusterTwilioAccount)
+	return ok1 && ok2 && !equality.Semantic.DeepEqual(o.Spec.Conditions, c.Spec.Conditions)
 }
 
 // verdictChanged says an account's status says something else of its

@@ -98,6 +98,7 @@ type ConversationWebhookReconciler struct {
 
 	credentials credentialCache
 	takes       scopeLocks
+	waiters     accountWaiters
 	// creates sends creates off the workers (nil: inline, as in unit tests of
 	// the steps); SetupWithManager starts it.
 	creates *createDispatcher

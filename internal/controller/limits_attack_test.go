@@ -58,6 +58,10 @@ func (h *hookReader) Get(ctx context.Context, key client.ObjectKey, obj client.O
 	return h.Reader.Get(ctx, key, obj, opts...)
 }
 
+// attackSecretVersion is the resourceVersion of the fixture's Secret, which
+// its accounts record as verified.
+const attackSecretVersion = "7"
+
 // attackAccount is a TwilioAccount verified for attackSidA.
 func attackAccount(name string, maxInFlight int32) *v1alpha1.TwilioAccount {
 	a := &v1alpha1.TwilioAccount{
@@ -67,7 +71,7 @@ func attackAccount(name string, maxInFlight int32) *v1alpha1.TwilioAccount {
 	if maxInFlight > 0 {
 		a.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To(maxInFlight)}
 	}
-	a.Status.AccountSid = attackSidA
+	a.Status.AccountSid, a.Status.VerifiedSecretVersion = attackSidA, attackSecretVersion
 	setAccountReady(&a.Status, 1, metav1.ConditionTrue, v1alpha1.ReasonVerified, "verified")
 	return a
 }
@@ -91,7 +95,7 @@ func attackClient(t *testing.T, objs ...client.Object) client.Client {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: attackNS, Name: "creds"},
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: attackNS, Name: "creds", ResourceVersion: attackSecretVersion},
 		Data: map[string][]byte{keyAccountSid: []byte(attackSidA), keyAuthToken: []byte("token")}}
 	return fakeclient.NewClientBuilder().WithScheme(scheme).
 		WithStatusSubresource(&v1alpha1.TwilioAccount{}, &v1alpha1.ConversationWebhook{}).
