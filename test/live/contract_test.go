@@ -194,6 +194,13 @@ func (s *suite) checkAnswer(name string, scope twilio.Scope, x exchange, wh *twi
 		_, returned := cfg["replay_after"]
 		s.assume(name+"/replay-after-returned", returned, false, "replay_after %s", compact(cfg["replay_after"]))
 	}
+	// status.accountSid records it, and AccountChanged compares it with the
+	// account SID GET /v1/Configuration verified (which the client acts for):
+	// another would stall every object on its next reconcile (relied on). An
+	// absent or null one is taken to be the client's (an observation).
+	s.assume(name+"/account-sid-answered", wh.Has(twilio.FieldAccountSid), false, "account_sid %s", compact(raw["account_sid"]))
+	s.assume(name+"/account-sid-is-the-verified-account", wh.AccountSid == s.api.AccountSid(), true,
+		"account_sid %s, verified %s", compact(raw["account_sid"]), s.api.AccountSid())
 	n := nulls(raw)
 	s.assume(name+"/no-null-fields", len(n) == 0, false, "null %v, absent %v", n, wh.Absent())
 	if scope.ServiceSid == "" {

@@ -95,11 +95,22 @@ func newSuite(t *testing.T) *suite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := f.For(env.creds)
+	s := &suite{t: t, rec: rec}
+	// As the account controller does: GET /v1/Configuration names the account
+	// the credentials act for, and every client is built for that SID.
+	creds := env.creds
+	verified, err := f.VerifyAccount(t.Context(), creds)
+	s.assume("credentials/verify-succeeds", err == nil, true, "%v", errOrStatus(err, rec.last()))
 	if err != nil {
+		t.FailNow()
+	}
+	s.assume("credentials/verified-account-is-the-one-named", verified == creds.AccountSid, false,
+		"verified %s, TWILIO_ACCOUNT_SID %s", verified, creds.AccountSid)
+	creds.AccountSid = verified
+	if s.api, err = f.For(creds); err != nil {
 		t.Fatalf("credentials: %v", err)
 	}
-	return &suite{t: t, api: api, rec: rec}
+	return s
 }
 
 // conversation creates a throwaway conversation, deleted (with its webhooks) when
