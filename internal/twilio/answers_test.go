@@ -357,3 +357,30 @@ func TestAnswerWithoutAccountSidIsTheClientsAccount(t *testing.T) {
 		})
 	}
 }
+
+// A 2xx list answer is Twilio's only with a webhooks array and meta: a proxy's
+// {} read as "no webhooks" would make a lost create's webhook look absent.
+// An empty array with meta is a conversation without webhooks.
+func TestListAnswerWithoutTwilioShapeIsNotTwilios(t *testing.T) {
+	for _, scope := range []twilio.Scope{{ConversationSid: conv}, {ServiceSid: "IS00000000000000000000000000000001", ConversationSid: conv}} {
+		for body, ok := range map[string]bool{
+			`{"webhooks":[],"meta":{"page":0,"page_size":5,"key":"webhooks","next_page_url":null}}`: true,
+			`{"webhooks":[],"meta":{}}`:       true,
+			`{}`:                              false,
+			`{"status":"ok"}`:                 false,
+			`{"webhooks":null,"meta":{}}`:     false,
+			`{"webhooks":[]}`:                 false,
+			`{"meta":{"next_page_url":null}}`: false,
+			`[]`:                              false,
+		} {
+			c, _ := serveBody(t, http.StatusOK, body)
+			list, err := c.ListWebhooks(t.Context(), scope)
+			if ok && (err != nil || len(list) != 0) {
+				t.Errorf("%v %s: %v %v; want an empty conversation", scope, body, err, list)
+			}
+			if !ok && (err == nil || !twilio.IsNotTwilioAnswer(err) || !twilio.IsRetryable(err)) {
+				t.Errorf("%v %s: %v %v; want an answer that is not Twilio's", scope, body, err, list)
+			}
+		}
+	}
+}

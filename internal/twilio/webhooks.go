@@ -3,6 +3,10 @@ package twilio
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	neturl "net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,44 +242,59 @@ func (c *Client) ListWebhooks(ctx context.Context, scope Scope) ([]Webhook, erro
 }
 
 func listPage(api *conversations.ApiService, scope Scope, next string) ([]Webhook, string, error) {
-	if next != "" {
-		resp, err := api.RequestHandler().Get(next, nil, nil, "")
-		if err != nil {
-			return nil, "", err
-		}
-		defer resp.Body.Close() //nolint:errcheck // read-only body
+	url, query := next, neturl.Values(nil)
+	if url == "" {
+		// The first page, as twilio-go's Page* calls ask for it; read here so
+		// that an answer without Twilio's shape is refused (see decodePage).
+		url = DefaultBaseURL + "/v1/Conversations/" + scope.ConversationSid + "/Webhooks"
 		if scope.ServiceSid != "" {
-			var r conversations.ListServiceConversationScopedWebhookResponse
-			if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-				return nil, "", err
-			}
-			list, err := serviceItems(r.Webhooks)
-			return list, deref(r.Meta.NextPageUrl), err
+			url = DefaultBaseURL + "/v1/Services/" + scope.ServiceSid + "/Conversations/" + scope.ConversationSid + "/Webhooks"
 		}
-		var r conversations.ListConversationScopedWebhookResponse
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			return nil, "", err
-		}
-		list, err := items(r.Webhooks)
-		return list, deref(r.Meta.NextPageUrl), err
+		query = neturl.Values{"PageSize": {strconv.Itoa(PageSize)}}
 	}
-	size := PageSize
-	if scope.ServiceSid != "" {
-		r, err := api.PageServiceConversationScopedWebhook(scope.ServiceSid, scope.ConversationSid,
-			&conversations.ListServiceConversationScopedWebhookParams{PageSize: &size}, "", "")
-		if err != nil {
-			return nil, "", err
-		}
-		list, err := serviceItems(r.Webhooks)
-		return list, deref(r.Meta.NextPageUrl), err
-	}
-	r, err := api.PageConversationScopedWebhook(scope.ConversationSid,
-		&conversations.ListConversationScopedWebhookParams{PageSize: &size}, "", "")
+	resp, err := api.RequestHandler().Get(url, query, map[string]interface{}{"Content-Type": "application/x-www-form-urlencoded"}, "")
 	if err != nil {
 		return nil, "", err
 	}
-	list, err := items(r.Webhooks)
-	return list, deref(r.Meta.NextPageUrl), err
+	defer resp.Body.Close() //nolint:errcheck // read-only body
+	if scope.ServiceSid != "" {
+		page, nextURL, err := decodePage[conversations.ConversationsV1ServiceConversationScopedWebhook](resp.Body)
+		if err != nil {
+			return nil, "", err
+		}
+		list, err := serviceItems(page)
+		return list, nextURL, err
+	}
+	page, nextURL, err := decodePage[conversations.ConversationsV1ConversationScopedWebhook](resp.Body)
+	if err != nil {
+		return nil, "", err
+	}
+	list, err := items(page)
+	return list, nextURL, err
+}
+
+// listAnswer is a page of webhooks as Twilio answers it: a webhooks array (empty
+// when there are none) and meta.
+type listAnswer[T any] struct {
+	Webhooks *[]T `json:"webhooks"`
+	Meta     *struct {
+		NextPageURL *string `json:"next_page_url"`
+	} `json:"meta"`
+}
+
+// decodePage reads a list page. A 2xx answer without a webhooks array and a
+// meta object is not Twilio's (a proxy's {}, say): read as "no webhooks", it
+// would make a lost create's webhook look absent, and the operator create
+// another. It is refused as an answer that is not Twilio's (retried).
+func decodePage[T any](body io.Reader) ([]T, string, error) {
+	var page listAnswer[T]
+	if err := json.NewDecoder(body).Decode(&page); err != nil {
+		return nil, "", err
+	}
+	if page.Webhooks == nil || page.Meta == nil {
+		return nil, "", fmt.Errorf("%w: a list answer without a webhooks array and meta", errNotTwilio)
+	}
+	return *page.Webhooks, deref(page.Meta.NextPageURL), nil
 }
 
 func lowerMethod(m string) string { return strings.ToLower(m) }
