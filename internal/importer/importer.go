@@ -12,8 +12,10 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
@@ -167,9 +169,8 @@ func Manifests(ctx context.Context, api twilio.WebhookAPI, scopes []twilio.Scope
 }
 
 // Manifest makes the object for one webhook listed in scope, or says why the
-// CRD would reject it. It is pure: spec from Twilio's answer (method upper-cased,
-// duplicates dropped from the filter and trigger sets, a trigger webhook's
-// keywords read from configuration.filters when Twilio answered them there),
+// CRD would reject it. It is pure: spec from Twilio's answer as the client reads
+// it (method upper-cased, duplicates dropped from the filter and trigger sets),
 // the webhook-sid annotation, and the policies of opts.
 func Manifest(scope twilio.Scope, wh twilio.Webhook, opts Options) (*v1alpha1.ConversationWebhook, *Refusal) {
 	spec := SpecOf(scope, wh)
@@ -206,7 +207,39 @@ func Manifest(scope twilio.Scope, wh twilio.Webhook, opts Options) (*v1alpha1.Co
 	if opts.Account != nil {
 		obj.Spec.AccountRef = opts.Account.DeepCopy()
 	}
+	if p := roundTrip(obj); p != nil {
+		return nil, &Refusal{Scope: scope, WebhookSid: wh.Sid, Target: wh.Target, Problems: []Problem{*p}}
+	}
 	return obj, nil
+}
+
+// roundTrip checks that the manifest YAML writes reads back as this object's
+// spec: YAML cannot hold some characters Twilio and the CRD accept (C1 controls
+// and DEL make it fail; U+0085 reads back as a space). Such a webhook is
+// refused, named, rather than written as something else or stopping the output.
+func roundTrip(obj *v1alpha1.ConversationWebhook) *Problem {
+	const spec = "spec"
+	data, err := YAML(obj)
+	if err != nil {
+		return &Problem{Field: spec, Reason: "cannot be written as YAML (" + err.Error() + ")"}
+	}
+	var back manifest
+	if err := yaml.UnmarshalStrict(data, &back); err != nil {
+		return &Problem{Field: spec, Reason: "written as YAML that does not read back (" + err.Error() + ")"}
+	}
+	if equality.Semantic.DeepEqual(back.Spec, obj.Spec) {
+		return nil
+	}
+	field, wrote, read := spec, "", ""
+	switch a, b := obj.Spec, back.Spec; {
+	case a.URL != b.URL:
+		field, wrote, read = "spec.url", a.URL, b.URL
+	case a.FlowSid != b.FlowSid:
+		field, wrote, read = "spec.flowSid", a.FlowSid, b.FlowSid
+	case !slices.Equal(a.Triggers, b.Triggers):
+		field, wrote, read = "spec.triggers", strings.Join(a.Triggers, ","), strings.Join(b.Triggers, ",")
+	}
+	return &Problem{Field: field, Reason: fmt.Sprintf("%q reads back from YAML as %q: it holds a character YAML does not keep (such as U+0085)", wrote, read)}
 }
 
 // SpecOf maps Twilio's answer to a spec without judging it (see Validate). The
@@ -218,13 +251,10 @@ func Manifest(scope twilio.Scope, wh twilio.Webhook, opts Options) (*v1alpha1.Co
 func SpecOf(scope twilio.Scope, wh twilio.Webhook) v1alpha1.ConversationWebhookSpec {
 	cfg := wh.Configuration
 	target := v1alpha1.Target(strings.ToLower(strings.TrimSpace(wh.Target)))
+	// A trigger's keywords answered under configuration.filters (as Twilio's
+	// OpenAPI examples do) are already in Triggers: the client reads them as
+	// the operator does, and the spec must be what the operator will compare.
 	filters, triggers := cfg.Filters, cfg.Triggers
-	if target == v1alpha1.TargetTrigger && len(triggers) == 0 && len(filters) > 0 && !slices.ContainsFunc(filters, IsEventFilter) {
-		// Twilio's OpenAPI examples answer a trigger's keywords under
-		// configuration.filters; a client that already moved them leaves
-		// filters empty and this does nothing.
-		filters, triggers = nil, filters
-	}
 	spec := v1alpha1.ConversationWebhookSpec{
 		ConversationSid: scope.ConversationSid,
 		ServiceSid:      scope.ServiceSid,

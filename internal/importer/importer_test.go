@@ -369,8 +369,8 @@ func TestManifestsNameCollision(t *testing.T) {
 	}
 }
 
-// TestManifestKeywordShapes reads a trigger's keywords in either shape, and
-// leaves event filters of a trigger where they are.
+// TestManifestKeywordShapes takes a trigger's keywords and event filters where
+// the client put them (see twilio's decodeConfiguration), as the operator does.
 func TestManifestKeywordShapes(t *testing.T) {
 	scope := twilio.Scope{ConversationSid: testConv}
 	sid := "WH" + strings.Repeat("1", 32)
@@ -385,7 +385,11 @@ func TestManifestKeywordShapes(t *testing.T) {
 		refused           bool
 	}{
 		{"keywords under triggers", twilio.Configuration{Triggers: []string{"help"}}, "", "help", false},
-		{"keywords under filters", twilio.Configuration{Filters: []string{"help", "agent"}}, "", "help,agent", false},
+		// The client moves keywords answered under filters when triggers is
+		// absent; with triggers answered (empty) they are filters, as the
+		// operator reads them: not event names, so refused.
+		{"keywords under filters, triggers answered empty", twilio.Configuration{Filters: []string{"help", "agent"}, Triggers: []string{}},
+			"", "", true},
 		{"events under filters and keywords under triggers", twilio.Configuration{Filters: []string{"onMessageAdded"}, Triggers: []string{"help"}},
 			"onMessageAdded", "help", false},
 		{"only events under filters", twilio.Configuration{Filters: []string{"onMessageAdded"}}, "", "", true},
