@@ -41,17 +41,7 @@ var _ = Describe("Account switches", func() {
 		Expect(k8sClient.Create(ctx, twilioAccount(t.ns, "other", "other"))).To(Succeed())
 		patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.AccountRef = &v1alpha1.AccountReference{Name: "other"} })
 	}
-	swapSecret := func() {
-		GinkgoHelper()
-		Eventually(func() error {
-			s := &corev1.Secret{}
-			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: secretName}, s); err != nil {
-				return err
-			}
-			s.Data = map[string][]byte{"accountSid": []byte(otherAccount), "apiKeySid": []byte(otherKeySid), "apiKeySecret": []byte(otherKeySecret)}
-			return k8sClient.Update(ctx, s)
-		}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
-	}
+	swapSecret := func() { rewriteSecret(t.ns, otherAccount, otherKeySid, otherKeySecret) }
 	// deleteLeavesNamed deletes the object and expects what it leaves in the
 	// first account (still there) named by a Warning Orphaned event.
 	deleteLeavesNamed := func(o *v1alpha1.ConversationWebhook, sid, named string) {
@@ -176,15 +166,7 @@ var _ = Describe("Account wakes", func() {
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		waitReady(o)
 		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpConfiguration, Sticky: true})
-		// A key rotation: another key of the same account.
-		Eventually(func() error {
-			s := &corev1.Secret{}
-			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: secretName}, s); err != nil {
-				return err
-			}
-			s.Data = map[string][]byte{"accountSid": []byte(testAccount), "apiKeySid": []byte(testDefaultKeySid), "apiKeySecret": []byte(testDefaultKeySecret)}
-			return k8sClient.Update(ctx, s)
-		}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+		rewriteSecret(t.ns, testAccount, testDefaultKeySid, testDefaultKeySecret) // a key rotation: another key of the same account
 		patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/rotated-2" })
 		Eventually(func() string { return condition(get(o), v1alpha1.ConditionReady) }).
 			WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Equal("False/" + v1alpha1.ReasonAccountNotReady))
@@ -195,6 +177,19 @@ var _ = Describe("Account wakes", func() {
 		Expect(authLog.usersFor(t.convs[0])).To(ContainElement(testDefaultKeySid))
 	})
 })
+
+// rewriteSecret replaces the data of the tenant's credentials Secret.
+func rewriteSecret(namespace, account, keySid, keySecret string) {
+	GinkgoHelper()
+	Eventually(func() error {
+		s := &corev1.Secret{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: secretName}, s); err != nil {
+			return err
+		}
+		s.Data = map[string][]byte{"accountSid": []byte(account), "apiKeySid": []byte(keySid), "apiKeySecret": []byte(keySecret)}
+		return k8sClient.Update(ctx, s)
+	}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+}
 
 // verdictChanged: what in an account's status wakes all of its objects.
 func TestVerdictChanged(t *testing.T) {

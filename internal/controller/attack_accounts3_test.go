@@ -9,45 +9,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	fakeclient "sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 )
-
-// accounts3Client is a fake API server holding a Secret, the account and the
-// object, with the account index the wake handler lists by.
-func accounts3Client(t *testing.T, objs ...client.Object) client.WithWatch {
-	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: attackNS, Name: "creds"},
-		Data: map[string][]byte{keyAccountSid: []byte(attackSidA), keyAuthToken: []byte("token")}}
-	keyOf := (&ConversationWebhookReconciler{}).accountKey
-	return fakeclient.NewClientBuilder().WithScheme(scheme).
-		WithStatusSubresource(&v1alpha1.TwilioAccount{}, &v1alpha1.ConversationWebhook{}).
-		WithIndex(&v1alpha1.ConversationWebhook{}, accountIndex, func(o client.Object) []string {
-			if k := keyOf(o.(*v1alpha1.ConversationWebhook)); k != "" {
-				return []string{k}
-			}
-			return nil
-		}).
-		WithObjects(append(objs, secret)...).Build()
-}
 
 // The wake of 958379b listed, from the cache, the objects that are not Ready.
 // An object whose reconcile read the account just before the account
@@ -78,7 +50,7 @@ func TestAttackAccounts3WakeMissedWhileWaitInFlight(t *testing.T) {
 			wh.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "1h"}
 			wh.Status.Sid, wh.Status.AccountSid = "WH00000000000000000000000000000001", attackSidA
 			setReady(&wh.Status, 1, metav1.Now())
-			c := accounts3Client(t, acct, wh)
+			c := attackClient(t, acct, wh)
 			if tc.name == "limits edited" {
 				// A verification that matches the Secret, for generation 1.
 				s := &corev1.Secret{}

@@ -86,7 +86,9 @@ func attackWebhook(name, account string) *v1alpha1.ConversationWebhook {
 	}
 }
 
-func attackClient(t *testing.T, objs ...client.Object) client.Client {
+// attackClient is a fake API server holding the objects and the accounts'
+// Secret, with the account index the wake handler lists by.
+func attackClient(t *testing.T, objs ...client.Object) client.WithWatch {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -97,8 +99,15 @@ func attackClient(t *testing.T, objs ...client.Object) client.Client {
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: attackNS, Name: "creds", ResourceVersion: attackSecretVersion},
 		Data: map[string][]byte{keyAccountSid: []byte(attackSidA), keyAuthToken: []byte("token")}}
+	keyOf := (&ConversationWebhookReconciler{}).accountKey
 	return fakeclient.NewClientBuilder().WithScheme(scheme).
 		WithStatusSubresource(&v1alpha1.TwilioAccount{}, &v1alpha1.ConversationWebhook{}).
+		WithIndex(&v1alpha1.ConversationWebhook{}, accountIndex, func(o client.Object) []string {
+			if k := keyOf(o.(*v1alpha1.ConversationWebhook)); k != "" {
+				return []string{k}
+			}
+			return nil
+		}).
 		WithObjects(append(objs, secret)...).Build()
 }
 

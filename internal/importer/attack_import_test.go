@@ -154,15 +154,7 @@ func rawAPI(t *testing.T, handler http.HandlerFunc, opts twilio.Options) twilio.
 	if opts.BackoffBase == 0 {
 		opts.BackoffBase = time.Millisecond
 	}
-	factory, err := twilio.NewFactory(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := factory.For(twilio.Credentials{AccountSid: fakeAccount, APIKeySid: fakeKeySid, APIKeySecret: fakeKeySecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return api
+	return clientFor(t, opts)
 }
 
 func hookJSON(sid, conv string) string {

@@ -49,7 +49,13 @@ func newFakeTwilio(t *testing.T) *fakeTwilio {
 // api is our Twilio client for the fake's account, with an API key.
 func (f *fakeTwilio) api(t *testing.T) twilio.WebhookAPI {
 	t.Helper()
-	factory, err := twilio.NewFactory(twilio.Options{BaseURL: f.url, MaxAttempts: 1})
+	return clientFor(t, twilio.Options{BaseURL: f.url, MaxAttempts: 1})
+}
+
+// clientFor is our Twilio client with the fake account's API key.
+func clientFor(t *testing.T, opts twilio.Options) twilio.WebhookAPI {
+	t.Helper()
+	factory, err := twilio.NewFactory(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
