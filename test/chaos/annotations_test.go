@@ -29,7 +29,8 @@ type annotator struct {
 const foreignURL = "https://foreign.example.com/"
 
 func newAnnotator(h *churner) *annotator {
-	a := &annotator{h: h, foreign: map[string]bool{}, malformed: map[int]map[string]string{}}
+	// The foreign set is the churner's: its deletions abandon webhooks too.
+	a := &annotator{h: h, foreign: h.foreign, malformed: map[int]map[string]string{}}
 	return a
 }
 
@@ -120,32 +121,34 @@ func (a *annotator) write(i int, key, value, kind string) bool {
 		return true
 	}
 	a.h.did("annotation "+kind, key+"="+value+" over "+before.Annotations[key]+", recorded "+before.Status.Sid, objName(i), value)
-	a.abandon(i, before)
+	a.h.abandon(i, before, "annotation overwrote a webhook-sid not adopted yet")
 	return true
 }
 
-// abandon accounts for a webhook-sid overwritten before the operator recorded
-// the webhook it named, when that webhook is one the test made in Twilio for
-// the object to adopt when it re-created it: as a user who changed their mind,
-// the test left it to no object, so it is foreign, and the object may create
-// its own instead. Nothing else is excused: a webhook-sid the operator wrote
-// itself (its record writes the annotations before status) names a webhook it
-// must still own or delete, and a foreign webhook of case 0 is foreign already,
-// with the create it allows counted when it was written.
-func (a *annotator) abandon(i int, before *v1alpha1.ConversationWebhook) {
+// abandon accounts for a webhook-sid overwritten, or an object deleted, before
+// the operator recorded the webhook the annotation named, when that webhook is
+// one the test made in Twilio for the object to adopt when it re-created it:
+// as a user who changed their mind, the test left it to no object, so it is
+// foreign, and the object may create its own instead (the operator deletes
+// only what an object recorded). Nothing else is excused: a webhook-sid the
+// operator wrote itself (its record writes the annotations before status)
+// names a webhook it must still own or delete, and a foreign webhook of the
+// annotator's case 0 is foreign already, with the create it allows counted
+// when it was written.
+func (h *churner) abandon(i int, before *v1alpha1.ConversationWebhook, kind string) {
 	sid := before.Annotations[v1alpha1.AnnotationWebhookSid]
-	if sid == "" || sid == before.Status.Sid || a.foreign[sid] {
+	if sid == "" || strings.EqualFold(sid, before.Status.Sid) || h.foreign[sid] {
 		return
 	}
-	if j, ok := a.h.owner[sid]; !ok || j != i {
+	if j, ok := h.owner[sid]; !ok || j != i {
 		return
 	}
-	if _, exists := a.h.w.fake.Webhook(sid); !exists {
+	if _, exists := h.w.fake.Webhook(sid); !exists {
 		return
 	}
-	a.foreign[sid] = true
-	a.h.allowed[i]++
-	a.h.did("annotation overwrote a webhook-sid not adopted yet", sid, objName(i), sid)
+	h.foreign[sid] = true
+	h.allowed[i]++
+	h.did(kind, sid, objName(i), sid)
 }
 
 func (a *annotator) remember(i int, key, value string) {

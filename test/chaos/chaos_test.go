@@ -147,7 +147,8 @@ func TestChaos(t *testing.T) {
 
 	h := &churner{ctx: ctx, c: env.Client, w: w, rng: rng, n: cfg.n, actions: map[string]int{}, history: map[string][]string{},
 		deleted: map[int]deletion{}, unpause: map[int]time.Time{}, specs: map[int]v1alpha1.ConversationWebhookSpec{},
-		allowed: map[int]int{}, owner: map[string]int{}, removed: map[string]bool{}, made: map[string]int{}, rotateAt: time.Now().Add(10 * time.Second)}
+		allowed: map[int]int{}, owner: map[string]int{}, foreign: map[string]bool{}, removed: map[string]bool{}, made: map[string]int{},
+		rotateAt: time.Now().Add(10 * time.Second)}
 	for i := range cfg.n {
 		o := w.initial(i)
 		must(t, env.Client.Create(ctx, o))

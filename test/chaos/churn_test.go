@@ -37,8 +37,9 @@ type churner struct {
 	deleted  map[int]deletion    // objects deleted and not yet re-created
 	unpause  map[int]time.Time
 	specs    map[int]v1alpha1.ConversationWebhookSpec
-	allowed  map[int]int    // creates each object may cause
-	owner    map[string]int // webhook SID → object, for webhooks the test made or assigned
+	allowed  map[int]int     // creates each object may cause
+	owner    map[string]int  // webhook SID → object, for webhooks the test made or assigned
+	foreign  map[string]bool // webhooks the test made that belong to no object (see abandon)
 	removed  map[string]bool
 	made     map[string]int // webhook SID → object whose create made it, from the fake's log
 	seen     int            // log entries read into made
@@ -275,6 +276,7 @@ func (h *churner) remove(i int, orphan bool) {
 	if h.c.Delete(h.ctx, o) != nil {
 		return
 	}
+	h.abandon(i, o, "deleted before adopting its webhook-sid")
 	h.deleted[i] = deletion{at: time.Now(), orphan: orphan, sid: o.Status.Sid}
 	if orphan {
 		h.did("deleted (deletionPolicy Orphan)", "recorded "+o.Status.Sid, objName(i), o.Status.Sid)
