@@ -99,7 +99,7 @@ func (r *run) settle() error {
 		}
 		return err
 	}); err != nil {
-		explain(r.ctx, r.t, r.env.Client, r.w.fake, r.a.foreign)
+		explain(r.ctx, r.t, r.env.Client, r.w.fake, r.a.foreign, r.h.history)
 		return fmt.Errorf("no convergence %s after the churn: %w", time.Since(start).Round(time.Second), err)
 	}
 	fmt.Printf("chaos: converged %s after the churn: %d objects Ready, one webhook each\n",
@@ -279,7 +279,8 @@ func report[K ~string](title string, counts map[K]int) {
 // explain prints what led to webhooks no object owns: each one, every request
 // made in its conversation, and the events of the objects of that conversation
 // and of the object it was made for.
-func explain(ctx context.Context, t *testing.T, c client.Client, fake *twiliofake.Server, foreign map[string]bool) {
+func explain(ctx context.Context, t *testing.T, c client.Client, fake *twiliofake.Server, foreign map[string]bool,
+	history map[string][]string) {
 	t.Helper()
 	var list v1alpha1.ConversationWebhookList
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
@@ -307,6 +308,13 @@ func explain(ctx context.Context, t *testing.T, c client.Client, fake *twiliofak
 		for _, o := range list.Items {
 			if o.Spec.ConversationSid == w.ConversationSid || o.Name == objName(maker) {
 				names = append(names, o.Name)
+			}
+		}
+		// What the churn did to the webhook (one it made itself is in no
+		// request) and to those objects.
+		for _, k := range append([]string{w.Sid}, names...) {
+			for _, line := range history[k] {
+				t.Logf("  churn %s: %s", k, line)
 			}
 		}
 		explainObjects(ctx, t, c, names)
