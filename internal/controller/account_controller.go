@@ -130,9 +130,17 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		// Twilio or the API server failed in a way a retry may fix: keep what was
 		// verified (a Twilio outage must not stop every webhook of the account),
 		// its limits included (after a restart too). A Secret changed since is
-		// not verified: the webhooks wait for it (twilioFor).
+		// not verified: the webhooks wait for it (twilioFor), and the account's
+		// message says why, with the same verdict (a change of it would wake
+		// every webhook of the account).
 		if verified(acc.status, obj.GetGeneration()) {
 			r.setLimits(acc.status.AccountSid, key, acc)
+			if version != "" && version != acc.status.VerifiedSecretVersion {
+				setAccountReady(acc.status, obj.GetGeneration(), metav1.ConditionTrue, v1alpha1.ReasonVerified,
+					fmt.Sprintf("Twilio accepted the credentials in Secret %s for account %s; the Secret has changed since, and its "+
+						"new credentials are not verified yet (%s): the account's webhooks wait for them", acc.secret, acc.status.AccountSid,
+						echo(err.Error(), maxAccountEcho)))
+			}
 		}
 		return ctrl.Result{}, err
 	}

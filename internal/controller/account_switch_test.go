@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -8,10 +9,13 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 )
 
@@ -283,5 +287,40 @@ func TestConditionsChanged(t *testing.T) {
 		if got := conditionsChanged(tc.old, tc.cur); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// failingVerifier answers every verification with a transient failure.
+type failingVerifier struct{}
+
+func (failingVerifier) VerifyAccount(context.Context, twilio.Credentials) (string, error) {
+	return "", &twilio.APIError{Operation: twilio.OpVerify, Status: 500, Code: 20500, Message: "Internal Server Error"}
+}
+
+// A Secret changed since it was verified, whose new credentials Twilio cannot
+// verify for now, keeps the account Ready for its webhooks' sake (their verdict
+// unchanged, so no wake of all), with a message that says their webhooks wait.
+func TestAccountSaysItsChangedSecretIsNotVerified(t *testing.T) {
+	acct := attackAccount("acc", 0)
+	acct.Status.VerifiedSecretVersion = "1" // the Secret's is attackSecretVersion
+	c := attackClient(t, acct)
+	ar := &AccountReconciler{Client: c, APIReader: c, Verifier: failingVerifier{}}
+	if _, err := ar.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(acct)}); err == nil {
+		t.Fatal("a transient failure is retried: want an error")
+	}
+	got := &v1alpha1.TwilioAccount{}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(acct), got); err != nil {
+		t.Fatal(err)
+	}
+	ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionTrue || ready.Reason != v1alpha1.ReasonVerified ||
+		!strings.Contains(ready.Message, "not verified yet") || !strings.Contains(ready.Message, "20500") {
+		t.Fatalf("Ready = %+v", ready)
+	}
+	if got.Status.VerifiedSecretVersion != "1" {
+		t.Errorf("verifiedSecretVersion %q: nothing new was verified", got.Status.VerifiedSecretVersion)
+	}
+	if verdictChanged(&acct.Status, &got.Status) {
+		t.Error("the verdict changed: every webhook of the account would be woken")
 	}
 }
