@@ -82,6 +82,44 @@ func TestRefusedCreateKeptUntilTheViewShowsIt(t *testing.T) {
 	}
 }
 
+// The same holds for an answer that made the webhook: once the flush wrote it
+// to status, a reconcile on a view older than that write (one woken by the
+// webhook-sid annotation's own watch event, say) waits for the cache rather
+// than listing the conversation for its own webhook as a lost create's.
+func TestAnswerKeptUntilTheViewShowsIt(t *testing.T) {
+	r, rs, want, withPending := refusedFixture(t)
+	job := r.creates.jobs[withPending.UID]
+	job.err, job.st = nil, step{kind: stepCreate}
+	job.wh = &twilio.Webhook{Sid: planOther, Target: "webhook", ConversationSid: planConv,
+		Configuration: twilio.Configuration{URL: "https://e.com/a", Method: "post", Filters: []string{"onMessageAdded"}}}
+	apply := &reconcileState{obj: withPending.DeepCopy(), base: withPending.DeepCopy()}
+	led, err := readLedger(apply.obj, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, applied, err := r.resumeCreate(t.Context(), apply, &led); !applied || err != nil {
+		t.Fatalf("applying the answer: applied %v, err %v", applied, err)
+	}
+	if !r.creates.peek(withPending.UID).appliedAt.IsZero() {
+		t.Fatal("marked applied before status recorded it")
+	}
+	if err := r.flushRecord(t.Context(), apply); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(t, r, rs); got.Status.Sid != planOther || got.Status.PendingCreate != nil {
+		t.Fatalf("answer not recorded: %+v", got.Status)
+	}
+	if applied, err := attackResume(t, r, want, withPending); applied || !errors.Is(err, errStaleView) {
+		t.Fatalf("on a view older than the record: applied %v, err %v; want errStaleView", applied, err)
+	}
+	if applied, err := attackResume(t, r, want, stored(t, r, rs)); applied || err != nil {
+		t.Fatalf("on the current view: applied %v, err %v", applied, err)
+	}
+	if r.creates.peek(withPending.UID) != nil {
+		t.Fatal("the answer is still kept once the view shows it")
+	}
+}
+
 // After the refusal, the current view lets a new create go out in the
 // same second (same stamp, scope and fingerprint as the refused one); that new
 // create's job is never taken for the kept refusal, and its answer is applied.
@@ -114,7 +152,7 @@ func TestAttackRefusedSameSecondNewCreate(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	job := r.creates.peek(fresh.UID)
-	if !job.refusedAt.IsZero() || !job.pending.since.Equal(withPending.Status.PendingCreate.Since.Time) {
+	if !job.appliedAt.IsZero() || !job.pending.since.Equal(withPending.Status.PendingCreate.Since.Time) {
 		t.Fatalf("new job %+v", job)
 	}
 	newPending := stored(t, r, rs)
@@ -202,7 +240,7 @@ func TestAttackRefusedMetaWriteFails(t *testing.T) {
 	if got.Status.PendingCreate != nil || got.Annotations[v1alpha1.AnnotationCreatePending] == "" {
 		t.Fatalf("want status written, annotation not: %+v %v", got.Status.PendingCreate, got.Annotations)
 	}
-	if j := r.creates.peek(got.UID); j == nil || j.refusedAt.IsZero() {
+	if j := r.creates.peek(got.UID); j == nil || j.appliedAt.IsZero() {
 		t.Fatalf("refusal not kept: %+v", j)
 	}
 	if _, err := attackResume(t, r, want, withPending); !errors.Is(err, errStaleView) {

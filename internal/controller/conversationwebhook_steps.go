@@ -137,8 +137,8 @@ func (r *ConversationWebhookReconciler) flushRecord(ctx context.Context, rs *rec
 		}
 	}
 	if rs.answered {
-		// Status records the create's answer: nothing to keep in memory.
-		r.creates.forget(rs.obj.UID)
+		// Status records the create's answer: kept until the view shows it.
+		r.creates.applied(rs.obj.UID)
 		rs.answered = false
 	}
 	return nil
@@ -425,11 +425,11 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 		return observation{}, false, nil
 	case !job.done:
 		return observation{}, false, errCreateSent
-	case !job.refusedAt.IsZero():
-		// Status records the refusal. A view that still shows the pending
+	case !job.appliedAt.IsZero():
+		// Status records the answer. A view that still shows the pending
 		// record is older than that write: wait for the cache, rather than
 		// look for the create's webhook by listing.
-		if job.matches(led.pending) && time.Since(job.refusedAt) < staleViewWait {
+		if job.matches(led.pending) && time.Since(job.appliedAt) < staleViewWait {
 			return observation{}, false, errStaleView
 		}
 		r.creates.forget(rs.obj.UID)
@@ -451,7 +451,7 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 	case refusal(job.err) && rs.base.Status.PendingCreate == nil:
 		// A refusal that status records (the write succeeded): kept until
 		// the view shows it.
-		r.creates.refused(rs.obj.UID)
+		r.creates.applied(rs.obj.UID)
 	case refusal(job.err):
 		// Status could not record it (a conflict with a newer view, say):
 		// kept, and applied again on the next view that shows the pending

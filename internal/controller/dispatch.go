@@ -94,11 +94,12 @@ type dispatchedCreate struct {
 	doneAt time.Time
 	wh     *twilio.Webhook
 	err    error
-	// refusedAt is when status recorded a refusal of the create (the pending
-	// record dropped); zero until then. The answer is kept until the view
-	// shows that write, so that a reconcile on an older view does not take
-	// the pending record for a lost create and list the conversation.
-	refusedAt time.Time
+	// appliedAt is when status recorded the answer (the webhook it made, or
+	// for a refusal the pending record dropped); zero until then. The answer
+	// is kept until the view shows that write, so that a reconcile on an older
+	// view does not take the pending record for a lost create and list the
+	// conversation.
+	appliedAt time.Time
 }
 
 // staleViewWait is how long an answer waits for the cache to show the pending
@@ -157,8 +158,8 @@ func (d *createDispatcher) releaser(account string, release func(), reservable f
 }
 
 // unapplied lists the webhooks this manager's creates made whose answers are
-// not recorded yet (but the object's own): no other object's recovery may take
-// one of them for its own lost create.
+// not yet seen recorded (but the object's own): no other object's recovery may
+// take one of them for its own lost create.
 func (d *createDispatcher) unapplied(except types.UID) []string {
 	if d == nil {
 		return nil
@@ -253,7 +254,7 @@ const forgetAfter = 10 * time.Minute
 func (d *createDispatcher) sweepLocked() {
 	for uid, job := range d.jobs {
 		if job.done && time.Since(job.doneAt) > forgetAfter ||
-			!job.refusedAt.IsZero() && time.Since(job.refusedAt) > staleViewWait {
+			!job.appliedAt.IsZero() && time.Since(job.appliedAt) > staleViewWait {
 			delete(d.jobs, uid)
 		}
 	}
@@ -294,12 +295,12 @@ func (d *createDispatcher) forget(uid types.UID) {
 	}
 }
 
-// refused marks an answered create whose refusal status now records.
-func (d *createDispatcher) refused(uid types.UID) {
+// applied marks an answered create whose answer status now records.
+func (d *createDispatcher) applied(uid types.UID) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if job := d.jobs[uid]; job != nil && job.done {
-		job.refusedAt = time.Now()
+	if job := d.jobs[uid]; job != nil && job.done && job.appliedAt.IsZero() {
+		job.appliedAt = time.Now()
 	}
 }
 

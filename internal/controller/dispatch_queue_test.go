@@ -106,8 +106,8 @@ func TestWokenMark(t *testing.T) {
 	}
 }
 
-// A new create sweeps answers nobody applied for forgetAfter, and refusals
-// status recorded more than staleViewWait ago; it keeps the rest.
+// A new create sweeps answers nobody applied for forgetAfter, and answers status
+// recorded more than staleViewWait ago; it keeps the rest.
 func TestDispatcherSweep(t *testing.T) {
 	d := newCreateDispatcher(t.Context(), 0)
 	now := time.Now()
@@ -115,8 +115,8 @@ func TestDispatcherSweep(t *testing.T) {
 		"in-flight":        {},
 		"answered":         {done: true, doneAt: now.Add(-time.Minute)},
 		"unapplied":        {done: true, doneAt: now.Add(-forgetAfter - time.Second)},
-		"refused-recently": {done: true, doneAt: now.Add(-time.Second), refusedAt: now.Add(-time.Second)},
-		"refused-long-ago": {done: true, doneAt: now.Add(-staleViewWait - 2*time.Second), refusedAt: now.Add(-staleViewWait - time.Second)},
+		"applied-recently": {done: true, doneAt: now.Add(-time.Second), appliedAt: now.Add(-time.Second)},
+		"applied-long-ago": {done: true, doneAt: now.Add(-staleViewWait - 2*time.Second), appliedAt: now.Add(-staleViewWait - time.Second)},
 	}
 	d.mu.Lock()
 	d.sweepLocked()
@@ -126,7 +126,7 @@ func TestDispatcherSweep(t *testing.T) {
 		kept = append(kept, string(uid))
 	}
 	slices.Sort(kept)
-	if want := []string{"answered", "in-flight", "refused-recently"}; !slices.Equal(kept, want) {
+	if want := []string{"answered", "applied-recently", "in-flight"}; !slices.Equal(kept, want) {
 		t.Fatalf("kept %v, want %v", kept, want)
 	}
 }
