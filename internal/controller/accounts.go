@@ -279,15 +279,12 @@ func (w *accountWaiters) add(account string, obj types.NamespacedName) {
 	w.m[account][obj] = struct{}{}
 }
 
+// remove leaves the account's set in place, empty or not: add and remove run
+// on every reconcile, which would otherwise allocate a set each time.
 func (w *accountWaiters) remove(account string, obj types.NamespacedName) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if set := w.m[account]; set != nil {
-		delete(set, obj)
-		if len(set) == 0 {
-			delete(w.m, account)
-		}
-	}
+	delete(w.m[account], obj)
 }
 
 // take returns the account's waiters and forgets them: a woken object that
