@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
@@ -328,6 +329,10 @@ func TestAttackYAMLEveryRune(t *testing.T) {
 				Configuration: twilio.Configuration{URL: "https://hooks.example.com/t", Triggers: []string{kw}}}
 			obj, refusal := Manifest(scope, wh, Options{})
 			if refusal != nil {
+				if unicode.IsLetter(r) || unicode.IsDigit(r) {
+					bad = append(bad, fmt.Sprintf("%U in %q refused: %s", r, kw, refusal))
+					break
+				}
 				continue // Validate's rules, or YAML's: named either way
 			}
 			data, err := YAML(obj)
@@ -371,7 +376,16 @@ func TestAttackUnrenderableWebhookIsRefused(t *testing.T) {
 			t.Errorf("%s returned as importable (the CRD, sent JSON as kubectl does, finds %d errors), but YAML fails: %v", o.Name, len(errs), err)
 		}
 	}
-	t.Logf("%d objects, %d refusals", len(objs), len(refusals))
+	// Both are refused, each naming the field YAML cannot hold: none is lost
+	// silently, none written as something else.
+	if len(objs) != 0 || len(refusals) != 2 {
+		t.Fatalf("%d objects, %d refusals; want both refused", len(objs), len(refusals))
+	}
+	for i, name := range []string{"spec.triggers[0]", "spec.url"} {
+		if got := refusals[i].String(); !strings.Contains(got, name) || !strings.Contains(got, "YAML") {
+			t.Errorf("refusal %d: %s; want it to name %s and YAML", i, got, name)
+		}
+	}
 }
 
 // TestAttackCommandStopsAtUnrenderable runs the built cwh-import against the
@@ -472,7 +486,13 @@ func TestAttackTriggerShapeAgreesWithOperator(t *testing.T) {
 	}
 	obj, refusal := Manifest(scope, hooks[0], Options{})
 	if refusal != nil {
-		return // named; nothing written for the operator to read differently
+		// Named; nothing written for the operator to read differently: the
+		// entries stay filters, as the operator reads them, and are refused
+		// as no event's name.
+		if !strings.Contains(refusal.String(), "spec.filters") {
+			t.Errorf("refused for another reason: %s", refusal)
+		}
+		return
 	}
 	got := hooks[0].Configuration // what the operator compares the spec with
 	var filters []string

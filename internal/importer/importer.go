@@ -221,7 +221,7 @@ func roundTrip(obj *v1alpha1.ConversationWebhook) *Problem {
 	const spec = "spec"
 	data, err := YAML(obj)
 	if err != nil {
-		return &Problem{Field: spec, Reason: "cannot be written as YAML (" + err.Error() + ")"}
+		return &Problem{Field: unrenderable(obj.Spec), Reason: "cannot be written as YAML (" + err.Error() + ")"}
 	}
 	var back manifest
 	if err := yaml.UnmarshalStrict(data, &back); err != nil {
@@ -240,6 +240,22 @@ func roundTrip(obj *v1alpha1.ConversationWebhook) *Problem {
 		field, wrote, read = "spec.triggers", strings.Join(a.Triggers, ","), strings.Join(b.Triggers, ",")
 	}
 	return &Problem{Field: field, Reason: fmt.Sprintf("%q reads back from YAML as %q: it holds a character YAML does not keep (such as U+0085)", wrote, read)}
+}
+
+// unrenderable names the spec's string field YAML cannot write ("spec" when
+// none alone fails): the values taken from Twilio's answer.
+func unrenderable(sp v1alpha1.ConversationWebhookSpec) string {
+	fields := make([][2]string, 0, 2+len(sp.Triggers))
+	fields = append(fields, [2]string{"spec.url", sp.URL}, [2]string{"spec.flowSid", sp.FlowSid})
+	for i, t := range sp.Triggers {
+		fields = append(fields, [2]string{fmt.Sprintf("spec.triggers[%d]", i), t})
+	}
+	for _, f := range fields {
+		if _, err := yaml.Marshal(f[1]); err != nil {
+			return f[0]
+		}
+	}
+	return "spec"
 }
 
 // SpecOf maps Twilio's answer to a spec without judging it (see Validate). The
