@@ -260,6 +260,26 @@ func TestAccountChanged(t *testing.T) {
 	}
 }
 
+// A recorded account SID that is not one is a malformed status, cut when
+// repeated: nothing that reads as another account stalls the object.
+func TestAccountChangedReadsWhatItUses(t *testing.T) {
+	acc := &resolvedAccount{key: "TwilioAccount/ns/a", accountSid: "AC0000000000000000000000000000000a"}
+	for name, st := range map[string]v1alpha1.ConversationWebhookStatus{
+		"status.accountSid": {Sid: planOwned, AccountSid: strings.Repeat("x", 5000)},
+		"status.pendingCreate.accountSid": {PendingCreate: &v1alpha1.PendingCreate{ConversationSid: planConv,
+			AccountSid: "AC../../" + strings.Repeat("0", 5000)}},
+	} {
+		err := accountChanged(&st, acc)
+		if classifyReason(err) != v1alpha1.ReasonInvalidStatus || !strings.Contains(err.Error(), name) || len(err.Error()) > 400 {
+			t.Errorf("%s: %v; want InvalidStatus naming it, cut", name, err)
+		}
+	}
+	long := v1alpha1.ConversationWebhookStatus{Sid: strings.Repeat("W", 5000), AccountSid: "AC0000000000000000000000000000000b"}
+	if err := accountChanged(&long, acc); classifyReason(err) != v1alpha1.ReasonAccountChanged || len(err.Error()) > 600 {
+		t.Errorf("a long recorded SID: %v; want AccountChanged, cut", err)
+	}
+}
+
 func classifyReason(err error) string {
 	reason, _ := classify(err)
 	return reason

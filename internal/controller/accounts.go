@@ -111,19 +111,26 @@ func (r *ConversationWebhookReconciler) resolveAccount(ctx context.Context, obj 
 // webhook (its own or one a replacement superseded), or a create that may have
 // made one, in another Twilio account than the one its account now acts for:
 // looked for, fetched or deleted through the new account, it would look gone.
+// It runs before the record is read (readRecord), so it checks what it uses: a
+// recorded account SID that is not one is InvalidStatus, and SIDs repeated in
+// the message are cut as any echoed value.
 func accountChanged(st *v1alpha1.ConversationWebhookStatus, acc *resolvedAccount) error {
-	rec, what := "", ""
+	rec, what, field := "", "", ""
 	switch {
 	case st.AccountSid != "" && st.Sid != "":
-		rec, what = st.AccountSid, "webhook "+st.Sid+" was recorded"
+		rec, what, field = st.AccountSid, "webhook "+echo(st.Sid, maxEcho)+" was recorded", "status.accountSid"
 	case st.AccountSid != "" && st.SupersededWebhook != nil:
-		rec, what = st.AccountSid, "webhook "+st.SupersededWebhook.Sid+" was recorded"
+		rec, what, field = st.AccountSid, "webhook "+echo(st.SupersededWebhook.Sid, maxEcho)+" was recorded", "status.accountSid"
 	}
 	if p := st.PendingCreate; p != nil && p.AccountSid != "" && (rec == "" || rec == acc.accountSid) {
-		rec, what = p.AccountSid, "a create whose webhook may exist was sent at "+p.Since.UTC().Format(time.RFC3339)
+		rec, what, field = p.AccountSid, "a create whose webhook may exist was sent at "+p.Since.UTC().Format(time.RFC3339),
+			"status.pendingCreate.accountSid"
 	}
 	if rec == "" || rec == acc.accountSid {
 		return nil
+	}
+	if !twilio.IsAccountSid(rec) {
+		return invalidError(v1alpha1.ReasonInvalidStatus, field, rec)
 	}
 	return stalled(v1alpha1.ReasonAccountChanged, fmt.Errorf(
 		"%s in Twilio account %s, but %s acts for account %s; the operator never recreates a webhook in another "+
