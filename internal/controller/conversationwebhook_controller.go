@@ -348,6 +348,10 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 	setProgressing(&obj.Status, obj.Generation, phase, "Retrying after a transient failure: "+err.Error())
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonTransientError, phase, "%s", err.Error())
 	if wait := twilio.RetryAfter(err); wait > 0 {
+		// Never longer than the poll: a Retry-After is the server's word (or a
+		// proxy's), and an object requeued for a day would not be checked for
+		// drift in that day.
+		wait = min(wait, r.pollInterval(ctx, obj))
 		log.FromContext(ctx).Info("Twilio asked to retry later", "after", wait.String(), "error", err.Error())
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}

@@ -246,3 +246,34 @@ func TestStalledPolledAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryAfterNeverOutwaitsThePoll: a transient failure with a Retry-After is
+// retried after it, but never later than the object's poll period (a proxy
+// asking for a day must not stop drift checks for a day).
+func TestRetryAfterNeverOutwaitsThePoll(t *testing.T) {
+	cases := map[string]struct {
+		retryAfter time.Duration
+		atMost     time.Duration
+		atLeast    time.Duration
+	}{
+		"a short wait is honoured": {retryAfter: 5 * time.Second, atLeast: 5 * time.Second, atMost: 5 * time.Second},
+		"a day is cut to the poll": {retryAfter: 24 * time.Hour, atLeast: 54 * time.Second, atMost: 66 * time.Second},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := &ConversationWebhookReconciler{SyncPeriod: time.Minute, Recorder: events.NewFakeRecorder(10)}
+			obj := &v1alpha1.ConversationWebhook{}
+			answer := &twilio.APIError{Operation: twilio.OpFetch, Status: 503, Code: 20503, Message: "busy", RetryAfter: tc.retryAfter}
+			res, err := r.failed(t.Context(), obj, v1alpha1.ReasonCreating, answer)
+			if err != nil {
+				t.Fatalf("failed returned %v; a Retry-After is a requeue, not a backoff", err)
+			}
+			if res.RequeueAfter < tc.atLeast || res.RequeueAfter > tc.atMost {
+				t.Fatalf("RequeueAfter %v, want between %v and %v", res.RequeueAfter, tc.atLeast, tc.atMost)
+			}
+			if c := condition(obj, v1alpha1.ConditionReconciling); c != "True/"+v1alpha1.ReasonCreating {
+				t.Fatalf("Reconciling condition %q", c)
+			}
+		})
+	}
+}

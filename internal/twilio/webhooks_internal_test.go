@@ -50,6 +50,13 @@ func TestParseRetryAfter(t *testing.T) {
 		"soon":                          0,
 		"Thu, 01 Jan 2026 00:00:10 GMT": 10 * time.Second,
 		"Wed, 31 Dec 2025 23:59:00 GMT": 0,
+		// A wait a proxy asks for past a day is read as a day: seconds past
+		// what a Duration holds do not wrap around.
+		"86401":                         maxRetryAfter,
+		"9223372036854775807":           maxRetryAfter,
+		"99999999999999999999999":       maxRetryAfter,
+		"007":                           7 * time.Second,
+		"Fri, 01 Jan 2100 00:00:00 GMT": maxRetryAfter,
 	}
 	for in, want := range cases {
 		if got := parseRetryAfter(in, now); got != want {
