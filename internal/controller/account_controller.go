@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,6 +118,9 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err == nil {
 		var sid string
 		if sid, err = r.Verifier.VerifyAccount(ctx, creds); err == nil {
+			sid, err = sameAccount(acc.status, obj.GetGeneration(), version, sid)
+		}
+		if err == nil {
 			r.setLimits(sid, key, acc)
 			acc.status.AccountSid = sid
 			// ConversationWebhooks act only with this version of the Secret.
@@ -155,6 +160,24 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	setAccountReady(acc.status, obj.GetGeneration(), metav1.ConditionFalse, reason, err.Error())
 	// Fixing the Secret reconciles again (watched); a rejected key is retried each period.
 	return ctrl.Result{RequeueAfter: jitter(r.SyncPeriod)}, nil
+}
+
+// sameAccount refuses an answer that moves an account whose Secret did not
+// change to another Twilio account: a credential belongs to one account, so
+// Twilio cannot answer that (an impostor or a misrouted proxy can), and taking
+// it would stall every webhook recorded in the account (AccountChanged). An
+// answer differing only in the case of its hexadecimal digits is the same
+// account, kept as first verified.
+func sameAccount(st *v1alpha1.TwilioAccountStatus, generation int64, version, sid string) (string, error) {
+	if !verified(st, generation) || version != st.VerifiedSecretVersion || st.AccountSid == "" {
+		return sid, nil
+	}
+	if strings.EqualFold(sid, st.AccountSid) {
+		return st.AccountSid, nil
+	}
+	return "", &twilio.APIError{Operation: twilio.OpVerify, Status: http.StatusBadGateway,
+		Message: fmt.Sprintf("the credential check answered account %s for the Secret verified for %s, unchanged since: "+
+			"Twilio cannot answer that (a credential belongs to one account); kept %s", echo(sid, 40), st.AccountSid, st.AccountSid)}
 }
 
 // setLimits hands the object's spec.limits to the factory for the account

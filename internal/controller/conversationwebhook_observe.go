@@ -63,7 +63,7 @@ func (r *ConversationWebhookReconciler) observe(ctx context.Context, obj *v1alph
 		case err != nil:
 			return obs, err
 		default:
-			fillScope(obs.claim, want.scope)
+			fillScope(obs.claim, want.scope, api.AccountSid())
 			return obs, nil
 		}
 	}
@@ -80,7 +80,7 @@ func (r *ConversationWebhookReconciler) observe(ctx context.Context, obj *v1alph
 	if twilio.IsNotFound(err) {
 		return observation{claimGone: obs.claimGone, currentGone: true}, nil
 	}
-	fillScope(obs.current, led.owned.scope)
+	fillScope(obs.current, led.owned.scope, api.AccountSid())
 	return obs, err
 }
 
@@ -99,17 +99,18 @@ func (led *ledger) claimed() string {
 	return led.annotated
 }
 
-// fillScope completes an answer that left out where the webhook lives (Twilio's
-// spec marks those fields nullable) with the scope it was read from.
-func fillScope(wh *twilio.Webhook, scope twilio.Scope) {
+// fillScope writes the request's scope into an answer, and the account the
+// request acted for when the answer names it in another case or not at all: a
+// webhook is recorded where it was asked for (the client refuses an answer
+// naming another conversation, service or account), so that the next fetch and
+// the deletion go to the webhook, never where an answer pointed.
+func fillScope(wh *twilio.Webhook, scope twilio.Scope, account string) {
 	if wh == nil {
 		return
 	}
-	if wh.ConversationSid == "" {
-		wh.ConversationSid = scope.ConversationSid
-	}
-	if wh.ServiceSid == "" {
-		wh.ServiceSid = scope.ServiceSid
+	wh.ConversationSid, wh.ServiceSid = scope.ConversationSid, scope.ServiceSid
+	if account != "" && (wh.AccountSid == "" || strings.EqualFold(wh.AccountSid, account)) {
+		wh.AccountSid = account
 	}
 }
 
@@ -153,7 +154,7 @@ func (r *ConversationWebhookReconciler) findCreated(ctx context.Context, obj *v1
 		// without a date.
 		recent := !credible || wh.DateCreated.IsZero() || !wh.DateCreated.Before(p.since.Add(-unknownSlack))
 		if recent && !slices.Contains(exclude, wh.Sid) {
-			fillScope(&wh, p.scope)
+			fillScope(&wh, p.scope, api.AccountSid())
 			candidates = append(candidates, wh)
 		}
 	}
@@ -307,7 +308,7 @@ func (r *ConversationWebhookReconciler) findMatching(ctx context.Context, obj *v
 	matches := list[:0]
 	for _, wh := range list {
 		if matchesSpec(want, &wh) && !slices.Contains(unapplied, wh.Sid) {
-			fillScope(&wh, want.scope)
+			fillScope(&wh, want.scope, api.AccountSid())
 			matches = append(matches, wh)
 		}
 	}

@@ -490,7 +490,7 @@ func (r *ConversationWebhookReconciler) created(ctx context.Context, rs *reconci
 		}
 		return observation{}, inPhase(phase, err)
 	}
-	fillScope(wh, scope)
+	fillScope(wh, scope, job.pending.account)
 	supersede := st.supersede && led.owned != nil && !job.currentGone
 	if err := r.record(ctx, rs, led, wh, supersede, job.replayAfter, ""); err != nil {
 		return observation{}, inPhase(phase, fmt.Errorf("recording created webhook %s: %w", wh.Sid, err))
@@ -562,7 +562,7 @@ func (r *ConversationWebhookReconciler) update(ctx context.Context, rs *reconcil
 	case err != nil:
 		return obs, inPhase(v1alpha1.ReasonUpdating, err)
 	}
-	fillScope(wh, led.owned.scope)
+	fillScope(wh, led.owned.scope, api.AccountSid())
 	if drift {
 		r.Metrics.driftCorrected(DriftUpdate)
 		r.event(rs.obj, EventDriftCorrected, "Update", "Restored webhook %s, changed outside the operator, to the spec", sid)

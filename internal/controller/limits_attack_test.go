@@ -178,7 +178,16 @@ func TestAttackRotatedAccountKeepsLimitingTheOldSid(t *testing.T) {
 	}
 	// The webhook is made in account A.
 	obj.Status.Sid, obj.Status.AccountSid = "WH00000000000000000000000000000001", attackSidA
-	// The credentials are rotated to account B; the account reconciler verifies them.
+	// The credentials are rotated to account B (the Secret changes); the
+	// account reconciler verifies them.
+	secret := &corev1.Secret{}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: attackNS, Name: "creds"}, secret); err != nil {
+		t.Fatal(err)
+	}
+	secret.Data[keyAuthToken] = []byte("rotatedtoken0000000000000000000b")
+	if err := c.Update(t.Context(), secret); err != nil {
+		t.Fatal(err)
+	}
 	ar := &AccountReconciler{Client: c, APIReader: c, Verifier: &fixedVerifier{attackSidB}, Limits: ledger}
 	if _, err := ar.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(acct)}); err != nil {
 		t.Fatal(err)

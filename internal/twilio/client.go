@@ -16,9 +16,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	twclient "github.com/twilio/twilio-go/client"
 	conversations "github.com/twilio/twilio-go/rest/conversations/v1"
@@ -230,10 +233,14 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 		}
 		info, err := c.send(ctx, op, call)
 		if err == nil {
+			err = unlikeTwilio(op, info)
+		}
+		if err == nil {
 			c.limiter.release(true, false)
 			return nil
 		}
 		apiErr := toAPIError(op, err, info)
+		c.scrub(apiErr)
 		c.limiter.release(false, IsRateLimited(apiErr))
 		ctx = withoutNoWait(ctx) // a retry waits for its slot
 		retry := IsRateLimited(apiErr) || (op != OpCreate && IsRetryable(apiErr))
@@ -300,6 +307,55 @@ func backoff(base, maxWait time.Duration, attempt int) time.Duration {
 	}
 	half := wait / 2
 	return half + rand.N(half+1) //nolint:gosec // jitter, not security
+}
+
+// maxServerText bounds each piece of an error the server wrote (its message,
+// content type, documentation link): an error ends in a condition (32 KiB at
+// most), an event (1 KiB) and a log line; Twilio's are a few hundred bytes.
+const maxServerText = 512
+
+// scrub keeps the text of an error fit for status, events and logs: each
+// field the server may have written is cut to maxServerText bytes (at a
+// character boundary), control characters are shown escaped (no terminal
+// escapes or forged lines), and the client's own secret, should an echoing
+// proxy send it back, is redacted.
+func (c *Client) scrub(e *APIError) {
+	_, secret := c.creds.basicAuth()
+	for _, field := range []*string{&e.Message, &e.ContentType, &e.MoreInfo} {
+		*field = serverText(*field, secret)
+	}
+}
+
+// serverText is v with secret redacted, control characters escaped, and cut
+// to maxServerText bytes.
+func serverText(v, secret string) string {
+	if secret != "" {
+		v = strings.ReplaceAll(v, secret, "[redacted]")
+	}
+	var b strings.Builder
+	for _, r := range v {
+		piece := string(r)
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			piece = strings.Trim(strconv.QuoteRune(r), "'")
+		}
+		if b.Len()+len(piece) > maxServerText {
+			b.WriteString("…")
+			break
+		}
+		b.WriteString(piece)
+	}
+	return b.String()
+}
+
+// unlikeTwilio refuses a success twilio-go accepted but Twilio never gives:
+// Twilio answers a delete 204 No Content, and twilio-go takes any 2xx (a proxy's
+// or a captive portal's 200 page) as the webhook deleted.
+func unlikeTwilio(op string, info *answer) error {
+	if op == OpDelete && info.status != http.StatusNoContent {
+		return &APIError{Operation: op, Err: errNotTwilio,
+			Message: fmt.Sprintf("a delete answered %d, not Twilio's 204 No Content", info.status)}
+	}
+	return nil
 }
 
 // toAPIError turns twilio-go's error (or one of the client's own checks) and the
@@ -455,12 +511,35 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.info.retryAfter = parseRetryAfter(resp.Header.Get(retryAfterHeader), time.Now())
 		code = fmt.Sprint(resp.StatusCode)
 		t.info.body = resp.Body
+		resp.Body = &boundedBody{Reader: io.LimitReader(resp.Body, maxAnswerBody+1), Closer: resp.Body}
 		if resp.StatusCode >= 400 {
 			t.info.twilio = readErrorBody(resp)
 		}
 	}
 	t.metrics.observe(t.op, code, time.Since(start))
 	return resp, err
+}
+
+// maxAnswerBody bounds what is read of any answer (after the transport
+// inflates a gzip body): a webhook is under 2 KiB, a page of five a few times
+// that; a longer answer is not Twilio's, and reading it whole would let an
+// impostor or a broken proxy fill the operator's memory.
+const maxAnswerBody = 256 << 10
+
+// boundedBody fails a read past maxAnswerBody.
+type boundedBody struct {
+	io.Reader
+	io.Closer
+	read int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	b.read += int64(n)
+	if b.read > maxAnswerBody {
+		return 0, fmt.Errorf("%w: an answer longer than %d bytes", errNotTwilio, maxAnswerBody)
+	}
+	return n, err
 }
 
 // readErrorBody reads up to maxErrorBody of an error answer, returns it as

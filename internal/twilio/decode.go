@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -9,11 +10,11 @@ import (
 	conversations "github.com/twilio/twilio-go/rest/conversations/v1"
 )
 
-func items(in []conversations.ConversationsV1ConversationScopedWebhook) ([]Webhook, error) {
+func items(scope Scope, account string, in []conversations.ConversationsV1ConversationScopedWebhook) ([]Webhook, error) {
 	out := make([]Webhook, 0, len(in))
 	for i := range in {
 		wh := fromModel(&in[i])
-		if err := checkListed(wh); err != nil {
+		if err := checkListed(scope, account, wh); err != nil {
 			return nil, err
 		}
 		out = append(out, *wh)
@@ -21,11 +22,11 @@ func items(in []conversations.ConversationsV1ConversationScopedWebhook) ([]Webho
 	return out, nil
 }
 
-func serviceItems(in []conversations.ConversationsV1ServiceConversationScopedWebhook) ([]Webhook, error) {
+func serviceItems(scope Scope, account string, in []conversations.ConversationsV1ServiceConversationScopedWebhook) ([]Webhook, error) {
 	out := make([]Webhook, 0, len(in))
 	for i := range in {
 		wh := fromServiceModel(&in[i])
-		if err := checkListed(wh); err != nil {
+		if err := checkListed(scope, account, wh); err != nil {
 			return nil, err
 		}
 		out = append(out, *wh)
@@ -96,13 +97,16 @@ func checkCreated(wh *Webhook) error {
 }
 
 // checkAnswered accepts a fetch's or update's answer for the webhook sid: an
+// answer with none of sid, target and configuration is not a webhook; an
 // absent or null sid is taken to be the requested one (Has(FieldSid) stays
 // false), a malformed or different one makes the answer unusable. Hexadecimal
 // digits in another case name the same webhook; Sid is canonical either way.
 func checkAnswered(op, sid string, wh *Webhook) error {
 	switch {
-	case wh == nil:
-		return &APIError{Operation: op, Message: "empty answer", Err: errMalformedAnswer}
+	case wh == nil || !wh.carriesAny(FieldSid, FieldTarget, FieldURL, FieldMethod, FieldFilters, FieldTriggers, FieldFlowSid):
+		// {}, null, or every field null: nothing says there is a webhook, let
+		// alone one that matches the spec.
+		return &APIError{Operation: op, Message: "empty answer: no sid, target or configuration", Err: errMalformedAnswer}
 	case !wh.Has(FieldSid):
 		wh.Sid = CanonicalSid(sid)
 		return nil
@@ -112,13 +116,55 @@ func checkAnswered(op, sid string, wh *Webhook) error {
 	return nil
 }
 
-// checkListed refuses a listed webhook without a webhook SID: skipping it could
-// hide the webhook a pending create made, and the caller would create another.
-func checkListed(wh *Webhook) error {
+// checkListed refuses a listed webhook without a webhook SID, or of another
+// conversation or account than the list asked for (see checkScope): skipping
+// it could hide the webhook a pending create made, and the caller would create
+// another; taking it would record a webhook of another conversation.
+func checkListed(scope Scope, account string, wh *Webhook) error {
 	if wh == nil || !IsWebhookSid(wh.Sid) {
 		return &APIError{Operation: OpList, Message: "a listed webhook has no sid, or one that is not WH + 32 hex digits", Err: errMalformedAnswer}
 	}
-	return nil
+	return checkScope(OpList, scope, account, wh)
+}
+
+// checkScope refuses a webhook answered for a request in scope, made for
+// account, that names another conversation, service (for a service-scoped
+// request: a conversation of the default service may name its service) or
+// account: status records what Twilio answered, and the next fetch or the
+// deletion would go where the answer pointed (Twilio's 404 there read as a
+// webhook gone: a duplicate created, or a deletion counted as done). Absent
+// or null fields, and SIDs equal but for the case of their hexadecimal digits,
+// are written as the request's.
+func checkScope(op string, scope Scope, account string, wh *Webhook) error {
+	same := func(field, answered, asked string) (string, error) {
+		if !wh.Has(field) || answered == "" || strings.EqualFold(answered, asked) {
+			return asked, nil
+		}
+		return "", &APIError{Operation: op, Err: errMalformedAnswer, Message: fmt.Sprintf(
+			"the answer is not for this request: its %s is %q, the request was for %s", field, cut(answered), asked)}
+	}
+	var err error
+	if wh.ConversationSid, err = same(FieldConversationSid, wh.ConversationSid, scope.ConversationSid); err != nil {
+		return err
+	}
+	if scope.ServiceSid != "" {
+		if wh.ServiceSid, err = same(FieldServiceSid, wh.ServiceSid, scope.ServiceSid); err != nil {
+			return err
+		}
+	}
+	if account != "" {
+		wh.AccountSid, err = same(FieldAccountSid, wh.AccountSid, account)
+	}
+	return err
+}
+
+// cut keeps an answered value short in an error message.
+func cut(v string) string {
+	const most = 40
+	if r := []rune(v); len(r) > most {
+		return string(r[:most]) + "…"
+	}
+	return v
 }
 
 func stringList(v interface{}) ([]string, bool) {

@@ -79,3 +79,13 @@ var eventNames = map[string]bool{
 // IsEventName reports whether s is one of the ten events a filter may name
 // (onMessageAdded … onDeliveryUpdated).
 func IsEventName(s string) bool { return eventNames[s] }
+
+// carriesAny reports whether the answer carried at least one of fields.
+func (w *Webhook) carriesAny(fields ...string) bool {
+	for _, f := range fields {
+		if w.Has(f) {
+			return true
+		}
+	}
+	return false
+}

@@ -105,7 +105,7 @@ func (c *Client) CreateWebhook(ctx context.Context, scope Scope, in CreateWebhoo
 				return err
 			}
 			out = fromServiceModel(r)
-			return checkCreated(out)
+			return c.checkCreatedIn(scope, out)
 		}
 		p := &conversations.CreateConversationScopedWebhookParams{Target: &in.Target}
 		p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
@@ -115,7 +115,7 @@ func (c *Client) CreateWebhook(ctx context.Context, scope Scope, in CreateWebhoo
 			return err
 		}
 		out = fromModel(r)
-		return checkCreated(out)
+		return c.checkCreatedIn(scope, out)
 	})
 	if err != nil {
 		return nil, err
@@ -136,14 +136,14 @@ func (c *Client) FetchWebhook(ctx context.Context, scope Scope, sid string) (*We
 				return err
 			}
 			out = fromServiceModel(r)
-			return checkAnswered(OpFetch, sid, out)
+			return c.checkAnsweredIn(OpFetch, scope, sid, out)
 		}
 		r, err := api.FetchConversationScopedWebhook(scope.ConversationSid, sid)
 		if err != nil {
 			return err
 		}
 		out = fromModel(r)
-		return checkAnswered(OpFetch, sid, out)
+		return c.checkAnsweredIn(OpFetch, scope, sid, out)
 	})
 	if err != nil {
 		return nil, err
@@ -166,7 +166,7 @@ func (c *Client) UpdateWebhook(ctx context.Context, scope Scope, sid string, cfg
 				return err
 			}
 			out = fromServiceModel(r)
-			return checkAnswered(OpUpdate, sid, out)
+			return c.checkAnsweredIn(OpUpdate, scope, sid, out)
 		}
 		p := &conversations.UpdateConversationScopedWebhookParams{}
 		p.ConfigurationUrl, p.ConfigurationMethod, p.ConfigurationFlowSid = optString(cfg.URL), optString(lowerMethod(cfg.Method)), optString(cfg.FlowSid)
@@ -176,13 +176,36 @@ func (c *Client) UpdateWebhook(ctx context.Context, scope Scope, sid string, cfg
 			return err
 		}
 		out = fromModel(r)
-		return checkAnswered(OpUpdate, sid, out)
+		return c.checkAnsweredIn(OpUpdate, scope, sid, out)
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.ownAccount(out)
 	return out, nil
+}
+
+// checkCreatedIn accepts a create's answer only with a usable webhook SID and
+// for the request's conversation and account: any other is an incomplete create
+// (the webhook may exist; the caller lists the conversation to find it).
+func (c *Client) checkCreatedIn(scope Scope, wh *Webhook) error {
+	if err := checkCreated(wh); err != nil {
+		return err
+	}
+	if err := checkScope(OpCreate, scope, c.creds.AccountSid, wh); err != nil {
+		return &APIError{Operation: OpCreate, Err: errIncompleteCreate,
+			Message: AsAPIError(err).Message + ": the webhook may exist; list the conversation's webhooks to find it"}
+	}
+	return nil
+}
+
+// checkAnsweredIn accepts a fetch's or update's answer only for webhook sid,
+// in the request's conversation and account.
+func (c *Client) checkAnsweredIn(op string, scope Scope, sid string, wh *Webhook) error {
+	if err := checkAnswered(op, sid, wh); err != nil {
+		return err
+	}
+	return checkScope(op, scope, c.creds.AccountSid, wh)
 }
 
 // ownAccount fills an answer's absent or null account_sid (Twilio's spec allows
@@ -219,7 +242,7 @@ func (c *Client) ListWebhooks(ctx context.Context, scope Scope) ([]Webhook, erro
 		err := c.do(ctx, OpList, func(api *conversations.ApiService) error {
 			var err error
 			var items []Webhook
-			items, nextURL, err = listPage(api, scope, next)
+			items, nextURL, err = listPage(api, scope, c.creds.AccountSid, next)
 			if err == nil {
 				all = append(all, items...)
 			}
@@ -237,19 +260,40 @@ func (c *Client) ListWebhooks(ctx context.Context, scope Scope) ([]Webhook, erro
 		if page > 100 {
 			return nil, &APIError{Operation: OpList, Status: 502, Message: "more than 100 pages of webhooks: paging does not end"}
 		}
+		if err := scope.checkNextPage(nextURL); err != nil {
+			return nil, err
+		}
 		next = nextURL
 	}
 }
 
-func listPage(api *conversations.ApiService, scope Scope, next string) ([]Webhook, string, error) {
+// webhooksPath is the path of the scope's webhooks list.
+func (s Scope) webhooksPath() string {
+	if s.ServiceSid != "" {
+		return "/v1/Services/" + s.ServiceSid + "/Conversations/" + s.ConversationSid + "/Webhooks"
+	}
+	return "/v1/Conversations/" + s.ConversationSid + "/Webhooks"
+}
+
+// checkNextPage refuses a next_page_url that leaves the scope's webhooks list:
+// its host is replaced by the API URL's (no credential leaves for another
+// host), but its path would be followed, and another conversation's webhooks
+// listed as this one's.
+func (s Scope) checkNextPage(next string) error {
+	u, err := neturl.Parse(next)
+	if err == nil && strings.EqualFold(u.Path, s.webhooksPath()) {
+		return nil
+	}
+	return &APIError{Operation: OpList, Err: errMalformedAnswer,
+		Message: fmt.Sprintf("the list's next_page_url leaves the webhooks of %s", s)}
+}
+
+func listPage(api *conversations.ApiService, scope Scope, account, next string) ([]Webhook, string, error) {
 	url, query := next, neturl.Values(nil)
 	if url == "" {
 		// The first page, as twilio-go's Page* calls ask for it; read here so
 		// that an answer without Twilio's shape is refused (see decodePage).
-		url = DefaultBaseURL + "/v1/Conversations/" + scope.ConversationSid + "/Webhooks"
-		if scope.ServiceSid != "" {
-			url = DefaultBaseURL + "/v1/Services/" + scope.ServiceSid + "/Conversations/" + scope.ConversationSid + "/Webhooks"
-		}
+		url = DefaultBaseURL + scope.webhooksPath()
 		query = neturl.Values{"PageSize": {strconv.Itoa(PageSize)}}
 	}
 	resp, err := api.RequestHandler().Get(url, query, map[string]interface{}{"Content-Type": "application/x-www-form-urlencoded"}, "")
@@ -262,14 +306,14 @@ func listPage(api *conversations.ApiService, scope Scope, next string) ([]Webhoo
 		if err != nil {
 			return nil, "", err
 		}
-		list, err := serviceItems(page)
+		list, err := serviceItems(scope, account, page)
 		return list, nextURL, err
 	}
 	page, nextURL, err := decodePage[conversations.ConversationsV1ConversationScopedWebhook](resp.Body)
 	if err != nil {
 		return nil, "", err
 	}
-	list, err := items(page)
+	list, err := items(scope, account, page)
 	return list, nextURL, err
 }
 
