@@ -143,10 +143,11 @@ func IsNotFound(err error) bool {
 }
 
 // IsConversationNotFound reports whether Twilio says the conversation or service
-// does not exist (its error JSON with code 50350).
+// does not exist: its error JSON with code 50350 on a client error (4xx); the
+// code on a 5xx says nothing certain.
 func IsConversationNotFound(err error) bool {
 	e := AsAPIError(err)
-	return twilioSaid(e) && e.Code == CodeConversationNotFound
+	return twilioSaid(e) && e.Code == CodeConversationNotFound && e.Status >= 400 && e.Status < 500
 }
 
 // IsUnauthorized reports whether the credentials were rejected: by Twilio (its

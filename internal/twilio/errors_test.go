@@ -72,6 +72,9 @@ var answerShapes = []struct {
 		class{notFound: true, terminal: true}, 20404},
 	{"Twilio 404/50360", 404, "application/json", twilioJSON(404, 50360), class{notFound: true, terminal: true}, 50360},
 	{"Twilio 404/50350", 404, "application/json", twilioJSON(404, 50350), class{convNotFound: true, terminal: true}, 50350},
+	// A conversation gone is a client error; a 5xx carrying the code is not
+	// Twilio saying so (a deletion would count it done).
+	{"Twilio 503/50350", 503, "application/json", twilioJSON(503, 50350), class{retryable: true}, 50350},
 	{"Twilio 401/20003", 401, "application/json", twilioJSON(401, 20003), class{unauthorized: true, terminal: true}, 20003},
 	{"Twilio 403/20003", 403, "application/json", twilioJSON(403, 20003), class{unauthorized: true, terminal: true}, 20003},
 	{"HTML 401 from a proxy", 401, "text/html", "<html>login</html>", class{retryable: true, notTwilio: true}, 0},
