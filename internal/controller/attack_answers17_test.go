@@ -5,6 +5,7 @@ package controller
 // fixture (no envtest): run with -skip TestController.
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -155,17 +156,7 @@ func TestAttack17EmptyFetchAnswerIsNotReady(t *testing.T) {
 // The account reconciler's terminal branch (setAccountReady(…, err.Error()))
 // has the same flaw for a refused credential.
 func TestAttack17LongServerMessageFitsTheConditions(t *testing.T) {
-	long := strings.Repeat("x", 40000)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write([]byte(`{"code":50366,"message":"` + long + `","status":400}`))
-	}))
-	t.Cleanup(srv.Close)
-	f, err := twilio.NewFactory(twilio.Options{BaseURL: srv.URL, MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := a17LongErrorFactory(t, http.StatusBadRequest, 50366)
 	api, err := f.For(twilio.Credentials{AccountSid: "AC00000000000000000000000000000001", AuthToken: "tokenSECRET1"})
 	if err != nil {
 		t.Fatal(err)
@@ -199,17 +190,7 @@ func TestAttack17LongServerMessageFitsTheConditions(t *testing.T) {
 // account stays Ready=True/Verified, its webhooks keep acting with a key
 // Twilio refuses, and nobody is told why.
 func TestAttack17AccountRefusalMessageFitsItsCondition(t *testing.T) {
-	long := strings.Repeat("x", 40000)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"code":20003,"message":"` + long + `","status":401}`))
-	}))
-	t.Cleanup(srv.Close)
-	f, err := twilio.NewFactory(twilio.Options{BaseURL: srv.URL, MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := a17LongErrorFactory(t, http.StatusUnauthorized, 20003)
 	acct := attackAccount("acc", 0)
 	c := attackClient(t, acct)
 	ar := &AccountReconciler{Client: c, APIReader: c, Verifier: f}
@@ -254,4 +235,22 @@ func TestAttack17SameSecretAnotherAccountIsNotTaken(t *testing.T) {
 		t.Fatalf("unchanged Secret (version %s) re-verified as %s: %v", got.Status.VerifiedSecretVersion, got.Status.AccountSid,
 			accountChanged(hook, &resolvedAccount{key: "team/acc", accountSid: got.Status.AccountSid}))
 	}
+}
+
+// a17LongErrorFactory is a client factory for a server that answers every
+// request with status and Twilio's error JSON for code, its message 40000 bytes.
+func a17LongErrorFactory(t *testing.T, status, code int) *twilio.Factory {
+	t.Helper()
+	long := strings.Repeat("x", 40000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = fmt.Fprintf(w, `{"code":%d,"message":"%s","status":%d}`, code, long, status)
+	}))
+	t.Cleanup(srv.Close)
+	f, err := twilio.NewFactory(twilio.Options{BaseURL: srv.URL, MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
