@@ -134,7 +134,9 @@ func checkListed(scope Scope, account string, wh *Webhook) error {
 // deletion would go where the answer pointed (Twilio's 404 there read as a
 // webhook gone: a duplicate created, or a deletion counted as done). Absent
 // or null fields, and SIDs equal but for the case of their hexadecimal digits,
-// are written as the request's.
+// are written as the request's: an absent account_sid (Twilio's spec allows
+// null) is the account the request acted for, as status must record the
+// account a webhook belongs to (what AccountChanged guards).
 func checkScope(op string, scope Scope, account string, wh *Webhook) error {
 	same := func(field, answered, asked string) (string, error) {
 		if !wh.Has(field) || answered == "" || strings.EqualFold(answered, asked) {

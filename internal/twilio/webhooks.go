@@ -120,7 +120,6 @@ func (c *Client) CreateWebhook(ctx context.Context, scope Scope, in CreateWebhoo
 	if err != nil {
 		return nil, err
 	}
-	c.ownAccount(out)
 	return out, nil
 }
 
@@ -148,7 +147,6 @@ func (c *Client) FetchWebhook(ctx context.Context, scope Scope, sid string) (*We
 	if err != nil {
 		return nil, err
 	}
-	c.ownAccount(out)
 	return out, nil
 }
 
@@ -181,7 +179,6 @@ func (c *Client) UpdateWebhook(ctx context.Context, scope Scope, sid string, cfg
 	if err != nil {
 		return nil, err
 	}
-	c.ownAccount(out)
 	return out, nil
 }
 
@@ -206,16 +203,6 @@ func (c *Client) checkAnsweredIn(op string, scope Scope, sid string, wh *Webhook
 		return err
 	}
 	return checkScope(op, scope, c.creds.AccountSid, wh)
-}
-
-// ownAccount fills an answer's absent or null account_sid (Twilio's spec allows
-// null) with the account the request acted for: status records the account a
-// webhook belongs to, and that record is what stops the operator from acting
-// on it through another account (AccountChanged).
-func (c *Client) ownAccount(wh *Webhook) {
-	if wh != nil && wh.AccountSid == "" {
-		wh.AccountSid = c.creds.AccountSid
-	}
 }
 
 // DeleteWebhook deletes a webhook. A 404 is returned as an error: callers that
@@ -252,9 +239,6 @@ func (c *Client) ListWebhooks(ctx context.Context, scope Scope) ([]Webhook, erro
 			return nil, err
 		}
 		if nextURL == "" {
-			for i := range all {
-				c.ownAccount(&all[i])
-			}
 			return all, nil
 		}
 		if page > 100 {
