@@ -168,6 +168,8 @@ func (r *AccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 // it would stall every webhook recorded in the account (AccountChanged). An
 // answer differing only in the case of its hexadecimal digits is the same
 // account, kept as first verified.
+//
+// sid is VerifyAccount's, checked against the account SID pattern there.
 func sameAccount(st *v1alpha1.TwilioAccountStatus, generation int64, version, sid string) (string, error) {
 	if !verified(st, generation) || version != st.VerifiedSecretVersion || st.AccountSid == "" {
 		return sid, nil
@@ -177,7 +179,7 @@ func sameAccount(st *v1alpha1.TwilioAccountStatus, generation int64, version, si
 	}
 	return "", &twilio.APIError{Operation: twilio.OpVerify, Status: http.StatusBadGateway,
 		Message: fmt.Sprintf("the credential check answered account %s for the Secret verified for %s, unchanged since: "+
-			"Twilio cannot answer that (a credential belongs to one account); kept %s", echo(sid, 40), st.AccountSid, st.AccountSid)}
+			"Twilio cannot answer that (a credential belongs to one account); kept %s", sid, st.AccountSid, st.AccountSid)}
 }
 
 // setLimits hands the object's spec.limits to the factory for the account

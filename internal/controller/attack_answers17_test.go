@@ -105,9 +105,11 @@ func TestAttack17FetchAnswerOfAnotherAccountIsNotRecorded(t *testing.T) {
 				wh.AccountSid = tc.answered
 				return wh, nil
 			}}}
-			_, err := r.sync(t.Context(), rs, api)
-			if err != nil {
-				return // refused: nothing recorded
+			if _, err := r.sync(t.Context(), rs, api); err != nil {
+				t.Fatalf("sync: %v; the same account in another case is the acting one, not a failure", err)
+			}
+			if rs.obj.Status.AccountSid != tc.acting {
+				t.Errorf("status.accountSid %q, want the acting account's spelling %q", rs.obj.Status.AccountSid, tc.acting)
 			}
 			if changed := accountChanged(&rs.obj.Status, &resolvedAccount{key: "default", accountSid: tc.acting}); changed != nil {
 				t.Fatalf("sync succeeded (Ready=True), and from the next reconcile on the object is stuck, its deletion orphaning "+

@@ -136,14 +136,15 @@ func checkListed(scope Scope, account string, wh *Webhook) error {
 // or null fields, and SIDs equal but for the case of their hexadecimal digits,
 // are written as the request's: an absent account_sid (Twilio's spec allows
 // null) is the account the request acted for, as status must record the
-// account a webhook belongs to (what AccountChanged guards).
+// account a webhook belongs to (what AccountChanged guards). The answered value
+// quoted in the error is cut and escaped with all server text (Client.scrub).
 func checkScope(op string, scope Scope, account string, wh *Webhook) error {
 	same := func(field, answered, asked string) (string, error) {
 		if !wh.Has(field) || answered == "" || strings.EqualFold(answered, asked) {
 			return asked, nil
 		}
 		return "", &APIError{Operation: op, Err: errMalformedAnswer, Message: fmt.Sprintf(
-			"the answer is not for this request: its %s is %q, the request was for %s", field, cut(answered), asked)}
+			"the answer is not for this request: its %s is %q, the request was for %s", field, answered, asked)}
 	}
 	var err error
 	if wh.ConversationSid, err = same(FieldConversationSid, wh.ConversationSid, scope.ConversationSid); err != nil {
@@ -158,15 +159,6 @@ func checkScope(op string, scope Scope, account string, wh *Webhook) error {
 		wh.AccountSid, err = same(FieldAccountSid, wh.AccountSid, account)
 	}
 	return err
-}
-
-// cut keeps an answered value short in an error message.
-func cut(v string) string {
-	const most = 40
-	if r := []rune(v); len(r) > most {
-		return string(r[:most]) + "…"
-	}
-	return v
 }
 
 func stringList(v interface{}) ([]string, bool) {
