@@ -295,12 +295,17 @@ func run() error {
 			fmt.Printf("bench: Twilio requests per second: %v\n", perSecond)
 		}
 		fmt.Printf("bench: Twilio calls %v, faults %v, ceiling %s\nbench: CPU %s\nbench: %s\n", counts, faults, ceilingText(ceiling), cpu, latencies)
+		rss, heap, _ := peak.peaks()
+		rssAt, heapAt := peak.peaksAt(start)
+		fmt.Printf("bench: manager peak RSS %.1f MiB at %s, heap in use %.1f MiB at %s (since the first create)\n",
+			float64(rss)/(1<<20), rssAt, float64(heap)/(1<<20), heapAt)
 		return nil
 	}
 
 	// Steady state: the Twilio calls of the converged operator (steadyWindow).
 	steady := watchSteady(fake, s.syncPeriod, func() { time.Sleep(steadyWindow(s.syncPeriod)) })
 	fmt.Printf("bench: steady state: %s\n", steady.text(s.n))
+	steadyEnd := time.Since(start)
 
 	// Delete 10% of the webhooks behind the operator's back; time until all are back.
 	hooks := fake.Webhooks()
@@ -318,8 +323,10 @@ func run() error {
 	fmt.Printf("bench: re-converged after deleting %d webhooks in %s\n", len(hooks)/10, reconverge.Round(time.Millisecond))
 
 	rss, heap, goroutines := peak.peaks()
+	rssAt, heapAt := peak.peaksAt(start)
 	return report(s, result{converge: converge, counts: counts, refused: refused, faults: faults, steady: steady, reconverge: reconverge,
-		deleted: len(hooks) / 10, rss: rss, heap: heap, goroutines: goroutines, series: series, ceiling: ceiling, latencies: latencies, cpu: cpu})
+		deleted: len(hooks) / 10, rss: rss, heap: heap, goroutines: goroutines, series: series, ceiling: ceiling, latencies: latencies, cpu: cpu,
+		rssWhen: phaseOf(rssAt, converge, steadyEnd), heapWhen: phaseOf(heapAt, converge, steadyEnd)})
 }
 
 func waitHTTP(url string, timeout time.Duration) error {
@@ -496,6 +503,8 @@ type peakSampler struct {
 	mu          sync.Mutex
 	rss, heap   int64
 	goroutines  int64
+	// rssAt and heapAt are when the peaks were last raised.
+	rssAt, heapAt time.Time
 	// ceilingFrom is zero when the ceiling is not being recorded.
 	ceilingFrom time.Time
 	ceiling     []point
@@ -547,7 +556,9 @@ func (p *peakSampler) sampleRSS() {
 			if strings.HasPrefix(line, "VmHWM:") {
 				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
 				p.mu.Lock()
-				p.rss = max(p.rss, kb*1024)
+				if kb*1024 > p.rss {
+					p.rss, p.rssAt = kb*1024, time.Now()
+				}
 				p.mu.Unlock()
 			}
 		}
@@ -569,7 +580,9 @@ func (p *peakSampler) scrape() {
 		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			p.mu.Lock()
-			p.heap = max(p.heap, int64(f))
+			if int64(f) > p.heap {
+				p.heap, p.heapAt = int64(f), time.Now()
+			}
 			p.mu.Unlock()
 		}
 		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
@@ -650,6 +663,29 @@ func (p *peakSampler) means() string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "; ")
+}
+
+// phaseOf names when a peak came (time since the first create), given when
+// convergence and the steady-state window ended.
+func phaseOf(at, converged, steadyEnd time.Duration) string {
+	if at < 0 {
+		return "before the first create"
+	}
+	phase := "while re-converging"
+	switch {
+	case at <= converged:
+		phase = "while converging"
+	case at <= steadyEnd:
+		phase = "in steady state"
+	}
+	return fmt.Sprintf("%s after the first create, %s", at, phase)
+}
+
+// peaksAt says when the peak RSS and heap in use came, as time since start.
+func (p *peakSampler) peaksAt(start time.Time) (rss, heap time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rssAt.Sub(start).Round(time.Second), p.heapAt.Sub(start).Round(time.Second)
 }
 
 func (p *peakSampler) peaks() (rss, heap, goroutines int64) {

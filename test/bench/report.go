@@ -42,8 +42,10 @@ type result struct {
 	faults                map[twiliofake.FaultKind]int
 	deleted               int
 	rss, heap, goroutines int64
-	series, ceiling       []point
-	latencies, cpu        string
+	// rssWhen and heapWhen say when the peaks came (phaseOf).
+	rssWhen, heapWhen string
+	series, ceiling   []point
+	latencies, cpu    string
 }
 
 // bounds are the least time any client needs for N creates under the
@@ -108,8 +110,8 @@ func report(s settings, r result) error {
 	fmt.Fprintf(&b, "| 429s received | %d of %d requests (%.2f%%), %.3f per webhook | %s: %s |\n",
 		got429, requests, 100*share, float64(got429)/float64(s.n), text429, check(share <= wantShare))
 	fmt.Fprintf(&b, "| in-flight ceiling (twilio_account_inflight_limit) | %s | |\n", ceilingText(r.ceiling))
-	fmt.Fprintf(&b, "| manager peak RSS | %.1f MiB | < 200 MiB at N=10,000%s |\n", float64(r.rss)/(1<<20), rssCheck(s.n, r.rss, check))
-	fmt.Fprintf(&b, "| manager peak heap in use, goroutines | %.1f MiB, %d | |\n", float64(r.heap)/(1<<20), r.goroutines)
+	fmt.Fprintf(&b, "| manager peak RSS | %.1f MiB (%s) | < 200 MiB at N=10,000%s |\n", float64(r.rss)/(1<<20), r.rssWhen, rssCheck(s.n, r.rss, check))
+	fmt.Fprintf(&b, "| manager peak heap in use, goroutines | %.1f MiB (%s), %d | |\n", float64(r.heap)/(1<<20), r.heapWhen, r.goroutines)
 	fmt.Fprintf(&b, "| Twilio calls once converged | %s | ≤ 1 fetch per webhook per sync period, nothing else: %s |\n",
 		r.steady.text(s.n), check(r.steady.ok()))
 	fmt.Fprintf(&b, "| re-converge after %d webhooks (10%%) deleted behind its back | %s | detection waits for each object's next sync (≤ %s + 10%% jitter) |\n",

@@ -128,3 +128,21 @@ func TestWatchSteadyLogsTheWindow(t *testing.T) {
 		t.Errorf("short %d, want 1 (two fetches of %s in the window, well under a period apart)", got.short, wh1)
 	}
 }
+
+func TestPhaseOf(t *testing.T) {
+	const converged, steadyEnd = 4 * time.Minute, 16 * time.Minute
+	for _, tc := range []struct {
+		at   time.Duration
+		want string
+	}{
+		{-time.Second, "before the first create"}, // the manager's start
+		{converged, "4m0s after the first create, while converging"},
+		{converged + time.Second, "4m1s after the first create, in steady state"},
+		{steadyEnd, "16m0s after the first create, in steady state"},
+		{steadyEnd + time.Second, "16m1s after the first create, while re-converging"},
+	} {
+		if got := phaseOf(tc.at, converged, steadyEnd); got != tc.want {
+			t.Errorf("phaseOf(%s) = %q, want %q", tc.at, got, tc.want)
+		}
+	}
+}
