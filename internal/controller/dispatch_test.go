@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -102,14 +103,16 @@ var _ = Describe("Creates sent off the workers", func() {
 		const acct, key, secret = "AC44444444444444444444444444444444", "SK66666666666666666666666666666666", "parkKEYsecretVALUE00000000000006"
 		fake.AddAccount(acct, "parkAuthTOKEN000000000000000006")
 		fake.AddAPIKey(acct, key, secret)
-		convs := []string{twiliofake.NewSid("CH"), twiliofake.NewSid("CH"), twiliofake.NewSid("CH")}
-		for _, c := range convs {
-			fake.AddConversation(acct, c)
+		// One conversation for each of the four that fill the queue, one for the parked.
+		convs := make([]string, 5)
+		for i := range convs {
+			convs[i] = twiliofake.NewSid("CH")
+			fake.AddConversation(acct, convs[i])
 		}
 		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: ctrlObjectMeta("parking", t.ns),
 			StringData: map[string]string{"accountSid": acct, "apiKeySid": key, "apiKeySecret": secret}})).To(Succeed())
 		acc := twilioAccount(t.ns, "parking", "parking")
-		acc.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To[int32](1)} // two places in its queue
+		acc.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To[int32](1)} // four places in its queue
 		Expect(k8sClient.Create(ctx, acc)).To(Succeed())
 		fake.SetLatency(700 * time.Millisecond)
 		obj := func(name string, conv int) *v1alpha1.ConversationWebhook {
@@ -119,12 +122,18 @@ var _ = Describe("Creates sent off the workers", func() {
 				o.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "10m"}
 			})
 		}
-		first, second := obj("park-first", 0), obj("park-second", 1)
-		Expect(k8sClient.Create(ctx, first)).To(Succeed())
-		Expect(k8sClient.Create(ctx, second)).To(Succeed())
-		Eventually(func() bool { return get(second).Status.PendingCreate != nil }).WithTimeout(5 * time.Second).
-			WithPolling(20 * time.Millisecond).Should(BeTrue())
-		gone1, gone2, last := obj("park-gone-1", 2), obj("park-gone-2", 2), obj("park-last", 2)
+		var fill []*v1alpha1.ConversationWebhook
+		for i := range 4 {
+			o := obj(fmt.Sprintf("park-fill-%d", i), i)
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+			fill = append(fill, o)
+		}
+		for _, o := range fill {
+			Eventually(func() bool { return get(o).Status.PendingCreate != nil }).WithTimeout(5 * time.Second).
+				WithPolling(20 * time.Millisecond).Should(BeTrue())
+		}
+		Expect(managerFactory.Reservable(acct)).To(BeZero(), "the four fill the account's queue: the next ones park")
+		gone1, gone2, last := obj("park-gone-1", 4), obj("park-gone-2", 4), obj("park-last", 4)
 		for _, o := range []*v1alpha1.ConversationWebhook{gone1, gone2, last} {
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		}
@@ -132,7 +141,7 @@ var _ = Describe("Creates sent off the workers", func() {
 		Expect(k8sClient.Delete(ctx, gone1)).To(Succeed())
 		Expect(k8sClient.Delete(ctx, gone2)).To(Succeed())
 		fake.SetLatency(0)
-		for _, o := range []*v1alpha1.ConversationWebhook{first, second, last} {
+		for _, o := range append(fill, last) {
 			waitReady(o)
 		}
 	})

@@ -82,6 +82,8 @@ var (
 	defaultAccountLabel = "test.twilio-operator.io/default-account"
 	// managerCache is the running manager's cache, for tests of what it holds.
 	managerCache cache.Cache
+	// managerFactory is the running manager's Twilio factory, for tests of its queues.
+	managerFactory *twilio.Factory
 	// stopManager stops the suite's manager; nil while a spec has it stopped.
 	stopManager func()
 	// authLog records the Basic-auth user (account or API key SID) of every
@@ -263,7 +265,7 @@ func startManager(opts ...managerOption) func() {
 		Metrics: testMetrics, StatusMetrics: statusGauges,
 	}.Apply(ctx, mgr)
 	Expect(err).NotTo(HaveOccurred())
-	managerCache = mgr.GetCache()
+	managerCache, managerFactory = mgr.GetCache(), factory
 	done := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()

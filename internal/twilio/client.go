@@ -692,9 +692,10 @@ func withoutNoWait(ctx context.Context) context.Context {
 }
 
 // Reserve admits one request to an account, to be sent later by a caller that
-// will then wait for a slot: at most twice the account's current in-flight
-// ceiling are reserved at once, so a reserved request waits for its slot about
-// one request's latency at most. It never waits: false means come back later.
+// will then wait for a slot: at most four times the account's current
+// in-flight ceiling are reserved at once (reserveFactor), so a reserved request
+// waits for its slot about three requests' latency at most. It never waits:
+// false means come back later.
 // The returned function ends the reservation once the request is answered.
 func (f *Factory) Reserve(accountSid string) (func(), bool) {
 	return f.limiter(accountSid).reserve()

@@ -241,7 +241,7 @@ func TestFactoryEnsureLimits(t *testing.T) {
 	}
 }
 
-// Reservations admit twice the current ceiling, follow it down after a 429,
+// Reservations admit reserveFactor × the current ceiling, follow it down after a 429,
 // and come back when ended (once, however often the release is called).
 func TestLimiterReservationsFollowTheCeiling(t *testing.T) {
 	clock := newFakeClock()
@@ -258,9 +258,9 @@ func TestLimiterReservationsFollowTheCeiling(t *testing.T) {
 		}
 		return out
 	}
-	held := take(2 * 10)
+	held := take(reserveFactor * 10)
 	if _, ok := a.reserve(); ok {
-		t.Fatal("a reservation past twice the ceiling (20) was admitted")
+		t.Fatalf("a reservation past %d × the ceiling (%d) was admitted", reserveFactor, reserveFactor*10)
 	}
 	held[0]()
 	held[0]() // a second call ends nothing more
@@ -271,7 +271,7 @@ func TestLimiterReservationsFollowTheCeiling(t *testing.T) {
 	for _, release := range held[1:] {
 		release()
 	}
-	// A 429 lowers the ceiling to 7: now 14 may be reserved, of which 1 is.
+	// A 429 lowers the ceiling to 7: now reserveFactor × 7 may be reserved, of which 1 is.
 	if err := a.acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -279,9 +279,9 @@ func TestLimiterReservationsFollowTheCeiling(t *testing.T) {
 	if got := ceilingOf(a); got != 7 {
 		t.Fatalf("ceiling after a 429 = %d, want 7", got)
 	}
-	take(13)
+	take(reserveFactor*7 - 1)
 	if _, ok := a.reserve(); ok {
-		t.Fatal("a reservation past twice the lowered ceiling (14) was admitted")
+		t.Fatalf("a reservation past %d × the lowered ceiling (%d) was admitted", reserveFactor, reserveFactor*7)
 	}
 }
 
