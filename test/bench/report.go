@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,8 +108,8 @@ func report(s settings, r result) error {
 		"fetch %.3f, update %.3f, list %.3f, delete %.3f | creates that made a webhook ≤ %.2f: %s |\n",
 		per("create"), float64(r.refused[twiliofake.OpCreate])/float64(s.n), accepted, per("fetch"), per("update"), per("list"), per("delete"),
 		targetCreatesPerWH, check(accepted <= targetCreatesPerWH))
-	fmt.Fprintf(&b, "| 429s received | %d of %d requests (%.2f%%), %.3f per webhook | %s: %s |\n",
-		got429, requests, 100*share, float64(got429)/float64(s.n), text429, check(share <= wantShare))
+	fmt.Fprintf(&b, "| 429s received | %d of %d requests (%.2f%%)%s, %.3f per webhook | %s: %s |\n",
+		got429, requests, 100*share, refusedText(r.refused), float64(got429)/float64(s.n), text429, check(share <= wantShare))
 	fmt.Fprintf(&b, "| in-flight ceiling (twilio_account_inflight_limit) | %s | |\n", ceilingText(r.ceiling))
 	fmt.Fprintf(&b, "| manager peak RSS | %.1f MiB (%s) | < 200 MiB at N=10,000%s |\n", float64(r.rss)/(1<<20), r.rssWhen, rssCheck(s.n, r.rss, check))
 	fmt.Fprintf(&b, "| manager peak heap in use, goroutines | %.1f MiB (%s), %d | |\n", float64(r.heap)/(1<<20), r.heapWhen, r.goroutines)
@@ -177,6 +178,21 @@ func ceilingText(c []point) string {
 		lo, hi = min(lo, p.ready), max(hi, p.ready)
 	}
 	return fmt.Sprintf("%d to %d over %d samples, %d at the end", lo, hi, len(c), c[len(c)-1].ready)
+}
+
+// refusedText names the operations the fake refused, with how many of each.
+func refusedText(refused map[string]int) string {
+	var parts []string
+	for op, n := range refused {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", op, n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	slices.Sort(parts)
+	return ": " + strings.Join(parts, ", ")
 }
 
 func rssCheck(n int, rss int64, check func(bool) string) string {

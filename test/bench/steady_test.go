@@ -146,3 +146,18 @@ func TestPhaseOf(t *testing.T) {
 		}
 	}
 }
+
+func TestRefusedText(t *testing.T) {
+	for _, tc := range []struct {
+		refused map[string]int
+		want    string
+	}{
+		{nil, ""},
+		{map[string]int{"create": 0}, ""},
+		{map[string]int{"fetch": 2, "configuration": 1, "create": 0}, ": configuration 1, fetch 2"},
+	} {
+		if got := refusedText(tc.refused); got != tc.want {
+			t.Errorf("refusedText(%v) = %q, want %q", tc.refused, got, tc.want)
+		}
+	}
+}
