@@ -225,6 +225,9 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 	opts := c.factory.opts
 	for attempt := 1; ; attempt++ {
 		if err := c.limiter.acquire(ctx); err != nil {
+			if errors.Is(err, ErrNotSent) {
+				return &APIError{Operation: op, Message: ErrNotSent.Error(), Err: ErrNotSent}
+			}
 			return &APIError{Operation: op, Message: "waiting for a request slot of the account: " + err.Error(), Err: err}
 		}
 		if refused := c.holdBack(ctx, op); refused != nil {

@@ -41,6 +41,9 @@ const (
 	// Twilio); at four times, 47. A reserved request still waits for its slot
 	// no longer than about three requests' latency.
 	reserveFactor = 4
+	// reserveRateWindow × the rate also bounds the reservations: about half
+	// of a create's 5 s window to start (DefaultSendWindow in the controller).
+	reserveRateWindow = 2 * time.Second
 )
 
 // ErrAccountBusy is returned, before anything is sent, by a call whose context
@@ -135,8 +138,28 @@ func (a *accountLimiter) setLimits(l Limits) {
 func (a *accountLimiter) limitLocked() int { return max(int(a.ceiling), 1) }
 
 // acquire takes a slot (waiting for one, unless ctx says WithoutWaiting), then
-// a token of the rate.
+// a token of the rate. A request marked WithSendBy waits no later than its time
+// to start: past it, or when the rate's next token comes after it, acquire
+// returns ErrNotSent at once, without holding a slot or spending a token (a
+// create queued behind too many others must not spend the account's budget on
+// being refused, nor hold a slot while others could use it).
 func (a *accountLimiter) acquire(ctx context.Context) error {
+	by, ok := ctx.Value(sendByKey{}).(time.Time)
+	if !ok {
+		return a.take(ctx)
+	}
+	bounded, cancel := context.WithDeadline(ctx, by)
+	defer cancel()
+	err := a.take(bounded)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrAccountBusy) {
+		// Only the time to start ends a wait that the caller's context did
+		// not (rate.Wait refuses a token that comes after the deadline).
+		return ErrNotSent
+	}
+	return err
+}
+
+func (a *accountLimiter) take(ctx context.Context) error {
 	noWait, _ := ctx.Value(noWaitKey{}).(bool)
 	for {
 		a.mu.Lock()
@@ -213,7 +236,7 @@ func (a *accountLimiter) report(throttled bool) {
 func (a *accountLimiter) reserve() (func(), bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.reserved >= reserveFactor*a.limitLocked() {
+	if a.reserved >= a.reservationsLocked() {
 		return nil, false
 	}
 	a.reserved++
@@ -231,7 +254,21 @@ func (a *accountLimiter) reserve() (func(), bool) {
 func (a *accountLimiter) reservable() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return max(reserveFactor*a.limitLocked()-a.reserved, 0)
+	return max(a.reservationsLocked()-a.reserved, 0)
+}
+
+// reservationsLocked is how many requests may be reserved at once:
+// reserveFactor × the ceiling, and no more than the rate lets start within
+// reserveRateWindow (at least one), so that a reserved create on an account
+// with a low rate still starts within its send window (a create that cannot
+// is not sent, and made again: with a queue longer than the rate drains in
+// that window, every create would wait past it).
+func (a *accountLimiter) reservationsLocked() int {
+	n := reserveFactor * a.limitLocked()
+	if limit := a.rate.Limit(); limit != rate.Inf {
+		n = min(n, max(int(float64(limit)*reserveRateWindow.Seconds()), 1))
+	}
+	return n
 }
 
 // snapshot returns the slots in use and the current ceiling.
