@@ -226,7 +226,7 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 	for attempt := 1; ; attempt++ {
 		if err := c.limiter.acquire(ctx); err != nil {
 			if errors.Is(err, ErrNotSent) {
-				return &APIError{Operation: op, Message: ErrNotSent.Error(), Err: ErrNotSent}
+				return notSent(op)
 			}
 			return &APIError{Operation: op, Message: "waiting for a request slot of the account: " + err.Error(), Err: err}
 		}
@@ -276,10 +276,15 @@ func (c *Client) holdBack(ctx context.Context, op string) *APIError {
 			return &APIError{Operation: op, Message: "not sent: " + err.Error(), Err: err}
 		}
 	}
-	if sendByPassed(ctx) {
-		return &APIError{Operation: op, Message: ErrNotSent.Error(), Err: ErrNotSent}
+	if by, ok := sendByOf(ctx); ok && time.Now().After(by) {
+		return notSent(op)
 	}
 	return nil
+}
+
+// notSent is the error of a request not sent because its time to start passed.
+func notSent(op string) *APIError {
+	return &APIError{Operation: op, Message: ErrNotSent.Error(), Err: ErrNotSent}
 }
 
 // send makes one attempt and returns twilio-go's error (or the client's own: a
@@ -696,9 +701,10 @@ func withoutNoWait(ctx context.Context) context.Context {
 
 // Reserve admits one request to an account, to be sent later by a caller that
 // will then wait for a slot: at most four times the account's current
-// in-flight ceiling are reserved at once (reserveFactor), so a reserved request
-// waits for its slot about three requests' latency at most. It never waits:
-// false means come back later.
+// in-flight ceiling are reserved at once, and no more than its rate lets start
+// in 2 s (accountLimiter.reservationsLocked), so a reserved request waits for
+// its slot about three requests' latency, or 2 s of the rate, at most. It never
+// waits: false means come back later.
 // The returned function ends the reservation once the request is answered.
 func (f *Factory) Reserve(accountSid string) (func(), bool) {
 	return f.limiter(accountSid).reserve()

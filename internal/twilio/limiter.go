@@ -66,9 +66,10 @@ func WithSendBy(ctx context.Context, t time.Time) context.Context {
 	return context.WithValue(ctx, sendByKey{}, t)
 }
 
-func sendByPassed(ctx context.Context) bool {
+// sendByOf is the time to start a request marked WithSendBy, if it is marked.
+func sendByOf(ctx context.Context) (time.Time, bool) {
 	t, ok := ctx.Value(sendByKey{}).(time.Time)
-	return ok && time.Now().After(t)
+	return t, ok
 }
 
 // WithoutWaiting marks ctx so that the next call made with it fails at once
@@ -144,7 +145,7 @@ func (a *accountLimiter) limitLocked() int { return max(int(a.ceiling), 1) }
 // create queued behind too many others must not spend the account's budget on
 // being refused, nor hold a slot while others could use it).
 func (a *accountLimiter) acquire(ctx context.Context) error {
-	by, ok := ctx.Value(sendByKey{}).(time.Time)
+	by, ok := sendByOf(ctx)
 	if !ok {
 		return a.take(ctx)
 	}
@@ -231,7 +232,7 @@ func (a *accountLimiter) report(throttled bool) {
 }
 
 // reserve admits one request to be sent later, without waiting: false when
-// reserveFactor × the ceiling are reserved already. The returned function ends
+// reservationsLocked are reserved already. The returned function ends
 // the reservation (it may be called more than once).
 func (a *accountLimiter) reserve() (func(), bool) {
 	a.mu.Lock()

@@ -9,20 +9,16 @@ import (
 	"time"
 )
 
-// countingTransport answers nothing: it only counts what would have been sent.
-type countingTransport struct{ n atomic.Int32 }
-
-func (c *countingTransport) RoundTrip(*http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return nil, http.ErrHandlerTimeout
-}
-
 // A create whose time to start has passed when it reaches the client is not
 // sent and spends no rate token: on a rate-bound account, a token spent on a
 // create that is then refused is one a create that can still start loses
 // (found by an attacker's review: the window was checked after the token).
 func TestStaleCreateSpendsNoToken(t *testing.T) {
-	tr := &countingTransport{}
+	var sent atomic.Int32 // answers nothing: counts what would have been sent
+	tr := roundTripperFunc(func(*http.Request) (*http.Response, error) {
+		sent.Add(1)
+		return nil, http.ErrHandlerTimeout
+	})
 	f, err := NewFactory(Options{BaseURL: "https://conversations.twilio.com", RequestsPerSecond: 2, Burst: 1,
 		MaxInFlight: 1, MaxAttempts: 1, Transport: tr})
 	if err != nil {
@@ -40,8 +36,8 @@ func TestStaleCreateSpendsNoToken(t *testing.T) {
 	ctx := WithSendBy(t.Context(), time.Now().Add(-time.Second)) // already stale
 	_, err = c.CreateWebhook(ctx, Scope{ConversationSid: "CH00000000000000000000000000000001"},
 		CreateWebhookInput{Target: "webhook", Configuration: Configuration{URL: "https://e.com/a", Method: "POST"}})
-	if !IsNotSent(err) || tr.n.Load() != 0 {
-		t.Fatalf("err %v, %d sent: want not sent, none", err, tr.n.Load())
+	if !IsNotSent(err) || sent.Load() != 0 {
+		t.Fatalf("err %v, %d sent: want not sent, none", err, sent.Load())
 	}
 	if tok := lim.rate.Tokens(); tok < 0.99 {
 		t.Errorf("a create that could never be sent spent a rate token (tokens now %.2f)", tok)
