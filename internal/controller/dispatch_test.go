@@ -114,7 +114,9 @@ var _ = Describe("Creates sent off the workers", func() {
 		acc := twilioAccount(t.ns, "parking", "parking")
 		acc.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To[int32](1)} // four places in its queue
 		Expect(k8sClient.Create(ctx, acc)).To(Succeed())
-		fake.SetLatency(700 * time.Millisecond)
+		// Long enough that the first create is not answered (its place freed)
+		// before the four's pending records are seen, on a loaded machine too.
+		fake.SetLatency(2 * time.Second)
 		obj := func(name string, conv int) *v1alpha1.ConversationWebhook {
 			return t.object(name, func(o *v1alpha1.ConversationWebhook) {
 				o.Spec.ConversationSid, o.Spec.AccountRef = convs[conv], &v1alpha1.AccountReference{Name: "parking"}
