@@ -295,10 +295,9 @@ func run() error {
 			fmt.Printf("bench: Twilio requests per second: %v\n", perSecond)
 		}
 		fmt.Printf("bench: Twilio calls %v, faults %v, ceiling %s\nbench: CPU %s\nbench: %s\n", counts, faults, ceilingText(ceiling), cpu, latencies)
-		rss, heap, _ := peak.peaks()
-		rssAt, heapAt := peak.peaksAt(start)
+		pk := peak.peaks(start)
 		fmt.Printf("bench: manager peak RSS %.1f MiB at %s, heap in use %.1f MiB at %s (since the first create)\n",
-			float64(rss)/(1<<20), rssAt, float64(heap)/(1<<20), heapAt)
+			float64(pk.rss)/(1<<20), pk.rssAt, float64(pk.heap)/(1<<20), pk.heapAt)
 		return nil
 	}
 
@@ -322,11 +321,10 @@ func run() error {
 	reconverge := time.Since(deletedAt)
 	fmt.Printf("bench: re-converged after deleting %d webhooks in %s\n", len(hooks)/10, reconverge.Round(time.Millisecond))
 
-	rss, heap, goroutines := peak.peaks()
-	rssAt, heapAt := peak.peaksAt(start)
+	pk := peak.peaks(start)
 	return report(s, result{converge: converge, counts: counts, refused: refused, faults: faults, steady: steady, reconverge: reconverge,
-		deleted: len(hooks) / 10, rss: rss, heap: heap, goroutines: goroutines, series: series, ceiling: ceiling, latencies: latencies, cpu: cpu,
-		rssWhen: phaseOf(rssAt, converge, steadyEnd), heapWhen: phaseOf(heapAt, converge, steadyEnd)})
+		deleted: len(hooks) / 10, rss: pk.rss, heap: pk.heap, goroutines: pk.goroutines, series: series, ceiling: ceiling, latencies: latencies, cpu: cpu,
+		rssWhen: phaseOf(pk.rssAt, converge, steadyEnd), heapWhen: phaseOf(pk.heapAt, converge, steadyEnd)})
 }
 
 func waitHTTP(url string, timeout time.Duration) error {
@@ -681,19 +679,20 @@ func phaseOf(at, converged, steadyEnd time.Duration) string {
 	return fmt.Sprintf("%s after the first create, %s", at, phase)
 }
 
-// peaksAt says when the peak RSS and heap in use came, as time since start.
-func (p *peakSampler) peaksAt(start time.Time) (rss, heap time.Duration) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.rssAt.Sub(start).Round(time.Second), p.heapAt.Sub(start).Round(time.Second)
+// peakFigures are the peaks a run reached, and when (time since start).
+type peakFigures struct {
+	rss, heap, goroutines int64
+	rssAt, heapAt         time.Duration
 }
 
-func (p *peakSampler) peaks() (rss, heap, goroutines int64) {
+// peaks samples once more and returns the peaks, dated from start.
+func (p *peakSampler) peaks(start time.Time) peakFigures {
 	p.sampleRSS()
 	p.scrape()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.rss, p.heap, p.goroutines
+	return peakFigures{rss: p.rss, heap: p.heap, goroutines: p.goroutines,
+		rssAt: p.rssAt.Sub(start).Round(time.Second), heapAt: p.heapAt.Sub(start).Round(time.Second)}
 }
 
 func machine() string {
