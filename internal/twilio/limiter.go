@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"math"
@@ -102,8 +103,10 @@ type accountLimiter struct {
 	throttledAt int
 	successes   int
 	decreased   time.Time
-	// free is closed (and replaced) whenever a slot frees or the ceiling rises.
-	free chan struct{}
+	// waiters are the requests waiting for a slot, first come first served:
+	// each a channel closed when a slot is handed to it (counted in inflight
+	// already). No slot is free while one waits (grantLocked).
+	waiters list.List
 
 	observe func(inflight int, ceiling int, throttled bool)
 }
@@ -113,7 +116,7 @@ func newAccountLimiter(l Limits, burst int, now func() time.Time, observe func(i
 		now = time.Now
 	}
 	a := &accountLimiter{rate: rate.NewLimiter(rate.Limit(l.RequestsPerSecond), max(burst, 1)), now: now,
-		cooldown: time.Second, free: make(chan struct{}), observe: observe}
+		cooldown: time.Second, observe: observe}
 	a.max, a.ceiling = max(l.MaxInFlight, 1), float64(max(l.MaxInFlight, 1))
 	return a
 }
@@ -131,7 +134,7 @@ func (a *accountLimiter) setLimits(l Limits) {
 		if a.ceiling < 1 {
 			a.ceiling = 1
 		}
-		a.wakeLocked()
+		a.grantLocked()
 	}
 }
 
@@ -160,32 +163,67 @@ func (a *accountLimiter) acquire(ctx context.Context) error {
 	return err
 }
 
+// take waits for a slot, in arrival order (a request that came later never
+// takes a slot before one waiting already), then for a token of the rate.
 func (a *accountLimiter) take(ctx context.Context) error {
-	noWait, _ := ctx.Value(noWaitKey{}).(bool)
-	for {
-		a.mu.Lock()
-		if a.inflight < a.limitLocked() {
-			a.inflight++
-			a.report(false)
-			a.mu.Unlock()
-			break
-		}
-		free := a.free
-		a.mu.Unlock()
-		if noWait {
-			return ErrAccountBusy
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-free:
-		}
+	if err := a.slot(ctx); err != nil {
+		return err
 	}
 	if err := a.rate.Wait(ctx); err != nil {
 		a.release(false, false)
 		return err
 	}
 	return nil
+}
+
+// slot takes a free slot, or joins the back of the waiters (unless ctx says
+// WithoutWaiting) until one is handed to it or ctx ends.
+func (a *accountLimiter) slot(ctx context.Context) error {
+	a.mu.Lock()
+	if a.waiters.Len() == 0 && a.inflight < a.limitLocked() {
+		a.inflight++
+		a.report(false)
+		a.mu.Unlock()
+		return nil
+	}
+	if noWait, _ := ctx.Value(noWaitKey{}).(bool); noWait {
+		a.mu.Unlock()
+		return ErrAccountBusy
+	}
+	granted := make(chan struct{})
+	e := a.waiters.PushBack(granted)
+	a.mu.Unlock()
+	select {
+	case <-granted:
+		return nil
+	case <-ctx.Done():
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-granted:
+		// Handed a slot as ctx ended: pass it on.
+		a.inflight--
+		a.report(false)
+	default:
+		a.waiters.Remove(e)
+	}
+	a.grantLocked()
+	return ctx.Err()
+}
+
+// grantLocked hands the free slots to the waiters, first come first served.
+func (a *accountLimiter) grantLocked() {
+	for a.inflight < a.limitLocked() {
+		e := a.waiters.Front()
+		if e == nil {
+			return
+		}
+		a.waiters.Remove(e)
+		a.inflight++
+		a.report(false)
+		close(e.Value.(chan struct{}))
+	}
 }
 
 // release frees a slot and adapts the ceiling: throttled (a 429) lowers it,
@@ -217,12 +255,7 @@ func (a *accountLimiter) release(success, throttled bool) {
 		}
 	}
 	a.report(throttled)
-	a.wakeLocked()
-}
-
-func (a *accountLimiter) wakeLocked() {
-	close(a.free)
-	a.free = make(chan struct{})
+	a.grantLocked()
 }
 
 func (a *accountLimiter) report(throttled bool) {
