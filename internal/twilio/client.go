@@ -245,7 +245,6 @@ func (c *Client) do(ctx context.Context, op string, call func(*conversations.Api
 		apiErr := toAPIError(op, err, info)
 		c.scrub(apiErr)
 		c.limiter.release(false, IsRateLimited(apiErr))
-		ctx = withoutNoWait(ctx) // a retry waits for its slot
 		retry := IsRateLimited(apiErr) || (op != OpCreate && IsRetryable(apiErr))
 		if !retry || attempt >= opts.MaxAttempts || ctx.Err() != nil {
 			logger.V(1).Info("Twilio request failed", "status", apiErr.Status, "code", apiErr.Code, "error", apiErr.Error(), "attempts", attempt)
@@ -690,13 +689,6 @@ func (f *Factory) AccountInFlight(accountSid string) (inflight, ceiling int) {
 		return 0, 0
 	}
 	return lim.snapshot()
-}
-
-func withoutNoWait(ctx context.Context) context.Context {
-	if noWait, _ := ctx.Value(noWaitKey{}).(bool); noWait {
-		return context.WithValue(ctx, noWaitKey{}, false)
-	}
-	return ctx
 }
 
 // Reserve admits one request to an account, to be sent later by a caller that

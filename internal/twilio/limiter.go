@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -75,8 +76,25 @@ func sendByOf(ctx context.Context) (time.Time, bool) {
 
 // WithoutWaiting marks ctx so that the next call made with it fails at once
 // with ErrAccountBusy when the account has no free slot, instead of waiting.
+// Once a call made with it has taken a slot, later calls with it (a retry, a
+// look's next page or fetch) wait for theirs: what was spent on the first is
+// not thrown away because another request queued meanwhile.
 func WithoutWaiting(ctx context.Context) context.Context {
-	return context.WithValue(ctx, noWaitKey{}, true)
+	return context.WithValue(ctx, noWaitKey{}, new(atomic.Bool))
+}
+
+// mayWait says whether a call made with ctx waits for a slot: unless ctx is
+// marked WithoutWaiting and no call made with it has taken one yet.
+func mayWait(ctx context.Context) bool {
+	took, ok := ctx.Value(noWaitKey{}).(*atomic.Bool)
+	return !ok || took.Load()
+}
+
+// tookSlot records that a call made with ctx took a slot.
+func tookSlot(ctx context.Context) {
+	if took, ok := ctx.Value(noWaitKey{}).(*atomic.Bool); ok {
+		took.Store(true)
+	}
 }
 
 // accountLimiter bounds one Twilio account's requests: a token bucket for the
@@ -184,9 +202,10 @@ func (a *accountLimiter) slot(ctx context.Context) error {
 		a.inflight++
 		a.report(false)
 		a.mu.Unlock()
+		tookSlot(ctx)
 		return nil
 	}
-	if noWait, _ := ctx.Value(noWaitKey{}).(bool); noWait {
+	if !mayWait(ctx) {
 		a.mu.Unlock()
 		return ErrAccountBusy
 	}
@@ -195,6 +214,7 @@ func (a *accountLimiter) slot(ctx context.Context) error {
 	a.mu.Unlock()
 	select {
 	case <-granted:
+		tookSlot(ctx)
 		return nil
 	case <-ctx.Done():
 	}

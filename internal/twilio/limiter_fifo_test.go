@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -124,45 +125,157 @@ func TestLimiterCeilingRiseWakesAsManyAsItFrees(t *testing.T) {
 	}
 }
 
-// TestLimiterSlotsBalanceUnderCancellation: requests that give up while slots
-// are being handed to them never take a slot away or leave one behind.
-func TestLimiterSlotsBalanceUnderCancellation(t *testing.T) {
-	const ceiling = 3
-	a := newAccountLimiter(unlimitedRate(ceiling), 1, nil, nil)
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		holding int
-		most    int
-	)
-	for i := range 400 {
+// TestLimiterSlotsBalanceUnderChurn: 1,500 requests — ended before they come,
+// not waiting, past their time to start (the rate's token after it), timing
+// out — with 429s and successes moving the ceiling and MaxInFlight lowered and
+// raised meanwhile. Sampled under the lock: in flight never negative, never
+// fewer than the requests holding a slot, nobody waiting while a slot is
+// free; at the end nothing in flight and nobody waiting.
+func TestLimiterSlotsBalanceUnderChurn(t *testing.T) {
+	a := newAccountLimiter(Limits{MaxInFlight: 4, RequestsPerSecond: 3000}, 2, nil, nil)
+	a.cooldown = 0
+	var holders, granted atomic.Int64
+	mostWaiting := 0
+	stop := make(chan struct{})
+	var sampler sync.WaitGroup
+	var bad atomic.Value
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			a.mu.Lock()
+			h := holders.Load()
+			mostWaiting = max(mostWaiting, a.waiters.Len())
+			switch {
+			case a.inflight < 0:
+				bad.Store("inflight negative")
+			case int64(a.inflight) < h:
+				bad.Store("fewer slots counted than holders")
+			case a.waiters.Len() > 0 && a.inflight < a.limitLocked():
+				bad.Store("a request waits while a slot is free")
+			}
+			a.mu.Unlock()
+			time.Sleep(20 * time.Microsecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(1, 1))
+		for range 300 {
+			a.setLimits(Limits{MaxInFlight: 1 + r.IntN(6), RequestsPerSecond: 3000})
+			time.Sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
+		}
+	}()
+	for i := range 1500 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(i), 1))
-			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(r.IntN(2000))*time.Microsecond)
+			r := rand.New(rand.NewPCG(uint64(i), 2))
+			time.Sleep(time.Duration(r.IntN(300)) * time.Millisecond)
+			ctx := context.Background()
+			var cancel context.CancelFunc = func() {}
+			switch r.IntN(5) {
+			case 0:
+				ctx, cancel = context.WithCancel(ctx)
+				cancel() // ended before it comes
+			case 1:
+				ctx = WithoutWaiting(ctx)
+			case 2:
+				ctx = WithSendBy(ctx, time.Now().Add(time.Duration(r.IntN(3000))*time.Microsecond))
+			default:
+				ctx, cancel = context.WithTimeout(ctx, time.Duration(r.IntN(5000))*time.Microsecond)
+			}
 			defer cancel()
 			if err := a.acquire(ctx); err != nil {
 				return
 			}
-			mu.Lock()
-			holding++
-			most = max(most, holding)
-			mu.Unlock()
-			time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
-			mu.Lock()
-			holding--
-			mu.Unlock()
-			a.release(true, false)
+			holders.Add(1)
+			granted.Add(1)
+			time.Sleep(time.Duration(r.IntN(500)) * time.Microsecond)
+			holders.Add(-1)
+			a.release(r.IntN(3) > 0, r.IntN(6) == 0)
 		}()
 	}
 	wg.Wait()
+	close(stop)
+	sampler.Wait()
+	t.Logf("%d of 1500 requests got a slot; at most %d waited at once", granted.Load(), mostWaiting)
+	if v := bad.Load(); v != nil {
+		t.Fatal(v)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.inflight != 0 || a.waiters.Len() != 0 {
-		t.Fatalf("after every request ended: %d in flight, %d waiting; want 0 and 0", a.inflight, a.waiters.Len())
+		t.Fatalf("after every request ended: %d in flight, %d waiting", a.inflight, a.waiters.Len())
 	}
-	if most > ceiling {
-		t.Fatalf("%d requests held a slot at once, ceiling %d", most, ceiling)
+}
+
+// TestLimiterEndedArrivalLeavesTheQueue: a request whose context ended before
+// it came, or whose time to start has passed, returns at once and leaves no
+// place in the queue; the waiter in front still gets the next slot.
+func TestLimiterEndedArrivalLeavesTheQueue(t *testing.T) {
+	a := newAccountLimiter(unlimitedRate(1), 1, nil, nil)
+	bg := context.Background()
+	if err := a.acquire(bg); err != nil {
+		t.Fatal(err)
 	}
+	front := make(chan error, 1)
+	go func() { front <- a.acquire(bg) }()
+	waitingFor(t, a, 1)
+	dead, cancel := context.WithCancel(bg)
+	cancel()
+	if err := a.acquire(dead); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a request ended before it came: %v", err)
+	}
+	if err := a.acquire(WithSendBy(bg, time.Now().Add(-time.Second))); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("a request past its time to start: %v", err)
+	}
+	waitingFor(t, a, 1)
+	a.release(true, false)
+	if err := <-front; err != nil {
+		t.Fatal(err)
+	}
+	a.release(true, false)
+	if inflight, _ := a.snapshot(); inflight != 0 {
+		t.Fatalf("in flight %d, want 0", inflight)
+	}
+}
+
+// TestWithoutWaitingOnlyTheFirstCall: a look's first call does not wait for a
+// slot; once it has taken one, the look's next call (a fetch after a stale
+// claim, a list's next page) waits for its turn instead of being refused
+// because another request queued meanwhile, which would throw away the
+// request already spent.
+func TestWithoutWaitingOnlyTheFirstCall(t *testing.T) {
+	a := newAccountLimiter(unlimitedRate(1), 1, nil, nil)
+	bg := context.Background()
+	look := WithoutWaiting(bg)
+	if err := a.acquire(look); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.acquire(WithoutWaiting(bg)); !errors.Is(err, ErrAccountBusy) {
+		t.Fatalf("another look's first call with every slot taken: %v, want ErrAccountBusy", err)
+	}
+	create := make(chan error, 1)
+	go func() { create <- a.acquire(bg) }()
+	waitingFor(t, a, 1)
+	a.release(true, false) // the look's first answer; the slot goes to the create
+	if err := <-create; err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- a.acquire(look) }()
+	waitingFor(t, a, 1)
+	a.release(true, false) // the create's answer
+	if err := <-second; err != nil {
+		t.Fatalf("the look's second call: %v, want a slot after the create's", err)
+	}
+	a.release(true, false)
 }
