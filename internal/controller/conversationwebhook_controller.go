@@ -95,8 +95,13 @@ type ConversationWebhookReconciler struct {
 	// create whose webhook is not listed yet is waited for, never repeated, in
 	// case another manager (a leader handover) is still sending it.
 	PendingGrace time.Duration
+	// LookPatience is how long an object's looks may be turned away by its
+	// busy account before one waits ahead of the account's queue (default
+	// DefaultLookPatience).
+	LookPatience time.Duration
 
 	credentials credentialCache
+	busy        busyLooks
 	takes       scopeLocks
 	waiters     accountWaiters
 	// creates sends creates off the workers (nil: inline, as in unit tests of
@@ -121,6 +126,9 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	woken := r.creates.takeWoken(req.NamespacedName)
 	obj := &v1alpha1.ConversationWebhook{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.busy.done(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if woken {
@@ -135,6 +143,11 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	defer cancel()
 
 	rs := &reconcileState{obj: obj, base: obj.DeepCopy()}
+	defer func() {
+		if !rs.turnedAway {
+			r.busy.done(req.NamespacedName)
+		}
+	}()
 	// After the write below: a take lock held over a record kept in memory.
 	defer func() {
 		if rs.unlock != nil {
@@ -202,7 +215,10 @@ func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs 
 	}
 	if twilio.IsAccountBusy(err) {
 		// Every request slot of the account is taken: come back soon rather
-		// than hold a worker that other accounts' objects can use.
+		// than hold a worker that other accounts' objects can use (after
+		// LookPatience of this, the look waits ahead of the queue).
+		rs.turnedAway = true
+		r.busy.turnedAway(client.ObjectKeyFromObject(obj), r.Clock.Now())
 		return ctrl.Result{RequeueAfter: busyRequeue()}, nil
 	}
 	if after, ok := r.later(err); ok {
@@ -382,6 +398,13 @@ func (r *ConversationWebhookReconciler) reconcileTimeout() time.Duration {
 		return r.ReconcileTimeout
 	}
 	return DefaultReconcileTimeout
+}
+
+func (r *ConversationWebhookReconciler) lookPatience() time.Duration {
+	if r.LookPatience > 0 {
+		return r.LookPatience
+	}
+	return DefaultLookPatience
 }
 
 func (r *ConversationWebhookReconciler) now() metav1.Time {

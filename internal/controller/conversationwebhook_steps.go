@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
@@ -90,6 +91,9 @@ type reconcileState struct {
 	// unlock releases the conversation's take lock once flush is written
 	// (Reconcile); nil when no lock is held past sync.
 	unlock func()
+	// turnedAway: the look found the account busy and sent nothing; the
+	// object is requeued shortly (busyLooks keeps since when).
+	turnedAway bool
 }
 
 // holdUntilWritten releases a take lock at once, or, while a webhook taken
@@ -195,7 +199,19 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 	if scope, ok := takeScope(&led, want); ok {
 		defer rs.holdUntilWritten(r.takes.lock(scope))
 	}
-	obs, err := r.look(ctx, rs, api, &led, want)
+	// The look's first request does not wait for a slot of a busy account
+	// (see busyRequeue), unless the object's looks have been turned away for
+	// LookPatience: then this reconcile's requests wait ahead of the queue.
+	lookCtx := twilio.WithoutWaiting(ctx)
+	if r.busy.outwaited(client.ObjectKeyFromObject(rs.obj), r.Clock.Now(), r.lookPatience()) {
+		log.FromContext(ctx).V(1).Info("Looks turned away by the busy account for too long; waiting ahead of its queue",
+			"patience", r.lookPatience())
+		var release func()
+		ctx, release = twilio.AheadOfQueue(ctx)
+		defer release()
+		lookCtx = ctx
+	}
+	obs, err := r.look(lookCtx, rs, api, &led, want)
 	if err != nil {
 		return nil, err
 	}
@@ -223,14 +239,13 @@ func (r *ConversationWebhookReconciler) sync(ctx context.Context, rs *reconcileS
 }
 
 // look applies the answer of a create dispatched for the object, if any;
-// otherwise it observes Twilio. The first look does not wait for a slot of a
-// busy account (see busyRequeue).
+// otherwise it observes Twilio, with ctx as sync marked it for a busy account.
 func (r *ConversationWebhookReconciler) look(ctx context.Context, rs *reconcileState, api twilio.WebhookAPI, led *ledger,
 	want desired) (observation, error) {
 	if obs, applied, err := r.resumeCreate(ctx, rs, led); applied || err != nil {
 		return obs, err
 	}
-	obs, err := r.observe(twilio.WithoutWaiting(ctx), rs.obj, api, led, want)
+	obs, err := r.observe(ctx, rs.obj, api, led, want)
 	if err != nil && !twilio.IsAccountBusy(err) {
 		err = inPhase(phaseOfLedger(led), err)
 	}

@@ -53,7 +53,7 @@ const (
 // caller should come back later instead of holding a worker.
 var ErrAccountBusy = errors.New("every request slot of the Twilio account is in use")
 
-type noWaitKey struct{}
+type firstCallKey struct{}
 
 type sendByKey struct{}
 
@@ -74,26 +74,84 @@ func sendByOf(ctx context.Context) (time.Time, bool) {
 	return t, ok
 }
 
-// WithoutWaiting marks ctx so that the next call made with it fails at once
-// with ErrAccountBusy when the account has no free slot, instead of waiting.
-// Once a call made with it has taken a slot, later calls with it (a retry, a
-// look's next page or fetch) wait for theirs: what was spent on the first is
-// not thrown away because another request queued meanwhile.
-func WithoutWaiting(ctx context.Context) context.Context {
-	return context.WithValue(ctx, noWaitKey{}, new(atomic.Bool))
+// firstCall marks how a context's calls wait for a slot until one of them has
+// taken one: not at all (WithoutWaiting), or, holding the account's place
+// ahead of the queue, at its front (AheadOfQueue). Once a call made with it
+// has taken a slot, later calls with it (a retry, a look's next page or fetch)
+// wait for theirs: at the front while the context holds the account's place
+// ahead, else at the back, as any other.
+type firstCall struct {
+	took  atomic.Bool
+	ahead *aheadPlace // nil: WithoutWaiting
 }
 
-// mayWait says whether a call made with ctx waits for a slot: unless ctx is
-// marked WithoutWaiting and no call made with it has taken one yet.
-func mayWait(ctx context.Context) bool {
-	took, ok := ctx.Value(noWaitKey{}).(*atomic.Bool)
-	return !ok || took.Load()
+// aheadPlace is an AheadOfQueue context's claim on the place ahead of the
+// queue of the accounts it has called, until released.
+type aheadPlace struct {
+	mu       sync.Mutex
+	released bool
+	held     []*accountLimiter
+}
+
+// hold records that p holds a's place ahead; false once p is released.
+func (p *aheadPlace) hold(a *accountLimiter) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.released {
+		return false
+	}
+	p.held = append(p.held, a)
+	return true
+}
+
+func (p *aheadPlace) release() {
+	p.mu.Lock()
+	held := p.held
+	p.released, p.held = true, nil
+	p.mu.Unlock()
+	for _, a := range held {
+		a.mu.Lock()
+		if a.ahead == p {
+			a.ahead = nil
+		}
+		a.mu.Unlock()
+	}
+}
+
+// WithoutWaiting marks ctx so that the next call made with it fails at once
+// with ErrAccountBusy when the account has no free slot, instead of waiting.
+// Once a call made with it has taken a slot, later calls with it wait for
+// theirs: what was spent on the first is not thrown away because another
+// request queued meanwhile.
+func WithoutWaiting(ctx context.Context) context.Context {
+	return context.WithValue(ctx, firstCallKey{}, &firstCall{})
+}
+
+// AheadOfQueue marks ctx so that its calls that find no free slot wait at the
+// front of the account's waiters, for the next slot that frees, until release
+// is called (it must be). One context at a time holds an account's place ahead,
+// and it is given again only once the waiters behind it have had a ceiling's
+// worth of slots: a call made with another context marked so fails at once
+// with ErrAccountBusy, as WithoutWaiting (unless a call of its own has taken a
+// slot already: then it waits at the back). For a reconcile whose looks
+// WithoutWaiting has turned away for too long: an account holds one worker so
+// at most, for about one request at a time, and its queued creates keep most
+// of its slots.
+func AheadOfQueue(ctx context.Context) (context.Context, func()) {
+	p := &aheadPlace{}
+	return context.WithValue(ctx, firstCallKey{}, &firstCall{ahead: p}), p.release
+}
+
+// firstCallOf is ctx's mark, if it has one.
+func firstCallOf(ctx context.Context) *firstCall {
+	f, _ := ctx.Value(firstCallKey{}).(*firstCall)
+	return f
 }
 
 // tookSlot records that a call made with ctx took a slot.
 func tookSlot(ctx context.Context) {
-	if took, ok := ctx.Value(noWaitKey{}).(*atomic.Bool); ok {
-		took.Store(true)
+	if f := firstCallOf(ctx); f != nil {
+		f.took.Store(true)
 	}
 }
 
@@ -121,10 +179,15 @@ type accountLimiter struct {
 	throttledAt int
 	successes   int
 	decreased   time.Time
-	// waiters are the requests waiting for a slot, first come first served:
-	// each a channel closed when a slot is handed to it (counted in inflight
-	// already). No slot is free while one waits (grantLocked).
+	// waiters are the requests waiting for a slot, first come first served
+	// (but those of the context holding the place ahead at the front): each a
+	// *waiter whose channel is closed when a slot is handed to it (counted in
+	// inflight already). No slot is free while one waits (grantLocked).
 	waiters list.List
+	// ahead holds the place ahead of the queue (AheadOfQueue), if any; behind
+	// counts the slots handed to the waiters behind it since it was last used.
+	ahead  *aheadPlace
+	behind int
 
 	observe func(inflight int, ceiling int, throttled bool)
 }
@@ -134,7 +197,7 @@ func newAccountLimiter(l Limits, burst int, now func() time.Time, observe func(i
 		now = time.Now
 	}
 	a := &accountLimiter{rate: rate.NewLimiter(rate.Limit(l.RequestsPerSecond), max(burst, 1)), now: now,
-		cooldown: time.Second, observe: observe}
+		cooldown: time.Second, observe: observe, behind: math.MaxInt}
 	a.max, a.ceiling = max(l.MaxInFlight, 1), float64(max(l.MaxInFlight, 1))
 	return a
 }
@@ -194,8 +257,17 @@ func (a *accountLimiter) take(ctx context.Context) error {
 	return nil
 }
 
-// slot takes a free slot, or joins the back of the waiters (unless ctx says
-// WithoutWaiting) until one is handed to it or ctx ends.
+// waiter is one request waiting for a slot.
+type waiter struct {
+	granted chan struct{}
+	ahead   bool
+}
+
+// slot takes a free slot, or waits until one is handed to it or ctx ends: at
+// the front of the waiters while ctx holds the account's place ahead (taking
+// it if it is free and the waiters behind have had their share), else at the
+// back; a call marked WithoutWaiting or AheadOfQueue that has taken no slot
+// yet and cannot wait ahead does not wait (ErrAccountBusy).
 func (a *accountLimiter) slot(ctx context.Context) error {
 	a.mu.Lock()
 	if a.waiters.Len() == 0 && a.inflight < a.limitLocked() {
@@ -205,15 +277,23 @@ func (a *accountLimiter) slot(ctx context.Context) error {
 		tookSlot(ctx)
 		return nil
 	}
-	if !mayWait(ctx) {
-		a.mu.Unlock()
-		return ErrAccountBusy
+	w := &waiter{granted: make(chan struct{})}
+	if mark := firstCallOf(ctx); mark != nil {
+		w.ahead = mark.ahead != nil && a.placeAheadLocked(mark.ahead)
+		if !w.ahead && !mark.took.Load() {
+			a.mu.Unlock()
+			return ErrAccountBusy
+		}
 	}
-	granted := make(chan struct{})
-	e := a.waiters.PushBack(granted)
+	var e *list.Element
+	if w.ahead {
+		e = a.waiters.PushFront(w)
+	} else {
+		e = a.waiters.PushBack(w)
+	}
 	a.mu.Unlock()
 	select {
-	case <-granted:
+	case <-w.granted:
 		tookSlot(ctx)
 		return nil
 	case <-ctx.Done():
@@ -221,7 +301,7 @@ func (a *accountLimiter) slot(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	select {
-	case <-granted:
+	case <-w.granted:
 		// Handed a slot as ctx ended: pass it on.
 		a.inflight--
 		a.report(false)
@@ -232,7 +312,21 @@ func (a *accountLimiter) slot(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// grantLocked hands the free slots to the waiters, first come first served.
+// placeAheadLocked says whether p holds the account's place ahead of the
+// queue, giving it to p when no one holds it and the waiters behind have had
+// a ceiling's worth of slots since it was last used (or none waits).
+func (a *accountLimiter) placeAheadLocked(p *aheadPlace) bool {
+	if a.ahead == p {
+		return true
+	}
+	if a.ahead != nil || (a.behind < a.limitLocked() && a.waiters.Len() > 0) || !p.hold(a) {
+		return false
+	}
+	a.ahead = p
+	return true
+}
+
+// grantLocked hands the free slots to the waiters, in their order.
 func (a *accountLimiter) grantLocked() {
 	for a.inflight < a.limitLocked() {
 		e := a.waiters.Front()
@@ -242,7 +336,13 @@ func (a *accountLimiter) grantLocked() {
 		a.waiters.Remove(e)
 		a.inflight++
 		a.report(false)
-		close(e.Value.(chan struct{}))
+		w := e.Value.(*waiter)
+		if w.ahead {
+			a.behind = 0
+		} else if a.behind < math.MaxInt {
+			a.behind++
+		}
+		close(w.granted)
 	}
 }
 

@@ -181,12 +181,17 @@ func TestLimiterSlotsBalanceUnderChurn(t *testing.T) {
 			time.Sleep(time.Duration(r.IntN(300)) * time.Millisecond)
 			ctx := context.Background()
 			var cancel context.CancelFunc = func() {}
-			switch r.IntN(5) {
+			switch r.IntN(6) {
 			case 0:
 				ctx, cancel = context.WithCancel(ctx)
 				cancel() // ended before it comes
 			case 1:
 				ctx = WithoutWaiting(ctx)
+			case 5:
+				ahead, release := AheadOfQueue(ctx)
+				var end context.CancelFunc
+				ctx, end = context.WithTimeout(ahead, time.Duration(r.IntN(5000))*time.Microsecond)
+				cancel = func() { end(); release() }
 			case 2:
 				ctx = WithSendBy(ctx, time.Now().Add(time.Duration(r.IntN(3000))*time.Microsecond))
 			default:
