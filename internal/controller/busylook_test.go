@@ -8,12 +8,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/utils/ptr"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
-	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
 )
 
 // A look does not wait for a slot of a busy account; these specs keep an
@@ -28,17 +25,8 @@ var _ = Describe("Looks on an account that stays busy", func() {
 	})
 
 	It("a spec edit reaches Twilio although the account's one slot never frees", func() {
-		// A Twilio account of its own: its limiter is shared with no other spec.
 		const acct, key, secret = "AC55555555555555555555555555555555", "SK77777777777777777777777777777777", "busyKEYsecretVALUE00000000000007"
-		fake.AddAccount(acct, "busyAuthTOKEN000000000000000007")
-		fake.AddAPIKey(acct, key, secret)
-		conv := twiliofake.NewSid("CH")
-		fake.AddConversation(acct, conv)
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: ctrlObjectMeta("busy", t.ns),
-			StringData: map[string]string{"accountSid": acct, "apiKeySid": key, "apiKeySecret": secret}})).To(Succeed())
-		acc := twilioAccount(t.ns, "busy", "busy")
-		acc.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To[int32](1)}
-		Expect(k8sClient.Create(ctx, acc)).To(Succeed())
+		conv := t.ownAccount("busy", acct, key, secret, 1, 1)[0]
 		o := t.object("busy-look", func(o *v1alpha1.ConversationWebhook) {
 			o.Spec.ConversationSid, o.Spec.AccountRef = conv, &v1alpha1.AccountReference{Name: "busy"}
 			o.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "10m"}

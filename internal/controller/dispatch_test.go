@@ -7,8 +7,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/utils/ptr"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
@@ -101,19 +99,9 @@ var _ = Describe("Creates sent off the workers", func() {
 
 	It("objects parked for a full queue are woken as places free, even when the first woken no longer need one", func() {
 		const acct, key, secret = "AC44444444444444444444444444444444", "SK66666666666666666666666666666666", "parkKEYsecretVALUE00000000000006"
-		fake.AddAccount(acct, "parkAuthTOKEN000000000000000006")
-		fake.AddAPIKey(acct, key, secret)
-		// One conversation for each of the four that fill the queue, one for the parked.
-		convs := make([]string, 5)
-		for i := range convs {
-			convs[i] = twiliofake.NewSid("CH")
-			fake.AddConversation(acct, convs[i])
-		}
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: ctrlObjectMeta("parking", t.ns),
-			StringData: map[string]string{"accountSid": acct, "apiKeySid": key, "apiKeySecret": secret}})).To(Succeed())
-		acc := twilioAccount(t.ns, "parking", "parking")
-		acc.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To[int32](1)} // four places in its queue
-		Expect(k8sClient.Create(ctx, acc)).To(Succeed())
+		// One slot, so four places in its queue; one conversation for each of
+		// the four that fill the queue, one for the parked.
+		convs := t.ownAccount("parking", acct, key, secret, 1, 5)
 		// Long enough that the first create is not answered (its place freed)
 		// before the four's pending records are seen, on a loaded machine too.
 		fake.SetLatency(2 * time.Second)
@@ -149,19 +137,8 @@ var _ = Describe("Creates sent off the workers", func() {
 	})
 
 	It("an account with one slot gets its objects' creates one at a time, each sent once, with no 429", func() {
-		// A Twilio account of its own: its limiter is shared with no other spec.
 		const slotAccount, slotKey, slotSecret = "AC33333333333333333333333333333333", "SK55555555555555555555555555555555", "slotKEYsecretVALUE00000000000005"
-		fake.AddAccount(slotAccount, "slotAuthTOKEN000000000000000005")
-		fake.AddAPIKey(slotAccount, slotKey, slotSecret)
-		convs := []string{twiliofake.NewSid("CH"), twiliofake.NewSid("CH")}
-		for _, c := range convs {
-			fake.AddConversation(slotAccount, c)
-		}
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: ctrlObjectMeta("one-slot", t.ns),
-			StringData: map[string]string{"accountSid": slotAccount, "apiKeySid": slotKey, "apiKeySecret": slotSecret}})).To(Succeed())
-		acc := twilioAccount(t.ns, "one-slot", "one-slot")
-		acc.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To[int32](1)}
-		Expect(k8sClient.Create(ctx, acc)).To(Succeed())
+		convs := t.ownAccount("one-slot", slotAccount, slotKey, slotSecret, 1, 2)
 		fake.ResetLog()
 		fake.SetMaxInFlight(1)
 		fake.SetLatency(100 * time.Millisecond)

@@ -367,6 +367,27 @@ func newTenant(conversations int) *tenant {
 	return t
 }
 
+// ownAccount adds a Twilio account of the spec's own to the fake (its limiter
+// is shared with no other spec) with the conversations, and a TwilioAccount
+// named name for it in the tenant's namespace, limited to maxInFlight; it
+// returns the conversations.
+func (t *tenant) ownAccount(name, acct, key, secret string, maxInFlight int32, conversations int) []string {
+	GinkgoHelper()
+	fake.AddAccount(acct, "authTOKEN"+secret[:23])
+	fake.AddAPIKey(acct, key, secret)
+	convs := make([]string, conversations)
+	for i := range convs {
+		convs[i] = twiliofake.NewSid("CH")
+		fake.AddConversation(acct, convs[i])
+	}
+	Expect(k8sClient.Create(context.Background(), &corev1.Secret{ObjectMeta: ctrlObjectMeta(name, t.ns),
+		StringData: map[string]string{"accountSid": acct, "apiKeySid": key, "apiKeySecret": secret}})).To(Succeed())
+	acc := twilioAccount(t.ns, name, name)
+	acc.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: ptr.To(maxInFlight)}
+	Expect(k8sClient.Create(context.Background(), acc)).To(Succeed())
+	return convs
+}
+
 // object is a valid webhook-target object in the tenant's first conversation.
 func (t *tenant) object(name string, mods ...func(*v1alpha1.ConversationWebhook)) *v1alpha1.ConversationWebhook {
 	o := &v1alpha1.ConversationWebhook{

@@ -47,6 +47,20 @@ func expectNoneTaken(t *testing.T, a *accountLimiter) {
 	}
 }
 
+// busyWithACreate is an account with one slot, taken, and a create waiting
+// for it; got reports who takes a slot.
+func busyWithACreate(t *testing.T) (a *accountLimiter, got chan string) {
+	t.Helper()
+	a = newAccountLimiter(unlimitedRate(1), 1, nil, nil)
+	if err := a.acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got = make(chan string, 4)
+	acquireAsync(a, context.Background(), "create", got)
+	waitingFor(t, a, 1)
+	return a, got
+}
+
 // TestLimiterAheadOfQueue: a call made AheadOfQueue waits, and takes the next
 // slot that frees before the requests that waited already; so do its
 // context's later calls, until it is released.
@@ -85,13 +99,7 @@ func TestLimiterAheadOfQueue(t *testing.T) {
 // time but the place given again as soon as it was served, three looks'
 // workers waited at once behind eight creates for their next requests.
 func TestLimiterOneContextAheadAtATime(t *testing.T) {
-	a := newAccountLimiter(unlimitedRate(1), 1, nil, nil)
-	if err := a.acquire(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan string, 4)
-	acquireAsync(a, context.Background(), "create", got)
-	waitingFor(t, a, 1)
+	a, got := busyWithACreate(t)
 	first, releaseFirst := AheadOfQueue(context.Background())
 	acquireAsync(a, first, "first look", got)
 	waitingFor(t, a, 2)
@@ -197,13 +205,7 @@ func TestLimiterAheadWaiterHonoursCutCeiling(t *testing.T) {
 // helper's guard).
 func TestLimiterAheadWaiterEndsAtFront(t *testing.T) {
 	for i := range 50 {
-		a := newAccountLimiter(unlimitedRate(1), 1, nil, nil)
-		if err := a.acquire(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		got := make(chan string, 4)
-		acquireAsync(a, context.Background(), "create", got)
-		waitingFor(t, a, 1)
+		a, got := busyWithACreate(t)
 		ahead, release := AheadOfQueue(context.Background())
 		ctx, cancel := context.WithCancel(ahead)
 		acquireAsync(a, ctx, "look", got)
