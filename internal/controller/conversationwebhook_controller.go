@@ -207,6 +207,8 @@ func (r *ConversationWebhookReconciler) reconcileNormal(ctx context.Context, rs 
 		// Woken when a place frees. The requeue is a safety net at the
 		// object's sync period: a requeue cannot be withdrawn, and an earlier
 		// one would cost a Twilio fetch for an object long since created.
+		// Looks turned away before it still count towards its patience.
+		rs.turnedAway = true
 		if meta.IsStatusConditionTrue(obj.Status.Conditions, v1alpha1.ConditionReady) {
 			// A recreate or replacement waiting for a place: not Ready.
 			setProgressing(&obj.Status, obj.Generation, v1alpha1.ReasonCreating, "Waiting for a place in the account's queue of creates")

@@ -91,8 +91,9 @@ type reconcileState struct {
 	// unlock releases the conversation's take lock once flush is written
 	// (Reconcile); nil when no lock is held past sync.
 	unlock func()
-	// turnedAway: the look found the account busy and sent nothing; the
-	// object is requeued shortly (busyLooks keeps since when).
+	// turnedAway: the look found the account busy and sent nothing, or the
+	// account's queue of creates was full; busyLooks keeps since when the
+	// object's looks have been turned away (not forgotten when this ends).
 	turnedAway bool
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -74,15 +73,22 @@ func sendByOf(ctx context.Context) (time.Time, bool) {
 	return t, ok
 }
 
-// firstCall marks how a context's calls wait for a slot until one of them has
-// taken one: not at all (WithoutWaiting), or, holding the account's place
-// ahead of the queue, at its front (AheadOfQueue). Once a call made with it
-// has taken a slot, later calls with it (a retry, a look's next page or fetch)
-// wait for theirs: at the front while the context holds the account's place
-// ahead, else at the back, as any other.
+// firstCall marks how a context's calls to an account wait for a slot until
+// one of them has taken one of that account's: not at all (WithoutWaiting), or,
+// holding the account's place ahead of the queue, at its front (AheadOfQueue).
+// Once a call made with it has taken a slot of the account, later calls with it
+// to that account (a retry, a look's next page or fetch) wait for theirs: at
+// the front while the context holds the account's place ahead, else at the
+// back, as any other.
 type firstCall struct {
-	took  atomic.Bool
+	took  sync.Map    // *accountLimiter → struct{}: the accounts a call made with it took a slot of
 	ahead *aheadPlace // nil: WithoutWaiting
+}
+
+// tookOf says whether a call made with ctx has taken a slot of a.
+func (f *firstCall) tookOf(a *accountLimiter) bool {
+	_, ok := f.took.Load(a)
+	return ok
 }
 
 // aheadPlace is an AheadOfQueue context's claim on the place ahead of the
@@ -148,10 +154,10 @@ func firstCallOf(ctx context.Context) *firstCall {
 	return f
 }
 
-// tookSlot records that a call made with ctx took a slot.
-func tookSlot(ctx context.Context) {
+// tookSlot records that a call made with ctx took a slot of a.
+func tookSlot(ctx context.Context, a *accountLimiter) {
 	if f := firstCallOf(ctx); f != nil {
-		f.took.Store(true)
+		f.took.Store(a, struct{}{})
 	}
 }
 
@@ -274,13 +280,13 @@ func (a *accountLimiter) slot(ctx context.Context) error {
 		a.inflight++
 		a.report(false)
 		a.mu.Unlock()
-		tookSlot(ctx)
+		tookSlot(ctx, a)
 		return nil
 	}
 	w := &waiter{granted: make(chan struct{})}
 	if mark := firstCallOf(ctx); mark != nil {
 		w.ahead = mark.ahead != nil && a.placeAheadLocked(mark.ahead)
-		if !w.ahead && !mark.took.Load() {
+		if !w.ahead && !mark.tookOf(a) {
 			a.mu.Unlock()
 			return ErrAccountBusy
 		}
@@ -294,7 +300,7 @@ func (a *accountLimiter) slot(ctx context.Context) error {
 	a.mu.Unlock()
 	select {
 	case <-w.granted:
-		tookSlot(ctx)
+		tookSlot(ctx, a)
 		return nil
 	case <-ctx.Done():
 	}
@@ -302,9 +308,13 @@ func (a *accountLimiter) slot(ctx context.Context) error {
 	defer a.mu.Unlock()
 	select {
 	case <-w.granted:
-		// Handed a slot as ctx ended: pass it on.
+		// Handed a slot as ctx ended: pass it on (the waiters behind the
+		// place ahead have not had it).
 		a.inflight--
 		a.report(false)
+		if !w.ahead && a.behind > 0 && a.behind < math.MaxInt {
+			a.behind--
+		}
 	default:
 		a.waiters.Remove(e)
 	}
@@ -319,7 +329,11 @@ func (a *accountLimiter) placeAheadLocked(p *aheadPlace) bool {
 	if a.ahead == p {
 		return true
 	}
-	if a.ahead != nil || (a.behind < a.limitLocked() && a.waiters.Len() > 0) || !p.hold(a) {
+	// A call of a context that has let go of the place may still wait at the
+	// front: the place is not given again until it has been served.
+	front := a.waiters.Front()
+	if a.ahead != nil || (front != nil && front.Value.(*waiter).ahead) ||
+		(a.behind < a.limitLocked() && front != nil) || !p.hold(a) {
 		return false
 	}
 	a.ahead = p
