@@ -124,11 +124,16 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	// (objects of the initial list stay behind new ones). Taken before the
 	// read, so that an object gone since its wake leaves no mark behind.
 	woken := r.creates.takeWoken(req.NamespacedName)
-	obj := &v1alpha1.ConversationWebhook{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		if apierrors.IsNotFound(err) {
+	// Since when the object's looks have been turned away is forgotten
+	// unless this reconcile is turned away too (or the object is gone).
+	var rs *reconcileState
+	defer func() {
+		if rs == nil || !rs.turnedAway {
 			r.busy.done(req.NamespacedName)
 		}
+	}()
+	obj := &v1alpha1.ConversationWebhook{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if woken {
@@ -142,12 +147,7 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	ctx, cancel := context.WithTimeout(ctx, r.reconcileTimeout())
 	defer cancel()
 
-	rs := &reconcileState{obj: obj, base: obj.DeepCopy()}
-	defer func() {
-		if !rs.turnedAway {
-			r.busy.done(req.NamespacedName)
-		}
-	}()
+	rs = &reconcileState{obj: obj, base: obj.DeepCopy()}
 	// After the write below: a take lock held over a record kept in memory.
 	defer func() {
 		if rs.unlock != nil {

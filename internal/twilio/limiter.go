@@ -191,7 +191,8 @@ type accountLimiter struct {
 	// inflight already). No slot is free while one waits (grantLocked).
 	waiters list.List
 	// ahead holds the place ahead of the queue (AheadOfQueue), if any; behind
-	// counts the slots handed to the waiters behind it since it was last used.
+	// counts the slots handed to the waiters behind it since it was last used
+	// (math.MaxInt, and not counted on, until it is first used).
 	ahead  *aheadPlace
 	behind int
 
@@ -283,14 +284,17 @@ func (a *accountLimiter) slot(ctx context.Context) error {
 		tookSlot(ctx, a)
 		return nil
 	}
-	w := &waiter{granted: make(chan struct{})}
+	ahead := false
 	if mark := firstCallOf(ctx); mark != nil {
-		w.ahead = mark.ahead != nil && a.placeAheadLocked(mark.ahead)
-		if !w.ahead && !mark.tookOf(a) {
+		ahead = mark.ahead != nil && a.placeAheadLocked(mark.ahead)
+		if !ahead && !mark.tookOf(a) {
 			a.mu.Unlock()
 			return ErrAccountBusy
 		}
 	}
+	// Allocated only for a wait: a look turned away (often, under a storm of
+	// creates) costs no channel.
+	w := &waiter{granted: make(chan struct{}), ahead: ahead}
 	var e *list.Element
 	if w.ahead {
 		e = a.waiters.PushFront(w)
