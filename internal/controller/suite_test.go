@@ -373,7 +373,7 @@ func newTenant(conversations int) *tenant {
 // returns the conversations.
 func (t *tenant) ownAccount(name, acct, key, secret string, maxInFlight int32, conversations int) []string {
 	GinkgoHelper()
-	fake.AddAccount(acct, "authTOKEN"+secret[:23])
+	fake.AddAccount(acct, "authTOKEN-"+acct) // unused: the Secret holds the API key
 	fake.AddAPIKey(acct, key, secret)
 	convs := make([]string, conversations)
 	for i := range convs {

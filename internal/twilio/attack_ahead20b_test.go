@@ -75,12 +75,7 @@ func TestAttackAhead20bReleasedWaiterStaysAhead(t *testing.T) {
 // in behind (once for the waiter that did not take it, once for the next): with
 // a ceiling of 2, the place is given again after the queue had one slot.
 func TestAttackAhead20bPassedOnSlotCountsAsShare(t *testing.T) {
-	a := newAccountLimiter(unlimitedRate(2), 1, nil, nil)
-	for range 2 {
-		if err := a.acquire(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a := fullLimiter(t, 2)
 	got := make(chan string, 8)
 	c1, cancel1 := context.WithCancel(context.Background())
 	defer cancel1()

@@ -47,14 +47,23 @@ func expectNoneTaken(t *testing.T, a *accountLimiter) {
 	}
 }
 
+// fullLimiter is an account with n slots, all taken.
+func fullLimiter(t *testing.T, n int) *accountLimiter {
+	t.Helper()
+	a := newAccountLimiter(unlimitedRate(n), 1, nil, nil)
+	for range n {
+		if err := a.acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
 // busyWithACreate is an account with one slot, taken, and a create waiting
 // for it; got reports who takes a slot.
 func busyWithACreate(t *testing.T) (a *accountLimiter, got chan string) {
 	t.Helper()
-	a = newAccountLimiter(unlimitedRate(1), 1, nil, nil)
-	if err := a.acquire(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	a = fullLimiter(t, 1)
 	got = make(chan string, 4)
 	acquireAsync(a, context.Background(), "create", got)
 	waitingFor(t, a, 1)
@@ -65,10 +74,7 @@ func busyWithACreate(t *testing.T) (a *accountLimiter, got chan string) {
 // slot that frees before the requests that waited already; so do its
 // context's later calls, until it is released.
 func TestLimiterAheadOfQueue(t *testing.T) {
-	a := newAccountLimiter(unlimitedRate(1), 1, nil, nil)
-	if err := a.acquire(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	a := fullLimiter(t, 1)
 	got := make(chan string, 4)
 	for i := range 3 {
 		acquireAsync(a, context.Background(), fmt.Sprintf("create %d", i), got)
@@ -124,12 +130,7 @@ func TestLimiterOneContextAheadAtATime(t *testing.T) {
 func TestLimiterAheadLeavesTheQueueItsShare(t *testing.T) {
 	for _, ceiling := range []int{1, 3} {
 		t.Run(fmt.Sprintf("ceiling %d", ceiling), func(t *testing.T) {
-			a := newAccountLimiter(unlimitedRate(ceiling), 1, nil, nil)
-			for range ceiling {
-				if err := a.acquire(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-			}
+			a := fullLimiter(t, ceiling)
 			got := make(chan string, 16)
 			const creates = 8
 			for i := range creates {
@@ -174,12 +175,7 @@ func TestLimiterAheadLeavesTheQueueItsShare(t *testing.T) {
 // TestLimiterAheadWaiterHonoursCutCeiling: a 429 cuts the ceiling while a
 // look waits ahead; it is not let past the new ceiling (attacker helper's guard).
 func TestLimiterAheadWaiterHonoursCutCeiling(t *testing.T) {
-	a := newAccountLimiter(unlimitedRate(10), 1, nil, nil)
-	for range 10 {
-		if err := a.acquire(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a := fullLimiter(t, 10)
 	got := make(chan string, 2)
 	look, release := AheadOfQueue(context.Background())
 	defer release()
