@@ -102,6 +102,7 @@ type ConversationWebhookReconciler struct {
 
 	credentials credentialCache
 	busy        busyLooks
+	retries     transientRetries
 	takes       scopeLocks
 	waiters     accountWaiters
 	// creates sends creates off the workers (nil: inline, as in unit tests of
@@ -130,6 +131,12 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	defer func() {
 		if rs == nil || !rs.turnedAway {
 			r.busy.done(req.NamespacedName)
+		}
+		// The object's transient failures in a row end once it settles.
+		if rs == nil {
+			r.retries.reconciled(req.NamespacedName, nil)
+		} else {
+			r.retries.reconciled(req.NamespacedName, rs.obj)
 		}
 	}()
 	obj := &v1alpha1.ConversationWebhook{}
@@ -336,7 +343,7 @@ func (r *ConversationWebhookReconciler) later(err error) (time.Duration, bool) {
 
 // failed records a failure: terminal ones stall without a retry (the next change
 // of spec, annotations or Secret reconciles again); others are retried with the
-// workqueue's backoff, or after Twilio's Retry-After.
+// workqueue's backoff, or after Twilio's Retry-After when that is longer.
 func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha1.ConversationWebhook, phase string, err error) (ctrl.Result, error) {
 	if apierrors.IsConflict(err) {
 		// A stale view of the object: retry with the workqueue's backoff, quietly.
@@ -365,11 +372,13 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 	}
 	setProgressing(&obj.Status, obj.Generation, phase, "Retrying after a transient failure: "+err.Error())
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonTransientError, phase, "%s", err.Error())
+	backoff := r.retries.failed(client.ObjectKeyFromObject(obj))
 	if wait := twilio.RetryAfter(err); wait > 0 {
-		// Never longer than the poll: a Retry-After is the server's word (or a
-		// proxy's), and an object requeued for a day would not be checked for
-		// drift in that day.
-		wait = min(wait, r.pollInterval(ctx, obj))
+		// No sooner than the workqueue's backoff (the failures in a row
+		// count, whatever the header says), and never longer than the poll:
+		// a Retry-After is the server's word (or a proxy's), and an object
+		// requeued for a day would not be checked for drift in that day.
+		wait = min(max(wait, backoff), r.pollInterval(ctx, obj))
 		log.FromContext(ctx).Info("Twilio asked to retry later", "after", wait.String(), "error", err.Error())
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}

@@ -1,0 +1,62 @@
+package controller
+
+import (
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio/twiliofake"
+)
+
+// createArrivals are the times the fake received the creates under conv.
+func createArrivals(conv string) []time.Time {
+	var at []time.Time
+	for _, r := range fake.Requests() {
+		if r.Operation == twiliofake.OpCreate && strings.Contains(r.Path, "/Conversations/"+conv+"/") {
+			at = append(at, r.Time)
+		}
+	}
+	return at
+}
+
+var _ = Describe("A Twilio that answers every create with Retry-After", func() {
+	BeforeEach(func() {
+		resetFake()
+		DeferCleanup(resetFake)
+	})
+
+	It("is asked again after the workqueue's backoff once that is longer, and holds back no other tenant", func() {
+		const acct, key, secret = "AC66666666666666666666666666666666", "SK88888888888888888888888888888888", "retryKEYsecretVALUE0000000000008"
+		slow, other := newTenant(1), newTenant(1)
+		conv := slow.ownAccount("slow", acct, key, secret, 10, 1)[0]
+		// Every create in the conversation: 429, "Retry-After: 1" (a proxy's
+		// 503 reads the same way: transient, with the header).
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, Operation: twiliofake.OpCreate,
+			Conversation: conv, RetryAfter: time.Second, Sticky: true})
+		o := slow.object("retry-after", func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.ConversationSid, o.Spec.AccountRef = conv, &v1alpha1.AccountReference{Name: "slow"}
+		})
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		neighbour := other.object("retry-after-neighbour")
+		Expect(k8sClient.Create(ctx, neighbour)).To(Succeed())
+		waitReady(neighbour)
+
+		// The ninth failure in a row is retried after 1.28 s and the tenth
+		// after 2.56 s (5 ms doubling, as the workqueue backs off an error),
+		// where the header alone asked for a second each time.
+		Eventually(func() int { return len(createArrivals(conv)) }).WithTimeout(45 * time.Second).
+			WithPolling(50 * time.Millisecond).Should(BeNumerically(">=", 11))
+		at := createArrivals(conv)
+		Expect(at[10].Sub(at[9])).To(BeNumerically(">=", 2*time.Second),
+			"the eleventh create came %s after the tenth", at[10].Sub(at[9]))
+		for i := 1; i < 8; i++ {
+			Expect(at[i].Sub(at[i-1])).To(BeNumerically(">=", 900*time.Millisecond),
+				"create %d came %s after the one before: the header's second is a floor", i+1, at[i].Sub(at[i-1]))
+		}
+		Expect(fakeHooks(conv)).To(BeEmpty())
+		Expect(condition(get(o), v1alpha1.ConditionReconciling)).To(HavePrefix("True/"))
+	})
+})
