@@ -143,6 +143,7 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.retries.begin(req.NamespacedName, obj.UID)
 	if woken {
 		defer func() {
 			if res.Priority == nil {
@@ -372,12 +373,12 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 	}
 	setProgressing(&obj.Status, obj.Generation, phase, "Retrying after a transient failure: "+err.Error())
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonTransientError, phase, "%s", err.Error())
-	backoff := r.retries.failed(client.ObjectKeyFromObject(obj))
 	if wait := twilio.RetryAfter(err); wait > 0 {
-		// No sooner than the workqueue's backoff (the failures in a row
-		// count, whatever the header says), and never longer than the poll:
-		// a Retry-After is the server's word (or a proxy's), and an object
-		// requeued for a day would not be checked for drift in that day.
+		// No sooner than the workqueue's backoff (the failure counts as one
+		// returned would), and never longer than the poll: a Retry-After is
+		// the server's word (or a proxy's), and an object requeued for a day
+		// would not be checked for drift in that day.
+		backoff := r.retries.failed(client.ObjectKeyFromObject(obj))
 		wait = min(max(wait, backoff), r.pollInterval(ctx, obj))
 		log.FromContext(ctx).Info("Twilio asked to retry later", "after", wait.String(), "error", err.Error())
 		return ctrl.Result{RequeueAfter: wait}, nil
@@ -549,7 +550,7 @@ func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mg
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsForNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.creates.events, wakeHandler())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent, RateLimiter: r.rateLimiter()}).
 		Named("conversationwebhook").
 		Complete(r)
 }

@@ -4,55 +4,122 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 )
 
-// The backoff of an object's transient failures in a row: controller-runtime's
-// default per-item backoff (workqueue.DefaultTypedControllerRateLimiter), which
-// retries a failure returned as an error.
+// The backoff of an object's failures: controller-runtime's default
+// (workqueue.DefaultTypedControllerRateLimiter): 5 ms after the first failure,
+// doubling, at most 1000 s; and at most 10 retries a second (bursts of 100)
+// for all objects together.
 const (
 	retryBackoffBase = 5 * time.Millisecond
 	retryBackoffMax  = 1000 * time.Second
+	retryRate        = 10
+	retryBurst       = 100
 )
 
-// transientRetries counts each object's transient failures in a row, so that a
-// failure that came with a Retry-After is retried no sooner than the
-// workqueue's backoff would retry one without: the header is a floor on the
-// wait, never a reason to retry faster. Without it, a server (or a proxy
-// answering for Twilio) answering every request with a 503 and
-// "Retry-After: 1" was asked again every second, by every object of its
-// account, for as long as it answered so: a requeue with RequeueAfter and no
-// error makes the workqueue forget the object's failures.
+// transientRetries counts each object's failures since it last settled: it is
+// the per-object part of the ConversationWebhook workqueue's rate limiter
+// (rateLimiter), which counts a failure returned as an error, and failed counts
+// one that came with a Retry-After, which is retried after the longer of the
+// header and this backoff: the header is a floor, never a reason to retry
+// sooner.
+//
+// controller-runtime forgets an object's failures after every reconcile that
+// returns no error. Here that reset the backoff on every round of a create:
+// the reconcile that hands a create to the sender returns without an error,
+// and the one after it reads Twilio's refusal, so a create refused for good
+// (a 429 or 5xx without Retry-After, or not sent in its window) was retried
+// after 5 ms every round; and a requeue after a Retry-After is itself a
+// reconcile without an error, so "Retry-After: 1" was obeyed every second for
+// as long as a server or proxy answered so. Forget does nothing, therefore;
+// the count ends when the object settles (reconciled).
 type transientRetries struct {
 	once sync.Once
-	rl   workqueue.TypedRateLimiter[types.NamespacedName]
+	rl   workqueue.TypedRateLimiter[reconcile.Request]
+
+	mu sync.Mutex
+	// uids are the objects whose runs are counted, by key (begin).
+	uids map[types.NamespacedName]types.UID
 }
 
-func (t *transientRetries) limiter() workqueue.TypedRateLimiter[types.NamespacedName] {
+var _ workqueue.TypedRateLimiter[reconcile.Request] = (*transientRetries)(nil)
+
+func (t *transientRetries) limiter() workqueue.TypedRateLimiter[reconcile.Request] {
 	t.once.Do(func() {
-		t.rl = workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](retryBackoffBase, retryBackoffMax)
+		t.rl = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](retryBackoffBase, retryBackoffMax)
 	})
 	return t.rl
 }
 
-// failed counts one more transient failure of key and returns the backoff
-// before its retry: 5 ms after the first, doubling with each failure in a row,
-// at most retryBackoffMax.
-func (t *transientRetries) failed(key types.NamespacedName) time.Duration {
-	return t.limiter().When(key)
+// When counts one more failure of req and returns the backoff before its
+// retry: 5 ms after the first failure since the object settled, doubling with
+// each, at most retryBackoffMax.
+func (t *transientRetries) When(req reconcile.Request) time.Duration {
+	return t.limiter().When(req)
 }
 
-// reconciled ends key's run of transient failures once a reconcile leaves the
-// object settled: Reconciling no longer True (converged, stalled, paused) or
-// the object gone (nil). A reconcile that is still converging keeps the run:
-// a create is sent off the worker, so the reconcile that sends it ends without
-// a failure and the one after it reads Twilio's answer.
-func (t *transientRetries) reconciled(key types.NamespacedName, obj *v1alpha1.ConversationWebhook) {
-	if obj == nil || !meta.IsStatusConditionTrue(obj.Status.Conditions, v1alpha1.ConditionReconciling) {
-		t.limiter().Forget(key)
+// Forget does nothing: the workqueue calls it after every reconcile without an
+// error, and only a settled object ends its run of failures (reconciled).
+func (t *transientRetries) Forget(reconcile.Request) {}
+
+// NumRequeues is the number of req's failures since it last settled.
+func (t *transientRetries) NumRequeues(req reconcile.Request) int {
+	return t.limiter().NumRequeues(req)
+}
+
+// failed counts one more failure of key and returns its backoff.
+func (t *transientRetries) failed(key types.NamespacedName) time.Duration {
+	return t.When(reconcile.Request{NamespacedName: key})
+}
+
+// begin starts a reconcile of the object key names now, uid. A run counted for
+// another object of that name ends: one deleted and created again before a
+// reconcile found it gone (kubectl replace --force, a GitOps tool's Replace)
+// starts afresh. The UID is kept only while the object has a run.
+func (t *transientRetries) begin(key types.NamespacedName, uid types.UID) {
+	req := reconcile.Request{NamespacedName: key}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.limiter().NumRequeues(req) == 0 {
+		delete(t.uids, key)
+		return
 	}
+	if counted, ok := t.uids[key]; ok && counted != uid {
+		t.limiter().Forget(req)
+		delete(t.uids, key)
+		return
+	}
+	if t.uids == nil {
+		t.uids = map[types.NamespacedName]types.UID{}
+	}
+	t.uids[key] = uid
+}
+
+// reconciled ends key's run of failures once a reconcile leaves the object
+// settled: Reconciling no longer True (converged, stalled, paused) or the
+// object gone (nil). A reconcile that is still converging keeps the run: a
+// create is sent off the worker, so the reconcile that sends it ends without a
+// failure and the one after it reads Twilio's answer.
+func (t *transientRetries) reconciled(key types.NamespacedName, obj *v1alpha1.ConversationWebhook) {
+	if obj != nil && meta.IsStatusConditionTrue(obj.Status.Conditions, v1alpha1.ConditionReconciling) {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.limiter().Forget(reconcile.Request{NamespacedName: key})
+	delete(t.uids, key)
+}
+
+// rateLimiter is the ConversationWebhook workqueue's: controller-runtime's
+// default with each object's backoff counted by r.retries.
+func (r *ConversationWebhookReconciler) rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedMaxOfRateLimiter[reconcile.Request](&r.retries,
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(retryRate), retryBurst)})
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
@@ -119,5 +120,28 @@ func TestTransientRetriesKeyedByObject(t *testing.T) {
 	}
 	if got := tr.failed(a); got != retryBackoffBase<<5 {
 		t.Fatalf("sixth failure: backoff %v, want %v", got, retryBackoffBase<<5)
+	}
+}
+
+// TestWorkqueueForgetKeepsTheRun: the workqueue forgets an object's failures
+// after every reconcile without an error (the one that hands a create to the
+// sender, say); the run goes on until the object settles.
+func TestWorkqueueForgetKeepsTheRun(t *testing.T) {
+	r := &ConversationWebhookReconciler{}
+	rl := r.rateLimiter()
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "o"}}
+	for range 4 {
+		rl.When(req)
+		rl.Forget(req)
+	}
+	if got := rl.When(req); got != retryBackoffBase<<4 {
+		t.Fatalf("fifth failure, each after a reconcile without an error: backoff %v, want %v", got, retryBackoffBase<<4)
+	}
+	if n := r.retries.NumRequeues(req); n != 5 {
+		t.Fatalf("failures counted %d, want 5", n)
+	}
+	r.retries.reconciled(req.NamespacedName, retryObject("ns"))
+	if got := rl.When(req); got != retryBackoffBase {
+		t.Fatalf("first failure after the object settled: backoff %v, want %v", got, retryBackoffBase)
 	}
 }

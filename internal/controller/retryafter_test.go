@@ -38,6 +38,9 @@ var _ = Describe("A Twilio that answers every create with Retry-After", func() {
 			Conversation: conv, RetryAfter: time.Second, Sticky: true})
 		o := slow.object("retry-after", func(o *v1alpha1.ConversationWebhook) {
 			o.Spec.ConversationSid, o.Spec.AccountRef = conv, &v1alpha1.AccountReference{Name: "slow"}
+			// A wait after a Retry-After is capped by the poll period: the
+			// suite's 2 s ± 10% would cut the 2.56 s.
+			o.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "1m"}
 		})
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		neighbour := other.object("retry-after-neighbour")
@@ -58,5 +61,37 @@ var _ = Describe("A Twilio that answers every create with Retry-After", func() {
 		}
 		Expect(fakeHooks(conv)).To(BeEmpty())
 		Expect(condition(get(o), v1alpha1.ConditionReconciling)).To(HavePrefix("True/"))
+	})
+
+	It("backs off through the rounds of a create refused without Retry-After", func() {
+		const acct, key, secret = "AC67676767676767676767676767676767", "SK89898989898989898989898989898989", "retryKEYsecretVALUE0000000000009"
+		slow, other := newTenant(1), newTenant(1)
+		conv := slow.ownAccount("refusing", acct, key, secret, 10, 1)[0]
+		// Every create in the conversation: 429 without Retry-After. The
+		// client retries it (four attempts, 10 ms doubling in this suite),
+		// then the reconcile after the sender's round reads the refusal.
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, Operation: twiliofake.OpCreate,
+			Conversation: conv, Sticky: true})
+		o := slow.object("refused-round", func(o *v1alpha1.ConversationWebhook) {
+			o.Spec.ConversationSid, o.Spec.AccountRef = conv, &v1alpha1.AccountReference{Name: "refusing"}
+		})
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		neighbour := other.object("refused-round-neighbour")
+		Expect(k8sClient.Create(ctx, neighbour)).To(Succeed())
+		waitReady(neighbour)
+
+		// Eleven rounds of at most four attempts: the round after the tenth
+		// refusal waits 2.56 s (5 ms doubling through the rounds), where each
+		// round started 5 ms after the last when the reconcile that hands the
+		// create to the sender reset the backoff.
+		Eventually(func() int { return len(createArrivals(conv)) }).WithTimeout(45 * time.Second).
+			WithPolling(50 * time.Millisecond).Should(BeNumerically(">=", 44))
+		at := createArrivals(conv)
+		var longest time.Duration
+		for i := 1; i < len(at); i++ {
+			longest = max(longest, at[i].Sub(at[i-1]))
+		}
+		Expect(longest).To(BeNumerically(">=", 2*time.Second), "the longest pause between two of %d creates", len(at))
+		Expect(fakeHooks(conv)).To(BeEmpty())
 	})
 })
