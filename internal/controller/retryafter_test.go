@@ -22,30 +22,40 @@ func createArrivals(conv string) []time.Time {
 	return at
 }
 
-var _ = Describe("A Twilio that answers every create with Retry-After", func() {
+// refusedCreates sets up an account of the spec's own (named name) whose every
+// create in the returned conversation is answered 429, with "Retry-After"
+// when retryAfter is positive, creates an object there (polled every minute:
+// a wait after a Retry-After is capped by the poll period, and the suite's
+// 2 s would cut the waits looked at), and a neighbour in another tenant's
+// namespace and account, which becomes Ready meanwhile.
+func refusedCreates(name, acct, key, secret string, retryAfter time.Duration) (string, *v1alpha1.ConversationWebhook) {
+	GinkgoHelper()
+	slow, other := newTenant(1), newTenant(1)
+	conv := slow.ownAccount(name, acct, key, secret, 10, 1)[0]
+	fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, Operation: twiliofake.OpCreate,
+		Conversation: conv, RetryAfter: retryAfter, Sticky: true})
+	o := slow.object(name, func(o *v1alpha1.ConversationWebhook) {
+		o.Spec.ConversationSid, o.Spec.AccountRef = conv, &v1alpha1.AccountReference{Name: name}
+		o.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "1m"}
+	})
+	Expect(k8sClient.Create(ctx, o)).To(Succeed())
+	neighbour := other.object(name + "-neighbour")
+	Expect(k8sClient.Create(ctx, neighbour)).To(Succeed())
+	waitReady(neighbour)
+	return conv, o
+}
+
+var _ = Describe("A Twilio that refuses every create", func() {
 	BeforeEach(func() {
 		resetFake()
 		DeferCleanup(resetFake)
 	})
 
-	It("is asked again after the workqueue's backoff once that is longer, and holds back no other tenant", func() {
-		const acct, key, secret = "AC66666666666666666666666666666666", "SK88888888888888888888888888888888", "retryKEYsecretVALUE0000000000008"
-		slow, other := newTenant(1), newTenant(1)
-		conv := slow.ownAccount("slow", acct, key, secret, 10, 1)[0]
-		// Every create in the conversation: 429, "Retry-After: 1" (a proxy's
-		// 503 reads the same way: transient, with the header).
-		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, Operation: twiliofake.OpCreate,
-			Conversation: conv, RetryAfter: time.Second, Sticky: true})
-		o := slow.object("retry-after", func(o *v1alpha1.ConversationWebhook) {
-			o.Spec.ConversationSid, o.Spec.AccountRef = conv, &v1alpha1.AccountReference{Name: "slow"}
-			// A wait after a Retry-After is capped by the poll period: the
-			// suite's 2 s ± 10% would cut the 2.56 s.
-			o.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "1m"}
-		})
-		Expect(k8sClient.Create(ctx, o)).To(Succeed())
-		neighbour := other.object("retry-after-neighbour")
-		Expect(k8sClient.Create(ctx, neighbour)).To(Succeed())
-		waitReady(neighbour)
+	It("with Retry-After is asked again after the backoff once that is longer, and holds back no other tenant", func() {
+		// 429 with "Retry-After: 1" (a proxy's 503 reads the same way:
+		// transient, with the header).
+		conv, o := refusedCreates("retry-after", "AC66666666666666666666666666666666", "SK88888888888888888888888888888888",
+			"retryKEYsecretVALUE0000000000008", time.Second)
 
 		// The ninth failure in a row is retried after 1.28 s and the tenth
 		// after 2.56 s (5 ms doubling, as the workqueue backs off an error),
@@ -63,22 +73,12 @@ var _ = Describe("A Twilio that answers every create with Retry-After", func() {
 		Expect(condition(get(o), v1alpha1.ConditionReconciling)).To(HavePrefix("True/"))
 	})
 
-	It("backs off through the rounds of a create refused without Retry-After", func() {
-		const acct, key, secret = "AC67676767676767676767676767676767", "SK89898989898989898989898989898989", "retryKEYsecretVALUE0000000000009"
-		slow, other := newTenant(1), newTenant(1)
-		conv := slow.ownAccount("refusing", acct, key, secret, 10, 1)[0]
-		// Every create in the conversation: 429 without Retry-After. The
-		// client retries it (four attempts, 10 ms doubling in this suite),
-		// then the reconcile after the sender's round reads the refusal.
-		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, Operation: twiliofake.OpCreate,
-			Conversation: conv, Sticky: true})
-		o := slow.object("refused-round", func(o *v1alpha1.ConversationWebhook) {
-			o.Spec.ConversationSid, o.Spec.AccountRef = conv, &v1alpha1.AccountReference{Name: "refusing"}
-		})
-		Expect(k8sClient.Create(ctx, o)).To(Succeed())
-		neighbour := other.object("refused-round-neighbour")
-		Expect(k8sClient.Create(ctx, neighbour)).To(Succeed())
-		waitReady(neighbour)
+	It("without Retry-After backs off through the rounds of the create", func() {
+		// The client retries a 429 (four attempts, 10 ms doubling in this
+		// suite), then the reconcile after the sender's round reads the
+		// refusal.
+		conv, _ := refusedCreates("refused-round", "AC67676767676767676767676767676767", "SK89898989898989898989898989898989",
+			"retryKEYsecretVALUE0000000000009", 0)
 
 		// Eleven rounds of at most four attempts: the round after the tenth
 		// refusal waits 2.56 s (5 ms doubling through the rounds), where each
