@@ -132,10 +132,13 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 		if rs == nil || !rs.turnedAway {
 			r.busy.done(req.NamespacedName)
 		}
-		// The object's transient failures in a row end once it settles.
-		if rs == nil {
+		// The object's run of failures ends once it settles (or is gone);
+		// an error returned goes on with it.
+		switch {
+		case retErr != nil:
+		case rs == nil:
 			r.retries.reconciled(req.NamespacedName, nil)
-		} else {
+		default:
 			r.retries.reconciled(req.NamespacedName, rs.obj)
 		}
 	}()

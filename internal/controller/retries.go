@@ -24,12 +24,13 @@ const (
 	retryBurst       = 100
 )
 
-// transientRetries counts each object's failures since it last settled: it is
-// the per-object part of the ConversationWebhook workqueue's rate limiter
-// (rateLimiter), which counts a failure returned as an error, and failed counts
-// one that came with a Retry-After, which is retried after the longer of the
-// header and this backoff: the header is a floor, never a reason to retry
-// sooner.
+// transientRetries is the ConversationWebhook workqueue's rate limiter
+// (rateLimiter): controller-runtime's default — each object's backoff, and a
+// bucket for all objects together — except that an object's failures are
+// counted until it settles. The workqueue counts a failure returned as an
+// error; failed counts one that came with a Retry-After, which is retried
+// after the longer of the header and this backoff: the header is a floor,
+// never a reason to retry sooner than the same failure without it.
 //
 // controller-runtime forgets an object's failures after every reconcile that
 // returns no error. Here that reset the backoff on every round of a create:
@@ -39,10 +40,11 @@ const (
 // after 5 ms every round; and a requeue after a Retry-After is itself a
 // reconcile without an error, so "Retry-After: 1" was obeyed every second for
 // as long as a server or proxy answered so. Forget does nothing, therefore;
-// the count ends when the object settles (reconciled).
+// the count ends when a reconcile leaves the object settled (reconciled).
 type transientRetries struct {
-	once sync.Once
-	rl   workqueue.TypedRateLimiter[reconcile.Request]
+	once      sync.Once
+	perObject workqueue.TypedRateLimiter[reconcile.Request]
+	overall   workqueue.TypedRateLimiter[reconcile.Request]
 
 	mu sync.Mutex
 	// uids are the objects whose runs are counted, by key (begin).
@@ -51,18 +53,21 @@ type transientRetries struct {
 
 var _ workqueue.TypedRateLimiter[reconcile.Request] = (*transientRetries)(nil)
 
-func (t *transientRetries) limiter() workqueue.TypedRateLimiter[reconcile.Request] {
+func (t *transientRetries) limiters() (perObject, overall workqueue.TypedRateLimiter[reconcile.Request]) {
 	t.once.Do(func() {
-		t.rl = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](retryBackoffBase, retryBackoffMax)
+		t.perObject = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](retryBackoffBase, retryBackoffMax)
+		t.overall = &workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(retryRate), retryBurst)}
 	})
-	return t.rl
+	return t.perObject, t.overall
 }
 
-// When counts one more failure of req and returns the backoff before its
-// retry: 5 ms after the first failure since the object settled, doubling with
-// each, at most retryBackoffMax.
+// When counts one more failure of req and returns the wait before its retry:
+// 5 ms after the first failure since the object settled, doubling with each,
+// at most retryBackoffMax; and no sooner than the bucket shared by all
+// objects allows.
 func (t *transientRetries) When(req reconcile.Request) time.Duration {
-	return t.limiter().When(req)
+	perObject, overall := t.limiters()
+	return max(perObject.When(req), overall.When(req))
 }
 
 // Forget does nothing: the workqueue calls it after every reconcile without an
@@ -71,7 +76,8 @@ func (t *transientRetries) Forget(reconcile.Request) {}
 
 // NumRequeues is the number of req's failures since it last settled.
 func (t *transientRetries) NumRequeues(req reconcile.Request) int {
-	return t.limiter().NumRequeues(req)
+	perObject, _ := t.limiters()
+	return perObject.NumRequeues(req)
 }
 
 // failed counts one more failure of key and returns its backoff.
@@ -87,13 +93,12 @@ func (t *transientRetries) begin(key types.NamespacedName, uid types.UID) {
 	req := reconcile.Request{NamespacedName: key}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.limiter().NumRequeues(req) == 0 {
+	if t.NumRequeues(req) == 0 {
 		delete(t.uids, key)
 		return
 	}
 	if counted, ok := t.uids[key]; ok && counted != uid {
-		t.limiter().Forget(req)
-		delete(t.uids, key)
+		t.forgetLocked(key)
 		return
 	}
 	if t.uids == nil {
@@ -102,24 +107,30 @@ func (t *transientRetries) begin(key types.NamespacedName, uid types.UID) {
 	t.uids[key] = uid
 }
 
-// reconciled ends key's run of failures once a reconcile leaves the object
-// settled: Reconciling no longer True (converged, stalled, paused) or the
-// object gone (nil). A reconcile that is still converging keeps the run: a
-// create is sent off the worker, so the reconcile that sends it ends without a
-// failure and the one after it reads Twilio's answer.
+// reconciled ends key's run of failures once a reconcile that returned no
+// error leaves the object settled: Reconciling no longer True (converged,
+// stalled, paused) or the object gone (nil). A reconcile that is still
+// converging keeps the run: a create is sent off the worker, so the reconcile
+// that sends it ends without a failure and the one after it reads Twilio's
+// answer. One that returned an error keeps it too, whatever the status says
+// (a status write refused, a finalizer not removed): the workqueue counts
+// that error after the reconcile returns.
 func (t *transientRetries) reconciled(key types.NamespacedName, obj *v1alpha1.ConversationWebhook) {
 	if obj != nil && meta.IsStatusConditionTrue(obj.Status.Conditions, v1alpha1.ConditionReconciling) {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.limiter().Forget(reconcile.Request{NamespacedName: key})
+	t.forgetLocked(key)
+}
+
+func (t *transientRetries) forgetLocked(key types.NamespacedName) {
+	perObject, _ := t.limiters()
+	perObject.Forget(reconcile.Request{NamespacedName: key})
 	delete(t.uids, key)
 }
 
-// rateLimiter is the ConversationWebhook workqueue's: controller-runtime's
-// default with each object's backoff counted by r.retries.
+// rateLimiter is the ConversationWebhook workqueue's (transientRetries).
 func (r *ConversationWebhookReconciler) rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
-	return workqueue.NewTypedMaxOfRateLimiter[reconcile.Request](&r.retries,
-		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(retryRate), retryBurst)})
+	return &r.retries
 }
