@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
@@ -376,13 +377,14 @@ func (r *ConversationWebhookReconciler) failed(ctx context.Context, obj *v1alpha
 	}
 	setProgressing(&obj.Status, obj.Generation, phase, "Retrying after a transient failure: "+err.Error())
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonTransientError, phase, "%s", err.Error())
-	if wait := twilio.RetryAfter(err); wait > 0 {
-		// No sooner than the workqueue's backoff (the failure counts as one
-		// returned would), and never longer than the poll: a Retry-After is
-		// the server's word (or a proxy's), and an object requeued for a day
-		// would not be checked for drift in that day.
-		backoff := r.retries.failed(client.ObjectKeyFromObject(obj))
-		wait = min(max(wait, backoff), r.pollInterval(ctx, obj))
+	if header := twilio.RetryAfter(err); header > 0 {
+		// The header is a floor on the wait the workqueue would give the
+		// failure returned as an error (counted the same way, and taking a
+		// token of the bucket all retries share), never a reason to retry
+		// sooner; and it never makes the wait longer than the poll period: a
+		// Retry-After is the server's word (or a proxy's), and an object
+		// requeued for a day would not be checked for drift in that day.
+		wait := max(min(header, r.pollInterval(ctx, obj)), r.retries.When(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)}))
 		log.FromContext(ctx).Info("Twilio asked to retry later", "after", wait.String(), "error", err.Error())
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}

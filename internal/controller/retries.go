@@ -28,9 +28,10 @@ const (
 // (rateLimiter): controller-runtime's default — each object's backoff, and a
 // bucket for all objects together — except that an object's failures are
 // counted until it settles. The workqueue counts a failure returned as an
-// error; failed counts one that came with a Retry-After, which is retried
-// after the longer of the header and this backoff: the header is a floor,
-// never a reason to retry sooner than the same failure without it.
+// error; the reconciler's failed counts one that came with a Retry-After the
+// same way (When), and retries it after the longer of the two waits: the
+// header is a floor, never a reason to retry sooner than the same failure
+// without it, nor to skip the bucket.
 //
 // controller-runtime forgets an object's failures after every reconcile that
 // returns no error. Here that reset the backoff on every round of a create:
@@ -44,7 +45,11 @@ const (
 type transientRetries struct {
 	once      sync.Once
 	perObject workqueue.TypedRateLimiter[reconcile.Request]
-	overall   workqueue.TypedRateLimiter[reconcile.Request]
+	// bucket is shared by all objects' retries (workqueue's
+	// TypedBucketRateLimiter holds the same).
+	bucket *rate.Limiter
+	// now is the bucket's clock (nil: time.Now).
+	now func() time.Time
 
 	mu sync.Mutex
 	// uids are the objects whose runs are counted, by key (begin).
@@ -53,12 +58,19 @@ type transientRetries struct {
 
 var _ workqueue.TypedRateLimiter[reconcile.Request] = (*transientRetries)(nil)
 
-func (t *transientRetries) limiters() (perObject, overall workqueue.TypedRateLimiter[reconcile.Request]) {
+func (t *transientRetries) limiters() (workqueue.TypedRateLimiter[reconcile.Request], *rate.Limiter) {
 	t.once.Do(func() {
 		t.perObject = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](retryBackoffBase, retryBackoffMax)
-		t.overall = &workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(retryRate), retryBurst)}
+		t.bucket = rate.NewLimiter(rate.Limit(retryRate), retryBurst)
 	})
-	return t.perObject, t.overall
+	return t.perObject, t.bucket
+}
+
+func (t *transientRetries) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
 }
 
 // When counts one more failure of req and returns the wait before its retry:
@@ -66,8 +78,9 @@ func (t *transientRetries) limiters() (perObject, overall workqueue.TypedRateLim
 // at most retryBackoffMax; and no sooner than the bucket shared by all
 // objects allows.
 func (t *transientRetries) When(req reconcile.Request) time.Duration {
-	perObject, overall := t.limiters()
-	return max(perObject.When(req), overall.When(req))
+	perObject, bucket := t.limiters()
+	now := t.clock()
+	return max(perObject.When(req), bucket.ReserveN(now, 1).DelayFrom(now))
 }
 
 // Forget does nothing: the workqueue calls it after every reconcile without an
@@ -78,11 +91,6 @@ func (t *transientRetries) Forget(reconcile.Request) {}
 func (t *transientRetries) NumRequeues(req reconcile.Request) int {
 	perObject, _ := t.limiters()
 	return perObject.NumRequeues(req)
-}
-
-// failed counts one more failure of key and returns its backoff.
-func (t *transientRetries) failed(key types.NamespacedName) time.Duration {
-	return t.When(reconcile.Request{NamespacedName: key})
 }
 
 // begin starts a reconcile of the object key names now, uid. A run counted for
