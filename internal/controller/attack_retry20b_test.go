@@ -7,17 +7,13 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	fakeclient "sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -37,34 +33,6 @@ func (attack20bClients) Reservable(string) int                               { r
 func attack20bWebhook() *twilio.Webhook {
 	return &twilio.Webhook{Sid: planOwned, AccountSid: attackSidA, ConversationSid: planConv, Target: "webhook",
 		Configuration: twilio.Configuration{URL: "https://e.com/a", Method: "post", Filters: []string{"onMessageAdded"}}}
-}
-
-// attack20bClient is attackClient's API server (the account, its Secret, the
-// account index) with the webhook-SID index as well.
-func attack20bClient(t *testing.T, objs ...client.Object) client.WithWatch {
-	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: attackNS, Name: "creds", ResourceVersion: attackSecretVersion},
-		Data: map[string][]byte{keyAccountSid: []byte(attackSidA), keyAuthToken: []byte("token")}}
-	keyOf := (&ConversationWebhookReconciler{}).accountKey
-	return fakeclient.NewClientBuilder().WithScheme(scheme).
-		WithStatusSubresource(&v1alpha1.TwilioAccount{}, &v1alpha1.ConversationWebhook{}).
-		WithIndex(&v1alpha1.ConversationWebhook{}, accountIndex, func(o client.Object) []string {
-			if k := keyOf(o.(*v1alpha1.ConversationWebhook)); k != "" {
-				return []string{k}
-			}
-			return nil
-		}).
-		WithIndex(&v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
-			return SidsOf(o.(*v1alpha1.ConversationWebhook))
-		}).
-		WithObjects(append(objs, secret)...).Build()
 }
 
 // attack20bReadyObject is a converged object (Ready=True/Available, no
@@ -128,7 +96,7 @@ func admissionDown() error {
 // doubled these (consecutive errors, no success between them).
 func TestAttack20bSettledObjectsPersistentErrorBacksOff(t *testing.T) {
 	wh := attack20bReadyObject()
-	c := attack20bClient(t, attackAccount("acc", 0), wh)
+	c := attackClient(t, attackAccount("acc", 0), wh)
 	var statusWrites atomic.Int32
 	hooked := interceptor.NewClient(c, interceptor.Funcs{
 		SubResourcePatch: func(ctx context.Context, cl client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
@@ -164,7 +132,7 @@ func TestAttack20bSettledObjectsPersistentErrorBacksOff(t *testing.T) {
 // limiter (what the controller had before 5adf746), back off 5 ms, 10 ms, ...
 func TestAttack20bDefaultLimiterDoublesTheSame(t *testing.T) {
 	wh := attack20bReadyObject()
-	c := attack20bClient(t, attackAccount("acc", 0), wh)
+	c := attackClient(t, attackAccount("acc", 0), wh)
 	hooked := interceptor.NewClient(c, interceptor.Funcs{
 		SubResourcePatch: func(context.Context, client.Client, string, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
 			return admissionDown()
@@ -190,7 +158,7 @@ func TestAttack20bDefaultLimiterDoublesTheSame(t *testing.T) {
 // controller-runtime's default doubled it.
 func TestAttack20bDeletionWhoseFinalizerRemovalFailsBacksOff(t *testing.T) {
 	wh := attack20bReadyObject()
-	c := attack20bClient(t, attackAccount("acc", 0), wh)
+	c := attackClient(t, attackAccount("acc", 0), wh)
 	if err := c.Delete(t.Context(), wh.DeepCopy()); err != nil {
 		t.Fatal(err)
 	}

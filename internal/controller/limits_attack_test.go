@@ -87,7 +87,8 @@ func attackWebhook(name, account string) *v1alpha1.ConversationWebhook {
 }
 
 // attackClient is a fake API server holding the objects and the accounts'
-// Secret, with the account index the wake handler lists by.
+// Secret, with the account index the wake handler lists by and the
+// webhook-SID index.
 func attackClient(t *testing.T, objs ...client.Object) client.WithWatch {
 	t.Helper()
 	scheme := runtime.NewScheme()
@@ -107,6 +108,9 @@ func attackClient(t *testing.T, objs ...client.Object) client.WithWatch {
 				return []string{k}
 			}
 			return nil
+		}).
+		WithIndex(&v1alpha1.ConversationWebhook{}, sidIndex, func(o client.Object) []string {
+			return SidsOf(o.(*v1alpha1.ConversationWebhook))
 		}).
 		WithObjects(append(objs, secret)...).Build()
 }
