@@ -41,8 +41,8 @@ func (q *attack20Queue) next(key types.NamespacedName, res ctrl.Result, err erro
 }
 
 func attack20Object(uid string) *v1alpha1.ConversationWebhook {
-	o := &v1alpha1.ConversationWebhook{}
-	o.Namespace, o.Name, o.UID = "tenant", "o", types.UID(uid)
+	o := retryObject("tenant")
+	o.UID = types.UID(uid)
 	return o
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -45,10 +46,10 @@ func (q *attack20cQueue) Pop() any {
 func attack20cOutage(t *testing.T, n int, d time.Duration, withHeader bool) (int, time.Duration) {
 	t.Helper()
 	start := time.Unix(1_700_000_000, 0)
-	now := start
+	now := clocktesting.NewFakePassiveClock(start)
 	r := &ConversationWebhookReconciler{SyncPeriod: 10 * time.Minute, Recorder: &events.FakeRecorder{}}
 	// The shared bucket on the virtual clock.
-	r.retries.now = func() time.Time { return now }
+	r.retries.clock = now
 	rl := r.rateLimiter()
 	ctx := log.IntoContext(context.Background(), logr.Discard())
 	objs := make([]*v1alpha1.ConversationWebhook, n)
@@ -66,7 +67,7 @@ func attack20cOutage(t *testing.T, n int, d time.Duration, withHeader bool) (int
 		if !next.at.Before(start.Add(d)) {
 			break
 		}
-		now = next.at
+		now.SetTime(next.at)
 		retries++
 		o := objs[next.obj]
 		var wait time.Duration
@@ -79,9 +80,9 @@ func attack20cOutage(t *testing.T, n int, d time.Duration, withHeader bool) (int
 		} else {
 			wait = rl.When(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
 		}
-		heap.Push(q, attack20cRetry{at: now.Add(wait), obj: next.obj})
+		heap.Push(q, attack20cRetry{at: next.at.Add(wait), obj: next.obj})
 	}
-	now = start.Add(d)
+	now.SetTime(start.Add(d))
 	other := rl.When(reconcile.Request{NamespacedName: client.ObjectKey{Namespace: "other-tenant", Name: "w"}})
 	return retries, other
 }

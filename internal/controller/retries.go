@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
@@ -48,8 +49,8 @@ type transientRetries struct {
 	// bucket is shared by all objects' retries (workqueue's
 	// TypedBucketRateLimiter holds the same).
 	bucket *rate.Limiter
-	// now is the bucket's clock (nil: time.Now).
-	now func() time.Time
+	// clock is the bucket's (nil: the real clock).
+	clock clock.PassiveClock
 
 	mu sync.Mutex
 	// uids are the objects whose runs are counted, by key (begin).
@@ -66,9 +67,9 @@ func (t *transientRetries) limiters() (workqueue.TypedRateLimiter[reconcile.Requ
 	return t.perObject, t.bucket
 }
 
-func (t *transientRetries) clock() time.Time {
-	if t.now != nil {
-		return t.now()
+func (t *transientRetries) now() time.Time {
+	if t.clock != nil {
+		return t.clock.Now()
 	}
 	return time.Now()
 }
@@ -79,7 +80,7 @@ func (t *transientRetries) clock() time.Time {
 // objects allows.
 func (t *transientRetries) When(req reconcile.Request) time.Duration {
 	perObject, bucket := t.limiters()
-	now := t.clock()
+	now := t.now()
 	return max(perObject.When(req), bucket.ReserveN(now, 1).DelayFrom(now))
 }
 
