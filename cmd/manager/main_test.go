@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,28 @@ func TestCheckFlags(t *testing.T) {
 		tc.edit(&cfg)
 		if err := checkFlags(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: checkFlags = %v, want an error naming %s", name, err, tc.want)
+		}
+	}
+}
+
+func TestApplyGCDefault(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	for _, tc := range []struct {
+		gogc, wantText string
+		wantPercent    int
+	}{
+		{"", "50", defaultGCPercent}, // unset: ours
+		{"100", "100", 100},          // set: the runtime's, untouched
+		{"200", "200", 100},
+		{"off", "off", 100},
+	} {
+		debug.SetGCPercent(100) // what the runtime left, GOGC unset or not
+		if got := applyGCDefault(tc.gogc); got != tc.wantText {
+			t.Errorf("applyGCDefault(%q) = %q, want %q", tc.gogc, got, tc.wantText)
+		}
+		if got := debug.SetGCPercent(100); got != tc.wantPercent {
+			t.Errorf("GOGC=%q: GC percent in force %d, want %d", tc.gogc, got, tc.wantPercent)
 		}
 	}
 }
