@@ -9,7 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"strconv"
+	rtmetrics "runtime/metrics"
 	"time"
 
 	// CA roots compiled in, used when the system has none (the image has no OS).
@@ -72,14 +72,18 @@ func main() {
 const defaultGCPercent = 50
 
 // applyGCDefault sets defaultGCPercent unless gogc (the GOGC environment
-// variable, which Go's runtime has already applied) is set; it returns the
-// GC percent in force, or the variable's text when the runtime set it.
-func applyGCDefault(gogc string) string {
-	if gogc != "" {
-		return gogc
+// variable, which Go's runtime has already applied) is set; it returns the GC
+// percent in force, as the runtime reports it (-1: off).
+func applyGCDefault(gogc string) int64 {
+	if gogc == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
-	debug.SetGCPercent(defaultGCPercent)
-	return strconv.Itoa(defaultGCPercent)
+	s := []rtmetrics.Sample{{Name: "/gc/gogc:percent"}}
+	rtmetrics.Read(s)
+	if s[0].Value.Kind() != rtmetrics.KindUint64 {
+		return -1
+	}
+	return int64(s[0].Value.Uint64()) //nolint:gosec // a percent
 }
 
 // config holds the manager's flags.
@@ -109,7 +113,7 @@ func checkFlags(cfg config) error {
 	return nil
 }
 
-func run(cfg config, gcPercent string) error {
+func run(cfg config, gcPercent int64) error {
 	if err := checkFlags(cfg); err != nil {
 		return err
 	}

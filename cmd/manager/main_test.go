@@ -46,20 +46,23 @@ func TestApplyGCDefault(t *testing.T) {
 	before := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(before) })
 	for _, tc := range []struct {
-		gogc, wantText string
-		wantPercent    int
+		gogc    string
+		runtime int   // what Go's runtime applied from GOGC before main
+		want    int64 // in force after applyGCDefault
 	}{
-		{"", "50", defaultGCPercent}, // unset: ours
-		{"100", "100", 100},          // set: the runtime's, untouched
-		{"200", "200", 100},
-		{"off", "off", 100},
+		{"", 100, defaultGCPercent}, // unset: ours
+		{"100", 100, 100},           // set: the runtime's, untouched
+		{"200", 200, 200},
+		{"20", 20, 20},
+		{"off", -1, -1},
+		{"nonsense", 100, 100}, // the runtime's reading of a bad value
 	} {
-		debug.SetGCPercent(100) // what the runtime left, GOGC unset or not
-		if got := applyGCDefault(tc.gogc); got != tc.wantText {
-			t.Errorf("applyGCDefault(%q) = %q, want %q", tc.gogc, got, tc.wantText)
+		debug.SetGCPercent(tc.runtime)
+		if got := applyGCDefault(tc.gogc); got != tc.want {
+			t.Errorf("GOGC=%q: applyGCDefault = %d, want %d", tc.gogc, got, tc.want)
 		}
-		if got := debug.SetGCPercent(100); got != tc.wantPercent {
-			t.Errorf("GOGC=%q: GC percent in force %d, want %d", tc.gogc, got, tc.wantPercent)
+		if got := debug.SetGCPercent(100); int64(got) != tc.want {
+			t.Errorf("GOGC=%q: GC percent in force %d, want %d", tc.gogc, got, tc.want)
 		}
 	}
 }
