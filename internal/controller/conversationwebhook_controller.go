@@ -102,6 +102,7 @@ type ConversationWebhookReconciler struct {
 	LookPatience time.Duration
 
 	credentials credentialCache
+	live        liveReads
 	busy        busyLooks
 	retries     transientRetries
 	takes       scopeLocks

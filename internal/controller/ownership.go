@@ -131,32 +131,26 @@ func (r *ConversationWebhookReconciler) conflictLive(ctx context.Context, obj *v
 const livePage = 500
 
 // liveObjects lists the ConversationWebhooks keep selects from the API server
-// itself (from the cache without an APIReader, as in unit tests), a page at a
-// time: a look in one conversation never holds every object of a large
-// cluster in memory.
+// itself, a page at a time (a look in one conversation never holds every
+// object of a large cluster in memory), in a read shared with the reconciles
+// that need one at the same time and begun after this call (liveReads).
+// Without an APIReader, as in unit tests, it reads the cache.
 func (r *ConversationWebhookReconciler) liveObjects(ctx context.Context, keep func(*v1alpha1.ConversationWebhook) bool) (
 	[]v1alpha1.ConversationWebhook, error) {
-	reader := r.APIReader
-	opts := []client.ListOption{client.Limit(livePage)}
-	if r.APIReader == nil {
-		reader, opts = r.Client, nil // the cache pages nothing
+	if r.APIReader != nil {
+		return r.live.list(ctx, r.APIReader, keep)
+	}
+	var list v1alpha1.ConversationWebhookList
+	if err := r.List(ctx, &list); err != nil {
+		return nil, err
 	}
 	var out []v1alpha1.ConversationWebhook
-	for {
-		var list v1alpha1.ConversationWebhookList
-		if err := reader.List(ctx, &list, opts...); err != nil {
-			return nil, err
+	for i := range list.Items {
+		if keep(&list.Items[i]) {
+			out = append(out, list.Items[i])
 		}
-		for i := range list.Items {
-			if keep(&list.Items[i]) {
-				out = append(out, list.Items[i])
-			}
-		}
-		if list.Continue == "" {
-			return out, nil
-		}
-		opts = []client.ListOption{client.Limit(livePage), client.Continue(list.Continue)}
 	}
+	return out, nil
 }
 
 func conflictIn(items []v1alpha1.ConversationWebhook, obj *v1alpha1.ConversationWebhook, sid string, owned bool) string {
