@@ -198,11 +198,13 @@ func (r *ConversationWebhookReconciler) othersIn(ctx context.Context, obj *v1alp
 	for _, wh := range hooks {
 		sids = append(sids, twilio.CanonicalSid(wh.Sid))
 	}
+	// The filter runs on the read's goroutine: it holds values, not obj.
+	uid, conversation := obj.UID, scope.ConversationSid
 	others, err := r.liveObjects(ctx, func(o *v1alpha1.ConversationWebhook) bool {
-		if o.UID == obj.UID {
+		if o.UID == uid {
 			return false
 		}
-		if p := o.Status.PendingCreate; p != nil && strings.EqualFold(p.ConversationSid, scope.ConversationSid) {
+		if p := o.Status.PendingCreate; p != nil && strings.EqualFold(p.ConversationSid, conversation) {
 			return true
 		}
 		return slices.ContainsFunc(SidsOf(o), func(sid string) bool { return slices.Contains(sids, sid) })

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"sync"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -11,107 +13,203 @@ import (
 )
 
 // liveReadTimeout bounds one read of every object from the API server, which
-// no single reconcile owns (liveReads): no caller waits longer than a reconcile.
+// no single reconcile owns (liveReads): no longer than a reconcile. A read
+// also ends as soon as every caller it serves has left.
 const liveReadTimeout = DefaultReconcileTimeout
+
+// maxLiveReads is how many reads of every object liveReads makes at once: a
+// caller that asks while one runs starts the second at once, so that none
+// waits for a whole read it cannot use before its own begins (unless two are
+// under way).
+const maxLiveReads = 2
 
 // liveReads shares the reads of every ConversationWebhook from the API server
 // that decide ownership (a lost create found, a webhook taken) among the
 // reconciles that need one at the same time. Each such read lists every object
-// in the cluster; a burst of lost creates (a conflict storm, an API server that
-// fell behind) made one each, at once: at 10,000 objects the bench saw 17 such
+// in the cluster; a burst of lost creates (a conflict storm, a cache that fell
+// behind) made one each, at once: at 10,000 objects the bench saw 17 such
 // reads in flight for minutes, kube-apiserver's CPU spent on them, and the
 // reconciles behind them timing out and reading again.
 //
 // A caller is served by a read that began after it asked, never by one already
-// under way, so that it sees what it would have seen reading alone: at most one
-// read runs at a time, and it serves every caller that asked before it began,
-// each through its own filter, a page at a time. The zero value is ready.
+// under way, so that it sees what it would have seen reading alone. At most
+// maxLiveReads reads run at once; each serves every caller that asked before
+// it began, each through its own filter, a page at a time, with its own
+// copies. A caller that leaves (its context ended) is dropped from the read
+// that would have served it, and its filter is not called again once it has
+// returned; a read that no caller waits for any more is cancelled. The zero
+// value is ready.
 type liveReads struct {
 	mu      sync.Mutex
-	next    []*liveCall // asked since the running read began
-	running bool
+	next    []*liveCall // asked since the reads under way began
+	running int         // goroutines making reads
 	// reads counts the reads made (tests).
 	reads int
 }
 
 // liveCall is one caller's share of a read.
 type liveCall struct {
-	keep func(*v1alpha1.ConversationWebhook) bool
+	reader client.Reader
+	keep   func(*v1alpha1.ConversationWebhook) bool
+	done   chan struct{}
+	round  *liveRound // the read serving it, once one took it (liveReads.mu)
+
+	mu   sync.Mutex // keep runs, and gone is set, under it
+	gone bool
 	out  []v1alpha1.ConversationWebhook
 	err  error
-	done chan struct{}
+}
+
+// liveRound is one read under way.
+type liveRound struct {
+	cancel  context.CancelFunc
+	waiting int // callers it serves that have not left (liveReads.mu)
 }
 
 // list returns the objects keep selects, from a read of reader that begins
 // after the call.
 func (l *liveReads) list(ctx context.Context, reader client.Reader, keep func(*v1alpha1.ConversationWebhook) bool) (
 	[]v1alpha1.ConversationWebhook, error) {
-	call := &liveCall{keep: keep, done: make(chan struct{})}
+	call := &liveCall{reader: reader, keep: keep, done: make(chan struct{})}
 	l.mu.Lock()
 	l.next = append(l.next, call)
-	if !l.running {
-		l.running = true
-		// The read serves others too: it outlives this caller's context.
-		go l.run(context.WithoutCancel(ctx), reader)
+	if l.running < maxLiveReads {
+		l.running++
+		go l.run()
 	}
 	l.mu.Unlock()
 	select {
 	case <-call.done:
 		return call.out, call.err
 	case <-ctx.Done():
+		l.leave(call)
 		return nil, ctx.Err()
 	}
 }
 
+// leave drops a caller whose context ended: from the queue, or from its read,
+// which is cancelled when nobody waits for it any more. Its filter is not
+// called after leave returns.
+func (l *liveReads) leave(c *liveCall) {
+	c.mu.Lock()
+	c.gone, c.out = true, nil
+	c.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i := slices.Index(l.next, c); i >= 0 {
+		l.next = slices.Delete(l.next, i, i+1)
+		return
+	}
+	if r := c.round; r != nil {
+		if r.waiting--; r.waiting == 0 {
+			r.cancel()
+		}
+	}
+}
+
 // run makes reads until no caller waits for one.
-func (l *liveReads) run(ctx context.Context, reader client.Reader) {
+func (l *liveReads) run() {
 	for {
 		l.mu.Lock()
-		calls := l.next
-		l.next = nil
+		calls := l.takeLocked()
 		if len(calls) == 0 {
-			l.running = false
+			l.running--
 			l.mu.Unlock()
 			return
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), liveReadTimeout)
+		round := &liveRound{cancel: cancel, waiting: len(calls)}
+		for _, c := range calls {
+			c.round = round
+		}
 		l.reads++
 		l.mu.Unlock()
-		err := readAll(ctx, reader, calls)
+		err := readAll(ctx, calls[0].reader, calls)
+		cancel()
 		for _, c := range calls {
-			if err != nil {
-				c.out, c.err = nil, err
+			c.mu.Lock()
+			if err != nil && c.err == nil {
+				c.err = err
 			}
+			if c.err != nil {
+				c.out = nil
+			}
+			c.mu.Unlock()
 			close(c.done)
 		}
 	}
 }
 
-// readAll pages through every object once, handing each caller what its filter
-// keeps (its own copies).
+// takeLocked takes the queued callers of the first one's reader.
+func (l *liveReads) takeLocked() []*liveCall {
+	if len(l.next) == 0 {
+		return nil
+	}
+	reader := l.next[0].reader
+	var take, stay []*liveCall
+	for _, c := range l.next {
+		if sameReader(c.reader, reader) {
+			take = append(take, c)
+		} else {
+			stay = append(stay, c)
+		}
+	}
+	l.next = stay
+	return take
+}
+
+// sameReader compares two readers without panicking on a type that cannot be
+// compared (such readers are never shared).
+func sameReader(a, b client.Reader) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	if t := reflect.TypeOf(a); t != reflect.TypeOf(b) || !t.Comparable() {
+		return false
+	}
+	return a == b
+}
+
+// readAll pages through every object once, handing each caller still waiting
+// what its filter keeps (its own copies).
 func readAll(ctx context.Context, reader client.Reader, calls []*liveCall) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("reading objects from the API server: %v", p)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
-	defer cancel()
 	opts := []client.ListOption{client.Limit(livePage)}
 	for {
 		var list v1alpha1.ConversationWebhookList
 		if err := reader.List(ctx, &list, opts...); err != nil {
 			return err
 		}
-		for i := range list.Items {
-			for _, c := range calls {
-				if c.keep(&list.Items[i]) {
-					c.out = append(c.out, *list.Items[i].DeepCopy())
-				}
-			}
+		for _, c := range calls {
+			c.filter(list.Items)
 		}
 		if list.Continue == "" {
 			return nil
 		}
 		opts = []client.ListOption{client.Limit(livePage), client.Continue(list.Continue)}
+	}
+}
+
+// filter keeps what the caller's filter selects of one page, unless the caller
+// has left or its filter has failed; a filter that panics fails its caller only.
+func (c *liveCall) filter(items []v1alpha1.ConversationWebhook) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone || c.err != nil {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.err, c.out = fmt.Errorf("selecting objects read from the API server: %v", p), nil
+		}
+	}()
+	for i := range items {
+		if c.keep(&items[i]) {
+			c.out = append(c.out, *items[i].DeepCopy())
+		}
 	}
 }

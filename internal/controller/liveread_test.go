@@ -114,6 +114,30 @@ func goList(ctx context.Context, l *liveReads, r client.Reader, keep func(*v1alp
 	return ch
 }
 
+// holdReads starts maxLiveReads reads that the reader holds (keeping nothing),
+// so that later callers queue; release lets them end and waits for them. Reads
+// begun after it returns wait for r.hold as it is then.
+func holdReads(t *testing.T, l *liveReads, r *pagedReader) (release func()) {
+	t.Helper()
+	hold := make(chan struct{})
+	r.mu.Lock()
+	r.hold = hold
+	r.mu.Unlock()
+	var held []<-chan liveResult
+	for range maxLiveReads {
+		held = append(held, goList(t.Context(), l, r, named("none")))
+		<-r.started
+	}
+	return func() {
+		close(hold)
+		for _, ch := range held {
+			if res := <-ch; res.err != nil {
+				t.Errorf("a held read: %v", res.err)
+			}
+		}
+	}
+}
+
 // waitQueued waits until n callers wait for the next read.
 func waitQueued(t *testing.T, l *liveReads, n int) {
 	t.Helper()
@@ -144,23 +168,22 @@ func TestLiveReadsPagesThroughEveryObject(t *testing.T) {
 	}
 }
 
-// Twenty reconciles that need a live read while one is under way share the
-// next one: two reads in all, where each made its own before.
+// Twenty reconciles that need a live read while reads are under way share
+// the next one: three reads in all (the two under way, one for the twenty),
+// where each made its own before.
 func TestLiveReadsShareOneReadAmongWaiters(t *testing.T) {
 	r := newPagedReader(livePage + 10)
-	r.hold = make(chan struct{})
 	var l liveReads
-	first := goList(t.Context(), &l, r, named("hook-00000"))
-	<-r.started
+	release := holdReads(t, &l, r)
 	var waiting []<-chan liveResult
 	for i := range 20 {
 		waiting = append(waiting, goList(t.Context(), &l, r, named(fmt.Sprintf("hook-%05d", 490+i))))
 	}
 	waitQueued(t, &l, 20)
-	close(r.hold)
-	if res := <-first; res.err != nil || len(res.items) != 1 || res.items[0].Name != "hook-00000" {
-		t.Fatalf("first caller got %+v", res)
-	}
+	r.mu.Lock()
+	r.hold = nil
+	r.mu.Unlock()
+	release()
 	for i, ch := range waiting {
 		want := fmt.Sprintf("hook-%05d", 490+i)
 		if res := <-ch; res.err != nil || len(res.items) != 1 || res.items[0].Name != want {
@@ -169,8 +192,8 @@ func TestLiveReadsShareOneReadAmongWaiters(t *testing.T) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if r.reads != 2 || l.reads != 2 {
-		t.Errorf("%d reads of every object (liveReads counted %d), want 2", r.reads, l.reads)
+	if r.reads != 3 || l.reads != 3 {
+		t.Errorf("%d reads of every object (liveReads counted %d), want 3", r.reads, l.reads)
 	}
 }
 
@@ -184,9 +207,8 @@ func TestLiveReadsBeginAfterTheCall(t *testing.T) {
 	<-r.started
 	r.add("late") // after the first read began
 	second := goList(t.Context(), &l, r, named("late"))
-	waitQueued(t, &l, 1)
-	close(r.hold)
 	<-r.started
+	close(r.hold)
 	if res := <-first; len(res.items) != 3 {
 		t.Fatalf("first read: %d objects, want 3 (its snapshot): %v", len(res.items), res.err)
 	}
@@ -195,17 +217,41 @@ func TestLiveReadsBeginAfterTheCall(t *testing.T) {
 	}
 }
 
-// A caller whose context ends gets its error at once; the read goes on for the
-// others, on a context the caller's cancellation does not reach.
+// With every read slot taken, a caller waits for the first to end, then for a
+// read of its own: it is never handed the answer of one under way.
+func TestLiveReadsQueuedCallerGetsAReadOfItsOwn(t *testing.T) {
+	r := newPagedReader(3)
+	var l liveReads
+	release := holdReads(t, &l, r)
+	r.add("late") // after the reads under way began
+	queued := goList(t.Context(), &l, r, named("late"))
+	waitQueued(t, &l, 1)
+	r.mu.Lock()
+	r.hold = nil
+	r.mu.Unlock()
+	release()
+	if res := <-queued; res.err != nil || len(res.items) != 1 {
+		t.Fatalf("queued caller: %d objects, %v", len(res.items), res.err)
+	}
+}
+
+// A caller whose context ends gets its error at once; the read it shares goes
+// on for the others, on a context the caller's cancellation does not reach.
+// A read nobody waits for any more is cancelled.
 func TestLiveReadsCallerContextEnds(t *testing.T) {
 	r := newPagedReader(5)
-	r.hold = make(chan struct{})
 	var l liveReads
+	release := holdReads(t, &l, r)
 	ctx, cancel := context.WithCancel(t.Context())
 	gone := goList(ctx, &l, r, named("hook-00001"))
-	<-r.started
 	stays := goList(t.Context(), &l, r, named("hook-00002"))
-	waitQueued(t, &l, 1)
+	waitQueued(t, &l, 2)
+	hold := make(chan struct{})
+	r.mu.Lock()
+	r.hold = hold
+	r.mu.Unlock()
+	release() // the two queued callers share the next read, held
+	<-r.started
 	cancel()
 	select {
 	case res := <-gone:
@@ -215,16 +261,40 @@ func TestLiveReadsCallerContextEnds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a caller whose context ended still waits")
 	}
-	close(r.hold)
+	close(hold)
 	if res := <-stays; res.err != nil || len(res.items) != 1 {
 		t.Fatalf("the other caller got %d objects, %v", len(res.items), res.err)
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, err := range r.ctxErrs {
 		if err != nil {
 			t.Fatalf("a read's context ended with a caller's: %v", err)
 		}
+	}
+	r.mu.Unlock()
+
+	// Alone in its read, a caller that leaves ends it.
+	ctx, cancel = context.WithCancel(t.Context())
+	hold = make(chan struct{})
+	r.mu.Lock()
+	r.hold = hold
+	r.mu.Unlock()
+	alone := goList(ctx, &l, r, named("hook-00001"))
+	<-r.started
+	cancel()
+	<-alone
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.mu.Lock()
+		idle := l.running == 0
+		l.mu.Unlock()
+		if idle {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a read nobody waits for still runs")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -245,15 +315,15 @@ func TestLiveReadsErrorGoesToItsRound(t *testing.T) {
 // Callers keeping the same object get their own copies.
 func TestLiveReadsCopiesPerCaller(t *testing.T) {
 	r := newPagedReader(2)
-	r.hold = make(chan struct{})
 	var l liveReads
-	block := goList(t.Context(), &l, r, named("none"))
-	<-r.started
+	release := holdReads(t, &l, r)
 	a := goList(t.Context(), &l, r, named("hook-00001"))
 	b := goList(t.Context(), &l, r, named("hook-00001"))
 	waitQueued(t, &l, 2)
-	close(r.hold)
-	<-block
+	r.mu.Lock()
+	r.hold = nil
+	r.mu.Unlock()
+	release()
 	ra, rb := <-a, <-b
 	if len(ra.items) != 1 || len(rb.items) != 1 {
 		t.Fatalf("got %d and %d objects", len(ra.items), len(rb.items))
@@ -262,10 +332,13 @@ func TestLiveReadsCopiesPerCaller(t *testing.T) {
 	if rb.items[0].Annotations["k"] != "v" {
 		t.Fatal("two callers share one object's annotations")
 	}
+	if r.reads != 3 {
+		t.Errorf("%d reads, want 3: the two callers share one", r.reads)
+	}
 }
 
-// A filter that panics fails its read with an error; the manager lives on and
-// the next read is made.
+// A filter that panics fails its caller with an error; the manager lives on
+// and the next read is made.
 func TestLiveReadsFilterPanic(t *testing.T) {
 	r := newPagedReader(2)
 	var l liveReads
@@ -275,5 +348,33 @@ func TestLiveReadsFilterPanic(t *testing.T) {
 	}
 	if items, err := l.list(t.Context(), r, named("hook-00000")); err != nil || len(items) != 1 {
 		t.Fatalf("next read: %d objects, %v", len(items), err)
+	}
+}
+
+// mapReader cannot be compared with ==.
+type mapReader struct {
+	client.Reader
+	m map[string]int
+}
+
+func TestSameReader(t *testing.T) {
+	a, b := newPagedReader(0), newPagedReader(0)
+	m1, m2 := mapReader{m: map[string]int{}}, mapReader{m: map[string]int{}}
+	for _, tc := range []struct {
+		name string
+		x, y client.Reader
+		want bool
+	}{
+		{"same pointer", a, a, true},
+		{"two pointers", a, b, false},
+		{"types differ", a, m1, false},
+		{"not comparable", m1, m2, false},
+		{"not comparable, one value", m1, m1, false},
+		{"nil and nil", nil, nil, true},
+		{"nil and a reader", nil, a, false},
+	} {
+		if got := sameReader(tc.x, tc.y); got != tc.want {
+			t.Errorf("%s: sameReader = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
