@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime/debug"
-	rtmetrics "runtime/metrics"
 	"time"
 
 	// CA roots compiled in, used when the system has none (the image has no OS).
@@ -53,37 +51,11 @@ func main() {
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-	gcPercent := applyGCDefault(os.Getenv("GOGC"))
 
-	if err := run(cfg, gcPercent); err != nil {
+	if err := run(cfg); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "Manager failed")
 		os.Exit(1)
 	}
-}
-
-// defaultGCPercent is the manager's GOGC when the environment sets none.
-// Once converged, the live heap is mostly the informer cache; Go's default
-// (100) lets the heap grow to twice what a collection found live, so the
-// peak comes from when a collection overlaps a /metrics scrape or a sync
-// period's reconciles. 50 lets it grow by half: more collections (their
-// cost is in the README's bench figures) for a lower peak. Prometheus sets
-// 75 for the same reason. GOGC in the environment (the chart's
-// manager.extraEnv) wins, GOGC=100 restores Go's default.
-const defaultGCPercent = 50
-
-// applyGCDefault sets defaultGCPercent unless gogc (the GOGC environment
-// variable, which Go's runtime has already applied) is set; it returns the GC
-// percent in force, as the runtime reports it (-1: off).
-func applyGCDefault(gogc string) int64 {
-	if gogc == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
-	s := []rtmetrics.Sample{{Name: "/gc/gogc:percent"}}
-	rtmetrics.Read(s)
-	if s[0].Value.Kind() != rtmetrics.KindUint64 {
-		return -1
-	}
-	return int64(s[0].Value.Uint64()) //nolint:gosec // a percent
 }
 
 // config holds the manager's flags.
@@ -113,7 +85,7 @@ func checkFlags(cfg config) error {
 	return nil
 }
 
-func run(cfg config, gcPercent int64) error {
+func run(cfg config) error {
 	if err := checkFlags(cfg); err != nil {
 		return err
 	}
@@ -194,7 +166,7 @@ func run(cfg config, gcPercent int64) error {
 			"address", cfg.pprofAddr)
 	}
 	ctrl.Log.WithName("setup").Info("Starting manager", "twilioAPI", cfg.twilioURL, "syncPeriod", cfg.syncPeriod.String(),
-		"maxConcurrentReconciles", cfg.maxConcurrent, "twilioRPS", cfg.twilioRPS, "twilioMaxInFlight", cfg.twilioMaxInFlight, "GOGC", gcPercent)
+		"maxConcurrentReconciles", cfg.maxConcurrent, "twilioRPS", cfg.twilioRPS, "twilioMaxInFlight", cfg.twilioMaxInFlight)
 	return mgr.Start(ctx)
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -38,31 +37,6 @@ func TestCheckFlags(t *testing.T) {
 		tc.edit(&cfg)
 		if err := checkFlags(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: checkFlags = %v, want an error naming %s", name, err, tc.want)
-		}
-	}
-}
-
-func TestApplyGCDefault(t *testing.T) {
-	before := debug.SetGCPercent(100)
-	t.Cleanup(func() { debug.SetGCPercent(before) })
-	for _, tc := range []struct {
-		gogc    string
-		runtime int   // what Go's runtime applied from GOGC before main
-		want    int64 // in force after applyGCDefault
-	}{
-		{"", 100, defaultGCPercent}, // unset: ours
-		{"100", 100, 100},           // set: the runtime's, untouched
-		{"200", 200, 200},
-		{"20", 20, 20},
-		{"off", -1, -1},
-		{"nonsense", 100, 100}, // the runtime's reading of a bad value
-	} {
-		debug.SetGCPercent(tc.runtime)
-		if got := applyGCDefault(tc.gogc); got != tc.want {
-			t.Errorf("GOGC=%q: applyGCDefault = %d, want %d", tc.gogc, got, tc.want)
-		}
-		if got := debug.SetGCPercent(100); int64(got) != tc.want {
-			t.Errorf("GOGC=%q: GC percent in force %d, want %d", tc.gogc, got, tc.want)
 		}
 	}
 }
