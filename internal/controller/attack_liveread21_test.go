@@ -55,24 +55,6 @@ func (s *attack21Slow) List(ctx context.Context, list client.ObjectList, opts ..
 
 func attack21All(*v1alpha1.ConversationWebhook) bool { return true }
 
-// attack21Idle waits until liveReads has no read running.
-func attack21Idle(t *testing.T, l *liveReads) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		l.mu.Lock()
-		idle := l.running == 0 && len(l.next) == 0
-		l.mu.Unlock()
-		if idle {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("liveReads never went idle")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // FINDING 1a. A caller whose context ended stayed queued: a full read of
 // every object was made for nobody (at 10,000 objects, 20 pages of the API
 // server).
@@ -88,7 +70,7 @@ func TestAttack21ReadMadeForCallerThatLeft(t *testing.T) {
 		t.Fatalf("caller that left got %v", res.err)
 	}
 	release()
-	attack21Idle(t, &l)
+	waitIdle(t, &l)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.reads != maxLiveReads {
@@ -183,7 +165,7 @@ func TestAttack21FilterReadsObjectOfCallerThatLeft(t *testing.T) {
 	stored := &v1alpha1.ConversationWebhook{ObjectMeta: metav1.ObjectMeta{Name: "mine", Namespace: "ns",
 		UID: "uid-mine", ResourceVersion: "42"}}
 	obj.ObjectMeta = *stored.ObjectMeta.DeepCopy()
-	attack21Idle(t, &rec.live)
+	waitIdle(t, &rec.live)
 }
 
 // FINDING 4 (latent). The reader was the first caller's: a caller that
@@ -198,9 +180,7 @@ func TestAttack21ReaderOfAnotherCaller(t *testing.T) {
 	waitQueued(t, &l, 1)
 	second := goList(t.Context(), &l, b, named("only-in-b"))
 	waitQueued(t, &l, 2)
-	a.mu.Lock()
-	a.hold = nil
-	a.mu.Unlock()
+	a.setHold(nil)
 	release()
 	if res := <-fromA; res.err != nil || len(res.items) != 2 {
 		t.Errorf("caller reading a got %d objects, %v", len(res.items), res.err)
@@ -219,9 +199,7 @@ func TestAttack21PanickingFilterFailsOthers(t *testing.T) {
 	bad := goList(t.Context(), &l, r, func(*v1alpha1.ConversationWebhook) bool { panic("bad filter") })
 	good := goList(t.Context(), &l, r, named("hook-00001"))
 	waitQueued(t, &l, 2)
-	r.mu.Lock()
-	r.hold = nil
-	r.mu.Unlock()
+	r.setHold(nil)
 	release()
 	if res := <-bad; res.err == nil {
 		t.Error("the panicking caller got no error")
@@ -260,7 +238,7 @@ func TestAttack21FreshnessStress(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	attack21Idle(t, &l)
+	waitIdle(t, &l)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.reads >= callers {

@@ -6,15 +6,17 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 )
 
-// liveReadTimeout bounds one read of every object from the API server, which
-// no single reconcile owns (liveReads): no longer than a reconcile. A read
-// also ends as soon as every caller it serves has left.
+// liveReadTimeout bounds a read of every object from the API server for a
+// caller whose context has no deadline. A read (liveReads) lasts until the
+// latest deadline of the callers it serves (a reconcile's is its
+// ReconcileTimeout), and ends as soon as every one of them has left.
 const liveReadTimeout = DefaultReconcileTimeout
 
 // maxLiveReads is how many reads of every object liveReads makes at once: a
@@ -49,10 +51,11 @@ type liveReads struct {
 
 // liveCall is one caller's share of a read.
 type liveCall struct {
-	reader client.Reader
-	keep   func(*v1alpha1.ConversationWebhook) bool
-	done   chan struct{}
-	round  *liveRound // the read serving it, once one took it (liveReads.mu)
+	reader   client.Reader
+	keep     func(*v1alpha1.ConversationWebhook) bool
+	deadline time.Time // the caller's, or liveReadTimeout from the call
+	done     chan struct{}
+	round    *liveRound // the read serving it, once one took it (liveReads.mu)
 
 	mu   sync.Mutex // keep runs, and gone is set, under it
 	gone bool
@@ -71,6 +74,11 @@ type liveRound struct {
 func (l *liveReads) list(ctx context.Context, reader client.Reader, keep func(*v1alpha1.ConversationWebhook) bool) (
 	[]v1alpha1.ConversationWebhook, error) {
 	call := &liveCall{reader: reader, keep: keep, done: make(chan struct{})}
+	if d, ok := ctx.Deadline(); ok {
+		call.deadline = d
+	} else {
+		call.deadline = time.Now().Add(liveReadTimeout)
+	}
 	l.mu.Lock()
 	l.next = append(l.next, call)
 	if l.running < maxLiveReads {
@@ -117,7 +125,13 @@ func (l *liveReads) run() {
 			l.mu.Unlock()
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), liveReadTimeout)
+		deadline := calls[0].deadline
+		for _, c := range calls {
+			if c.deadline.After(deadline) {
+				deadline = c.deadline
+			}
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		round := &liveRound{cancel: cancel, waiting: len(calls)}
 		for _, c := range calls {
 			c.round = round
@@ -140,14 +154,14 @@ func (l *liveReads) run() {
 	}
 }
 
-// takeLocked takes the queued callers of the first one's reader.
+// takeLocked takes the first queued caller and those of the same reader.
 func (l *liveReads) takeLocked() []*liveCall {
 	if len(l.next) == 0 {
 		return nil
 	}
 	reader := l.next[0].reader
-	var take, stay []*liveCall
-	for _, c := range l.next {
+	take, stay := []*liveCall{l.next[0]}, []*liveCall(nil)
+	for _, c := range l.next[1:] {
 		if sameReader(c.reader, reader) {
 			take = append(take, c)
 		} else {
@@ -159,8 +173,13 @@ func (l *liveReads) takeLocked() []*liveCall {
 }
 
 // sameReader compares two readers without panicking on a type that cannot be
-// compared (such readers are never shared).
-func sameReader(a, b client.Reader) bool {
+// compared, or that holds one (such readers are never shared).
+func sameReader(a, b client.Reader) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}

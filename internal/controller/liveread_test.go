@@ -45,6 +45,13 @@ func (r *pagedReader) add(name string) {
 		Name: name, Namespace: "ns", Annotations: map[string]string{"k": "v"}}})
 }
 
+// setHold makes the reads that begin from now on wait for hold (nil: none).
+func (r *pagedReader) setHold(hold chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hold = hold
+}
+
 func (r *pagedReader) Get(context.Context, client.ObjectKey, client.Object, ...client.GetOption) error {
 	return errors.New("not served")
 }
@@ -120,9 +127,7 @@ func goList(ctx context.Context, l *liveReads, r client.Reader, keep func(*v1alp
 func holdReads(t *testing.T, l *liveReads, r *pagedReader) (release func()) {
 	t.Helper()
 	hold := make(chan struct{})
-	r.mu.Lock()
-	r.hold = hold
-	r.mu.Unlock()
+	r.setHold(hold)
 	var held []<-chan liveResult
 	for range maxLiveReads {
 		held = append(held, goList(t.Context(), l, r, named("none")))
@@ -180,9 +185,7 @@ func TestLiveReadsShareOneReadAmongWaiters(t *testing.T) {
 		waiting = append(waiting, goList(t.Context(), &l, r, named(fmt.Sprintf("hook-%05d", 490+i))))
 	}
 	waitQueued(t, &l, 20)
-	r.mu.Lock()
-	r.hold = nil
-	r.mu.Unlock()
+	r.setHold(nil)
 	release()
 	for i, ch := range waiting {
 		want := fmt.Sprintf("hook-%05d", 490+i)
@@ -226,9 +229,7 @@ func TestLiveReadsQueuedCallerGetsAReadOfItsOwn(t *testing.T) {
 	r.add("late") // after the reads under way began
 	queued := goList(t.Context(), &l, r, named("late"))
 	waitQueued(t, &l, 1)
-	r.mu.Lock()
-	r.hold = nil
-	r.mu.Unlock()
+	r.setHold(nil)
 	release()
 	if res := <-queued; res.err != nil || len(res.items) != 1 {
 		t.Fatalf("queued caller: %d objects, %v", len(res.items), res.err)
@@ -247,9 +248,7 @@ func TestLiveReadsCallerContextEnds(t *testing.T) {
 	stays := goList(t.Context(), &l, r, named("hook-00002"))
 	waitQueued(t, &l, 2)
 	hold := make(chan struct{})
-	r.mu.Lock()
-	r.hold = hold
-	r.mu.Unlock()
+	r.setHold(hold)
 	release() // the two queued callers share the next read, held
 	<-r.started
 	cancel()
@@ -276,23 +275,27 @@ func TestLiveReadsCallerContextEnds(t *testing.T) {
 	// Alone in its read, a caller that leaves ends it.
 	ctx, cancel = context.WithCancel(t.Context())
 	hold = make(chan struct{})
-	r.mu.Lock()
-	r.hold = hold
-	r.mu.Unlock()
+	r.setHold(hold)
 	alone := goList(ctx, &l, r, named("hook-00001"))
 	<-r.started
 	cancel()
 	<-alone
-	deadline := time.Now().Add(5 * time.Second)
+	waitIdle(t, &l) // the held read was cancelled
+}
+
+// waitIdle waits until liveReads makes no read and none is queued.
+func waitIdle(t *testing.T, l *liveReads) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l.mu.Lock()
-		idle := l.running == 0
+		idle := l.running == 0 && len(l.next) == 0
 		l.mu.Unlock()
 		if idle {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("a read nobody waits for still runs")
+			t.Fatal("liveReads never went idle")
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -320,9 +323,7 @@ func TestLiveReadsCopiesPerCaller(t *testing.T) {
 	a := goList(t.Context(), &l, r, named("hook-00001"))
 	b := goList(t.Context(), &l, r, named("hook-00001"))
 	waitQueued(t, &l, 2)
-	r.mu.Lock()
-	r.hold = nil
-	r.mu.Unlock()
+	r.setHold(nil)
 	release()
 	ra, rb := <-a, <-b
 	if len(ra.items) != 1 || len(rb.items) != 1 {
