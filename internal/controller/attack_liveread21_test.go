@@ -239,12 +239,12 @@ func TestAttack21FreshnessStress(t *testing.T) {
 		t.Error(err)
 	}
 	waitIdle(t, &l)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.reads >= callers {
-		t.Errorf("%d reads for %d callers: none shared", l.reads, callers)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reads >= callers {
+		t.Errorf("%d reads for %d callers: none shared", r.reads, callers)
 	}
-	t.Logf("%d reads for %d callers", l.reads, callers)
+	t.Logf("%d reads for %d callers", r.reads, callers)
 }
 
 // SAFE. A read that fails on a later page gives every caller the error and no

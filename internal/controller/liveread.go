@@ -45,8 +45,6 @@ type liveReads struct {
 	mu      sync.Mutex
 	next    []*liveCall // asked since the reads under way began
 	running int         // goroutines making reads
-	// reads counts the reads made (tests).
-	reads int
 }
 
 // liveCall is one caller's share of a read.
@@ -136,7 +134,6 @@ func (l *liveReads) run() {
 		for _, c := range calls {
 			c.round = round
 		}
-		l.reads++
 		l.mu.Unlock()
 		err := readAll(ctx, calls[0].reader, calls)
 		cancel()
