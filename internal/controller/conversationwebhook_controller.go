@@ -342,6 +342,9 @@ func (r *ConversationWebhookReconciler) later(err error) (time.Duration, bool) {
 	case errors.Is(err, errCreateSent):
 		return r.PendingGrace, true
 	case errors.Is(err, errStaleView):
+		if sv := (*staleViewError)(nil); errors.As(err, &sv) {
+			return sv.after, true
+		}
 		return 100 * time.Millisecond, true
 	}
 	return 0, false

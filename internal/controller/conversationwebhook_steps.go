@@ -143,7 +143,7 @@ func (r *ConversationWebhookReconciler) flushRecord(ctx context.Context, rs *rec
 	}
 	if rs.answered {
 		// Status records the create's answer: kept until the view shows it.
-		r.creates.applied(rs.obj.UID)
+		r.creates.applied(rs.obj.UID, rs.obj.ResourceVersion)
 		rs.answered = false
 	}
 	return nil
@@ -362,6 +362,7 @@ func (r *ConversationWebhookReconciler) create(ctx context.Context, rs *reconcil
 		release()
 		return obs, inPhase(job.phase(), err)
 	}
+	job.writtenRV = rs.obj.ResourceVersion
 	input := twilio.CreateWebhookInput{Target: want.target, Configuration: want.cfg}
 	// The create must end while others would still wait for it (PendingGrace
 	// from the pending stamp): it is not sent once its window to start passed.
@@ -423,6 +424,19 @@ var errCreateSent = errors.New("create sent; waiting for Twilio's answer")
 // in a moment.
 var errStaleView = errors.New("the cache does not show the pending create, or its refusal, yet")
 
+// staleViewError is errStaleView with when to look again: in 100 ms at first,
+// then after a tenth of the time the answer has waited, up to a second. The
+// watch event of the write wakes the object anyway; this is a safety net, and
+// one that does not spin while a lagging cache catches up.
+type staleViewError struct{ after time.Duration }
+
+func staleView(since time.Time) error {
+	return &staleViewError{after: min(max(time.Since(since)/10, 100*time.Millisecond), time.Second)}
+}
+
+func (e *staleViewError) Error() string { return errStaleView.Error() }
+func (e *staleViewError) Unwrap() error { return errStaleView }
+
 func (j *dispatchedCreate) phase() string {
 	if j.st.why == whyReplace {
 		return v1alpha1.ReasonReplacing
@@ -445,14 +459,15 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 		// Status records the answer. A view that still shows the pending
 		// record is older than that write: wait for the cache, rather than
 		// look for the create's webhook by listing.
-		if job.matches(led.pending) && time.Since(job.appliedAt) < staleViewWait {
-			return observation{}, false, errStaleView
+		if job.matches(led.pending) && awaitsView(rs.obj.ResourceVersion, job.appliedRV, job.appliedAt) {
+			return observation{}, false, staleView(job.appliedAt)
 		}
 		r.creates.forget(rs.obj.UID)
 		return observation{}, false, nil
-	case (!job.matches(led.pending) || !led.metaInSync(rs.obj)) && time.Since(job.doneAt) < staleViewWait:
-		// The wake overtook the watch events of the pending record.
-		return observation{}, false, errStaleView
+	case (!job.matches(led.pending) || !led.metaInSync(rs.obj)) && awaitsView(rs.obj.ResourceVersion, job.writtenRV, job.doneAt):
+		// The wake overtook the watch events of the pending record (a cache
+		// that lags by more than staleViewWait included).
+		return observation{}, false, staleView(job.doneAt)
 	}
 	if !job.matches(led.pending) {
 		r.creates.forget(rs.obj.UID)
@@ -467,7 +482,7 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 	case refusal(job.err) && rs.base.Status.PendingCreate == nil:
 		// A refusal that status records (the write succeeded): kept until
 		// the view shows it.
-		r.creates.applied(rs.obj.UID)
+		r.creates.applied(rs.obj.UID, rs.obj.ResourceVersion)
 	case refusal(job.err):
 		// Status could not record it (a conflict with a newer view, say):
 		// kept, and applied again on the next view that shows the pending

@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
@@ -100,11 +101,37 @@ type dispatchedCreate struct {
 	// view does not take the pending record for a lost create and list the
 	// conversation.
 	appliedAt time.Time
+	// writtenRV is the object's resourceVersion once the pending record and
+	// its annotation were written; appliedRV once status recorded the answer.
+	// A view older than the write has not seen it (see awaitsView).
+	writtenRV, appliedRV string
 }
 
 // staleViewWait is how long an answer waits for the cache to show the pending
-// record it belongs to (the wake can overtake the watch event of the record).
+// record it belongs to (the wake can overtake the watch event of the record),
+// or the record of its answer, when resourceVersions do not say whether the
+// view has seen that write.
 const staleViewWait = 10 * time.Second
+
+// awaitsView says whether a view (its resourceVersion) has yet to show a write
+// of the create's record (the resourceVersion the write returned): while the
+// view is older than the write, however long the cache lags, as long as the
+// answer is kept (forgetAfter); where either version is not an integer as the
+// API server writes them (resourceversion.CompareResourceVersion), for
+// staleViewWait after since.
+func awaitsView(view, write string, since time.Time) bool {
+	if c, err := resourceversion.CompareResourceVersion(view, write); err == nil {
+		return c < 0
+	}
+	return time.Since(since) < staleViewWait
+}
+
+// comparableRV says awaitsView can compare a view with this write: an applied
+// answer with one is kept until a view shows the write (or forgetAfter).
+func comparableRV(rv string) bool {
+	_, err := resourceversion.CompareResourceVersion(rv, rv)
+	return err == nil
+}
 
 func newCreateDispatcher(ctx context.Context, timeout time.Duration) *createDispatcher {
 	return &createDispatcher{ctx: ctx, timeout: timeout, events: make(chan event.GenericEvent, 1024),
@@ -254,7 +281,7 @@ const forgetAfter = 10 * time.Minute
 func (d *createDispatcher) sweepLocked() {
 	for uid, job := range d.jobs {
 		if job.done && time.Since(job.doneAt) > forgetAfter ||
-			!job.appliedAt.IsZero() && time.Since(job.appliedAt) > staleViewWait {
+			!job.appliedAt.IsZero() && !comparableRV(job.appliedRV) && time.Since(job.appliedAt) > staleViewWait {
 			delete(d.jobs, uid)
 		}
 	}
@@ -295,12 +322,13 @@ func (d *createDispatcher) forget(uid types.UID) {
 	}
 }
 
-// applied marks an answered create whose answer status now records.
-func (d *createDispatcher) applied(uid types.UID) {
+// applied marks an answered create whose answer status now records, in the
+// write that returned resourceVersion rv.
+func (d *createDispatcher) applied(uid types.UID, rv string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if job := d.jobs[uid]; job != nil && job.done && job.appliedAt.IsZero() {
-		job.appliedAt = time.Now()
+		job.appliedAt, job.appliedRV = time.Now(), rv
 	}
 }
 

@@ -107,7 +107,9 @@ func TestWokenMark(t *testing.T) {
 }
 
 // A new create sweeps answers nobody applied for forgetAfter, and answers status
-// recorded more than staleViewWait ago; it keeps the rest.
+// recorded more than staleViewWait ago in a write whose resourceVersion does not
+// compare (an answer whose write's does is kept until a view shows it, within
+// forgetAfter); it keeps the rest.
 func TestDispatcherSweep(t *testing.T) {
 	d := newCreateDispatcher(t.Context(), 0)
 	now := time.Now()
@@ -117,6 +119,10 @@ func TestDispatcherSweep(t *testing.T) {
 		"unapplied":        {done: true, doneAt: now.Add(-forgetAfter - time.Second)},
 		"applied-recently": {done: true, doneAt: now.Add(-time.Second), appliedAt: now.Add(-time.Second)},
 		"applied-long-ago": {done: true, doneAt: now.Add(-staleViewWait - 2*time.Second), appliedAt: now.Add(-staleViewWait - time.Second)},
+		"applied-long-ago-versioned": {done: true, doneAt: now.Add(-staleViewWait - 2*time.Second),
+			appliedAt: now.Add(-staleViewWait - time.Second), appliedRV: "1234"},
+		"applied-versioned-forgotten": {done: true, doneAt: now.Add(-forgetAfter - time.Second),
+			appliedAt: now.Add(-forgetAfter), appliedRV: "1234"},
 	}
 	d.mu.Lock()
 	d.sweepLocked()
@@ -126,7 +132,7 @@ func TestDispatcherSweep(t *testing.T) {
 		kept = append(kept, string(uid))
 	}
 	slices.Sort(kept)
-	if want := []string{"answered", "applied-recently", "in-flight"}; !slices.Equal(kept, want) {
+	if want := []string{"answered", "applied-long-ago-versioned", "applied-recently", "in-flight"}; !slices.Equal(kept, want) {
 		t.Fatalf("kept %v, want %v", kept, want)
 	}
 }

@@ -1,0 +1,178 @@
+package controller
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
+	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
+)
+
+// ageJob moves a dispatched create's answer (and, once applied, its record)
+// back by d, as if the cache had lagged that long since.
+func ageJob(r *ConversationWebhookReconciler, uid types.UID, d time.Duration) {
+	r.creates.mu.Lock()
+	defer r.creates.mu.Unlock()
+	job := r.creates.jobs[uid]
+	job.doneAt = job.doneAt.Add(-d)
+	if !job.appliedAt.IsZero() {
+		job.appliedAt = job.appliedAt.Add(-d)
+	}
+}
+
+func waitAnswered(t *testing.T, r *ConversationWebhookReconciler, uid types.UID) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if job := r.creates.peek(uid); job != nil && job.done {
+			return
+		}
+	}
+	t.Fatal("the dispatched create was not answered")
+}
+
+// A cache that lags behind the manager's own writes by more than staleViewWait
+// (an API server or a manager short of CPU): a dispatched create's answer waits
+// for a view that shows its pending record, and once applied for one that
+// shows its record, for as long as the view's resourceVersion is older than the
+// write. It was dropped after staleViewWait, and the pending record the view
+// then showed was taken for a lost create's: the conversation listed and every
+// object read from the API server, for each such create at once.
+func TestAnswerWaitsForACacheLaggingPastStaleViewWait(t *testing.T) {
+	r, rs, want, led := stepFixture(t)
+	r.creates = newCreateDispatcher(t.Context(), time.Second)
+	r.Twilio = attackClients{}
+	before := stored(t, r, rs)
+	api := &webhookAPIFns{t: t, create: func(twilio.Scope, twilio.CreateWebhookInput) (*twilio.Webhook, error) {
+		return &twilio.Webhook{Sid: planOther, Target: "webhook", ConversationSid: planConv,
+			Configuration: twilio.Configuration{URL: "https://e.com/a", Method: "post", Filters: []string{"onMessageAdded"}}}, nil
+	}}
+	if _, err := r.create(t.Context(), rs, api, want, &led, observation{}, step{kind: stepCreate, why: whyReplace, supersede: true}); !errors.Is(err, errCreateSent) {
+		t.Fatalf("create: %v, want it dispatched", err)
+	}
+	withPending := stored(t, r, rs)
+	uid := withPending.UID
+	waitAnswered(t, r, uid)
+	ageJob(r, uid, 3*staleViewWait)
+
+	// A view older than the pending record's write, 30 s after the answer.
+	if applied, err := attackResume(t, r, want, before); applied || !errors.Is(err, errStaleView) {
+		t.Fatalf("on a view older than the pending record: applied %v, err %v; want errStaleView", applied, err)
+	}
+	if r.creates.peek(uid) == nil {
+		t.Fatal("the answer was dropped while the view had not shown its pending record")
+	}
+
+	// The view shows the pending record: the answer is applied and recorded.
+	apply := &reconcileState{obj: withPending.DeepCopy(), base: withPending.DeepCopy()}
+	applyLed, err := readLedger(apply.obj, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, applied, err := r.resumeCreate(t.Context(), apply, &applyLed); !applied || err != nil {
+		t.Fatalf("applying the answer: applied %v, err %v", applied, err)
+	}
+	if err := r.flushRecord(t.Context(), apply); err != nil {
+		t.Fatal(err)
+	}
+	recorded := stored(t, r, rs)
+	if recorded.Status.Sid != planOther || recorded.Status.PendingCreate != nil {
+		t.Fatalf("answer not recorded: %+v", recorded.Status)
+	}
+
+	// 30 s after the record, a view older than it still shows the pending
+	// record: wait, and the next create's sweep keeps the answer too.
+	ageJob(r, uid, 3*staleViewWait)
+	r.creates.mu.Lock()
+	r.creates.sweepLocked()
+	r.creates.mu.Unlock()
+	if applied, err := attackResume(t, r, want, withPending); applied || !errors.Is(err, errStaleView) {
+		t.Fatalf("on a view older than the record: applied %v, err %v; want errStaleView", applied, err)
+	}
+	// The view that shows the record: nothing to apply, and the answer goes.
+	if applied, err := attackResume(t, r, want, recorded); applied || err != nil {
+		t.Fatalf("on the current view: applied %v, err %v", applied, err)
+	}
+	if r.creates.peek(uid) != nil {
+		t.Fatal("the answer is still kept once the view shows its record")
+	}
+}
+
+// A view newer than the pending record's write that no longer shows it (status
+// rewritten since): the answer is not this record's, and it goes at once,
+// leaving whatever the view shows to be resolved as any record is.
+func TestAnswerForgottenOnANewerViewWithoutItsRecord(t *testing.T) {
+	r, rs, want, withPending := refusedFixture(t)
+	r.creates.jobs[withPending.UID].writtenRV = withPending.ResourceVersion
+	newer := withPending.DeepCopy()
+	newer.Status.PendingCreate = nil
+	newer.Annotations[v1alpha1.AnnotationCreatePending] = ""
+	if err := r.Status().Update(t.Context(), newer); err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := attackResume(t, r, want, stored(t, r, rs)); applied || err != nil {
+		t.Fatalf("on a newer view without the record: applied %v, err %v", applied, err)
+	}
+	if r.creates.peek(withPending.UID) != nil {
+		t.Fatal("an answer whose record a newer view does not show is kept")
+	}
+}
+
+func TestAwaitsView(t *testing.T) {
+	recent, old := time.Now(), time.Now().Add(-staleViewWait-time.Second)
+	cases := []struct {
+		name, view, write string
+		since             time.Time
+		want              bool
+	}{
+		{"older view, long after", "99", "100", old, true},
+		{"older view, shorter version", "999", "1000", old, true},
+		{"the write itself", "100", "100", recent, false},
+		{"newer view", "101", "100", recent, false},
+		{"newer view, longer version", "1000", "999", recent, false},
+		{"view not an integer: by time, recent", "abc", "100", recent, true},
+		{"view not an integer: by time, old", "abc", "100", old, false},
+		{"write unknown: by time, recent", "100", "", recent, true},
+		{"write unknown: by time, old", "100", "", old, false},
+		{"leading zero is not a version", "0100", "99", old, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := awaitsView(tc.view, tc.write, tc.since); got != tc.want {
+				t.Fatalf("awaitsView(%q, %q) = %v, want %v", tc.view, tc.write, got, tc.want)
+			}
+		})
+	}
+}
+
+// An answer that waits for the cache is looked at again in 100 ms at first,
+// then less often the longer it has waited (a tenth of it, up to a second):
+// while a lagging cache catches up, thousands of waiting objects must not spin
+// the manager every 100 ms (the write's watch event wakes each anyway).
+func TestStaleViewLooksAgainLessOftenAsItWaits(t *testing.T) {
+	r := &ConversationWebhookReconciler{}
+	cases := []struct {
+		name     string
+		err      error
+		min, max time.Duration
+	}{
+		{"just answered", staleView(time.Now()), 100 * time.Millisecond, 100 * time.Millisecond},
+		{"waited 5 s", staleView(time.Now().Add(-5 * time.Second)), 500 * time.Millisecond, 510 * time.Millisecond},
+		{"waited a minute", staleView(time.Now().Add(-time.Minute)), time.Second, time.Second},
+		{"wrapped", inPhase(v1alpha1.ReasonCreating, staleView(time.Now().Add(-3*time.Second))), 300 * time.Millisecond, 310 * time.Millisecond},
+		{"bare", errStaleView, 100 * time.Millisecond, 100 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !errors.Is(tc.err, errStaleView) {
+				t.Fatalf("%v is not errStaleView", tc.err)
+			}
+			after, ok := r.later(tc.err)
+			if !ok || after < tc.min || after > tc.max {
+				t.Fatalf("later = %v, %v; want %v to %v", after, ok, tc.min, tc.max)
+			}
+		})
+	}
+}
