@@ -171,6 +171,14 @@ func (r *ConversationWebhookReconciler) Reconcile(ctx context.Context, req ctrl.
 		if rs.flush == nil && equality.Semantic.DeepEqual(rs.base.Status, obj.Status) {
 			return
 		}
+		// A failed write returns an error, which requeues the object with its
+		// backoff (controller-runtime ignores RequeueAfter beside an error,
+		// and logs that it did: noise in every conflict storm).
+		defer func() {
+			if retErr != nil {
+				res.RequeueAfter = 0
+			}
+		}()
 		// The status is written even when the reconcile ran out of time.
 		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
 		defer pcancel()
