@@ -541,7 +541,8 @@ func paused(obj *v1alpha1.ConversationWebhook) (bool, error) {
 
 // SetupWithManager registers the controller, its field indexes and its watches:
 // the objects themselves (spec, annotation and deletion changes; not status),
-// the objects that name a webhook SID another object let go of,
+// the objects that name a webhook SID another object let go of, every update
+// of the objects for the answers of creates that wait for the cache,
 // the accounts they use (verified, changed, gone) and the labels of namespaces
 // (a ClusterTwilioAccount's conditions select namespaces by label).
 func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrent int) error {
@@ -562,6 +563,7 @@ func (r *ConversationWebhookReconciler) SetupWithManager(ctx context.Context, mg
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ConversationWebhook{}, builder.WithPredicates(changed)).
 		Watches(&v1alpha1.ConversationWebhook{}, r.claimantsOfReleased()).
+		Watches(&v1alpha1.ConversationWebhook{}, r.creates.seenHandler()).
 		Watches(&v1alpha1.TwilioAccount{}, r.accountHandler()).
 		Watches(&v1alpha1.ClusterTwilioAccount{}, r.accountHandler()).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.objectsForNamespace),

@@ -426,8 +426,9 @@ var errStaleView = errors.New("the cache does not show the pending create, or it
 
 // staleViewError is errStaleView with when to look again: in 100 ms at first,
 // then after a tenth of the time the answer has waited, up to a second. The
-// watch event of the write wakes the object anyway; this is a safety net, and
-// one that does not spin while a lagging cache catches up.
+// watch event of the pending record wakes the object anyway (seenHandler);
+// this is a safety net, and one that does not spin while a lagging cache
+// catches up.
 type staleViewError struct{ after time.Duration }
 
 func staleView(since time.Time) error {

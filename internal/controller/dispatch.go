@@ -105,6 +105,10 @@ type dispatchedCreate struct {
 	// its annotation were written; appliedRV once status recorded the answer.
 	// A view older than the write has not seen it (see awaitsView).
 	writtenRV, appliedRV string
+	// seen says the object's watch has delivered a view that shows the
+	// record of the answer (seen): the answer is swept staleViewWait after
+	// it was applied, as one whose versions do not compare.
+	seen bool
 }
 
 // staleViewWait is how long an answer waits for the cache to show the pending
@@ -114,23 +118,26 @@ type dispatchedCreate struct {
 const staleViewWait = 10 * time.Second
 
 // awaitsView says whether a view (its resourceVersion) has yet to show a write
-// of the create's record (the resourceVersion the write returned): while the
-// view is older than the write, however long the cache lags, as long as the
-// answer is kept (forgetAfter); where either version is not an integer as the
-// API server writes them (resourceversion.CompareResourceVersion), for
-// staleViewWait after since.
+// of the create's record (the resourceVersion the write returned), since
+// since: while the view is older than the write, however long the cache lags,
+// up to forgetAfter (a view that never gets there, an etcd restored from a
+// snapshot taken in between, say, is then resolved as any pending record is);
+// where either version is not an integer as the API server writes them
+// (resourceversion.CompareResourceVersion), for staleViewWait.
 func awaitsView(view, write string, since time.Time) bool {
 	if c, err := resourceversion.CompareResourceVersion(view, write); err == nil {
-		return c < 0
+		return c < 0 && time.Since(since) < forgetAfter
 	}
 	return time.Since(since) < staleViewWait
 }
 
-// comparableRV says awaitsView can compare a view with this write: an applied
-// answer with one is kept until a view shows the write (or forgetAfter).
-func comparableRV(rv string) bool {
-	_, err := resourceversion.CompareResourceVersion(rv, rv)
-	return err == nil
+// comparableRV says awaitsView can compare views with this write's version.
+func comparableRV(rv string) bool { return atOrPast(rv, rv) }
+
+// atOrPast says a view's resourceVersion is known to be at or past a write's.
+func atOrPast(view, write string) bool {
+	c, err := resourceversion.CompareResourceVersion(view, write)
+	return err == nil && c >= 0
 }
 
 func newCreateDispatcher(ctx context.Context, timeout time.Duration) *createDispatcher {
@@ -208,6 +215,46 @@ func (d *createDispatcher) unapplied(except types.UID) []string {
 // only parks them (controller-runtime's priority queue, its default).
 const wakePriority = 10
 
+// seenHandler tells the dispatcher each new view of an object, from the
+// object's watch (the reconciler's own watch drops updates of status and of
+// the operator's annotations): a view that shows the record of an applied
+// answer lets it be swept; one that shows the pending record an answer waits
+// for wakes the object at wakePriority.
+func (d *createDispatcher) seenHandler() handler.EventHandler {
+	return handler.Funcs{UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		if !d.seen(e.ObjectNew.GetUID(), e.ObjectNew.GetResourceVersion()) {
+			return
+		}
+		key := client.ObjectKeyFromObject(e.ObjectNew)
+		d.markWoken(key)
+		req := reconcile.Request{NamespacedName: key}
+		if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(wakePriority)}, req)
+			return
+		}
+		q.Add(req)
+	}}
+}
+
+// seen records a view of the object (its resourceVersion rv): an applied
+// answer whose record it shows is marked seen; an answer not applied yet whose
+// pending record it shows is woken (true).
+func (d *createDispatcher) seen(uid types.UID, rv string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	job := d.jobs[uid]
+	switch {
+	case job == nil || !job.done:
+		return false
+	case !job.appliedAt.IsZero():
+		if atOrPast(rv, job.appliedRV) {
+			job.seen = true
+		}
+		return false
+	}
+	return atOrPast(rv, job.writtenRV)
+}
+
 // wakeHandler enqueues woken objects at wakePriority.
 func wakeHandler() handler.EventHandler {
 	return handler.Funcs{GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -281,7 +328,8 @@ const forgetAfter = 10 * time.Minute
 func (d *createDispatcher) sweepLocked() {
 	for uid, job := range d.jobs {
 		if job.done && time.Since(job.doneAt) > forgetAfter ||
-			!job.appliedAt.IsZero() && !comparableRV(job.appliedRV) && time.Since(job.appliedAt) > staleViewWait {
+			!job.appliedAt.IsZero() && (job.seen || !comparableRV(job.appliedRV)) &&
+				time.Since(job.appliedAt) > staleViewWait {
 			delete(d.jobs, uid)
 		}
 	}

@@ -33,14 +33,12 @@ func waitAnswered(t *testing.T, r *ConversationWebhookReconciler, uid types.UID)
 	t.Fatal("the dispatched create was not answered")
 }
 
-// A cache that lags behind the manager's own writes by more than staleViewWait
-// (an API server or a manager short of CPU): a dispatched create's answer waits
-// for a view that shows its pending record, and once applied for one that
-// shows its record, for as long as the view's resourceVersion is older than the
-// write. It was dropped after staleViewWait, and the pending record the view
-// then showed was taken for a lost create's: the conversation listed and every
-// object read from the API server, for each such create at once.
-func TestAnswerWaitsForACacheLaggingPastStaleViewWait(t *testing.T) {
+// answeredCreate dispatches a create that replaces planOwned and waits for
+// Twilio's answer (the webhook planOther), not applied yet. It returns the
+// view before the pending record was written and the one that shows it.
+func answeredCreate(t *testing.T) (*ConversationWebhookReconciler, *reconcileState, desired,
+	*v1alpha1.ConversationWebhook, *v1alpha1.ConversationWebhook) {
+	t.Helper()
 	r, rs, want, led := stepFixture(t)
 	r.creates = newCreateDispatcher(t.Context(), time.Second)
 	r.Twilio = attackClients{}
@@ -53,8 +51,20 @@ func TestAnswerWaitsForACacheLaggingPastStaleViewWait(t *testing.T) {
 		t.Fatalf("create: %v, want it dispatched", err)
 	}
 	withPending := stored(t, r, rs)
+	waitAnswered(t, r, withPending.UID)
+	return r, rs, want, before, withPending
+}
+
+// A cache that lags behind the manager's own writes by more than staleViewWait
+// (an API server or a manager short of CPU): a dispatched create's answer waits
+// for a view that shows its pending record, and once applied for one that
+// shows its record, for as long as the view's resourceVersion is older than the
+// write. It was dropped after staleViewWait, and the pending record the view
+// then showed was taken for a lost create's: the conversation listed and every
+// object read from the API server, for each such create at once.
+func TestAnswerWaitsForACacheLaggingPastStaleViewWait(t *testing.T) {
+	r, rs, want, before, withPending := answeredCreate(t)
 	uid := withPending.UID
-	waitAnswered(t, r, uid)
 	ageJob(r, uid, 3*staleViewWait)
 
 	// A view older than the pending record's write, 30 s after the answer.
