@@ -135,23 +135,41 @@ func TestAttackStaleView22AppliedAnswerSweptOnceSeen(t *testing.T) {
 	}
 }
 
-// The watch's view of the pending record wakes an answer waiting for it, at
-// once (the reconcile that found the view stale requeued itself for up to a
-// second later); a view older than it does not.
+// The watch's view of the pending record wakes an answer a reconcile found
+// the view too old for, at once (that reconcile requeued itself for up to a
+// second later), and only once; a view older than it does not, nor does any
+// view before a reconcile found one too old (the answer's own wake is there).
 func TestAttackStaleView22PendingRecordSeenWakes(t *testing.T) {
 	r, rs, withPending := staleView22Answered(t)
+	key := client.ObjectKeyFromObject(rs.obj)
+	r.creates.takeWoken(key) // the answer's own wake
 	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
 	defer q.ShutDown()
 	h := r.creates.seenHandler()
 	older := withPending.DeepCopy()
 	older.ResourceVersion = "1"
+	older.Status.PendingCreate = nil
+	h.Update(t.Context(), event.UpdateEvent{ObjectOld: older, ObjectNew: withPending}, q)
+	if q.Len() != 0 {
+		t.Fatal("a view woke an answer no reconcile was waiting for")
+	}
+	want := desiredOf(&withPending.Spec)
+	if applied, err := attackResume(t, r, want, older); applied || !errors.Is(err, errStaleView) {
+		t.Fatalf("on a view older than the pending record: applied %v, err %v", applied, err)
+	}
 	h.Update(t.Context(), event.UpdateEvent{ObjectOld: older, ObjectNew: older}, q)
 	if q.Len() != 0 {
 		t.Fatal("a view older than the pending record woke the object")
 	}
 	h.Update(t.Context(), event.UpdateEvent{ObjectOld: older, ObjectNew: withPending}, q)
-	if q.Len() != 1 || !r.creates.takeWoken(client.ObjectKeyFromObject(rs.obj)) {
+	if q.Len() != 1 || !r.creates.takeWoken(key) {
 		t.Fatalf("the view of the pending record did not wake the object (queue %d)", q.Len())
+	}
+	item, _ := q.Get()
+	q.Done(item)
+	h.Update(t.Context(), event.UpdateEvent{ObjectOld: withPending, ObjectNew: withPending}, q)
+	if q.Len() != 0 || r.creates.takeWoken(key) {
+		t.Fatal("a second view woke the object again")
 	}
 }
 

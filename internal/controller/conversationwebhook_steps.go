@@ -467,7 +467,9 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 		return observation{}, false, nil
 	case (!job.matches(led.pending) || !led.metaInSync(rs.obj)) && awaitsView(rs.obj.ResourceVersion, job.writtenRV, job.doneAt):
 		// The wake overtook the watch events of the pending record (a cache
-		// that lags by more than staleViewWait included).
+		// that lags by more than staleViewWait included): the watch's view
+		// of it wakes the object.
+		r.creates.awaitView(rs.obj.UID)
 		return observation{}, false, staleView(job.doneAt)
 	}
 	if !job.matches(led.pending) {

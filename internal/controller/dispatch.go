@@ -109,6 +109,9 @@ type dispatchedCreate struct {
 	// record of the answer (seen): the answer is swept staleViewWait after
 	// it was applied, as one whose versions do not compare.
 	seen bool
+	// awaiting says a reconcile found the view older than the pending
+	// record's write: the watch's first view that shows it wakes the object.
+	awaiting bool
 }
 
 // staleViewWait is how long an answer waits for the cache to show the pending
@@ -237,8 +240,10 @@ func (d *createDispatcher) seenHandler() handler.EventHandler {
 }
 
 // seen records a view of the object (its resourceVersion rv): an applied
-// answer whose record it shows is marked seen; an answer not applied yet whose
-// pending record it shows is woken (true).
+// answer whose record it shows is marked seen; an answer a reconcile found the
+// view too old for is woken (true) by the first view that shows its pending
+// record — once, so that the operator's own writes while it applies the
+// answer wake nothing.
 func (d *createDispatcher) seen(uid types.UID, rv string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -251,8 +256,21 @@ func (d *createDispatcher) seen(uid types.UID, rv string) bool {
 			job.seen = true
 		}
 		return false
+	case job.awaiting && atOrPast(rv, job.writtenRV):
+		job.awaiting = false
+		return true
 	}
-	return atOrPast(rv, job.writtenRV)
+	return false
+}
+
+// awaitView records that a reconcile found the view older than the pending
+// record of the object's answer (see seen).
+func (d *createDispatcher) awaitView(uid types.UID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if job := d.jobs[uid]; job != nil && job.done && job.appliedAt.IsZero() {
+		job.awaiting = true
+	}
 }
 
 // wakeHandler enqueues woken objects at wakePriority.
