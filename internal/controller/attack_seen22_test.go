@@ -133,17 +133,7 @@ func TestAttackSeen22OwnApplyWriteWakes(t *testing.T) {
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		},
 	})
-	apply := &reconcileState{obj: withPending.DeepCopy(), base: withPending.DeepCopy()}
-	applyLed, err := readLedger(apply.obj, want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, applied, err := r.resumeCreate(t.Context(), apply, &applyLed); !applied || err != nil {
-		t.Fatalf("applying the answer: applied %v, err %v", applied, err)
-	}
-	if err := r.flushRecord(t.Context(), apply); err != nil {
-		t.Fatal(err)
-	}
+	applyAnswer(t, r, want, withPending)
 	recorded := stored(t, r, rs)
 	if recorded.Status.Sid != planOther || metaView == nil {
 		t.Fatalf("answer not recorded (%+v) or no meta view", recorded.Status)

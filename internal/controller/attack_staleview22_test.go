@@ -24,17 +24,7 @@ func staleView22Applied(t *testing.T) (*ConversationWebhookReconciler, desired, 
 	t.Helper()
 	r, rs, want, _, withPending := answeredCreate(t)
 	uid := withPending.UID
-	apply := &reconcileState{obj: withPending.DeepCopy(), base: withPending.DeepCopy()}
-	applyLed, err := readLedger(apply.obj, want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, applied, err := r.resumeCreate(t.Context(), apply, &applyLed); !applied || err != nil {
-		t.Fatalf("applying the answer: applied %v, err %v", applied, err)
-	}
-	if err := r.flushRecord(t.Context(), apply); err != nil {
-		t.Fatal(err)
-	}
+	applyAnswer(t, r, want, withPending)
 	recorded := stored(t, r, rs)
 	if recorded.Status.Sid != planOther || recorded.Status.PendingCreate != nil {
 		t.Fatalf("answer not recorded: %+v", recorded.Status)

@@ -55,6 +55,23 @@ func answeredCreate(t *testing.T) (*ConversationWebhookReconciler, *reconcileSta
 	return r, rs, want, before, withPending
 }
 
+// applyAnswer applies the dispatched answer on view, as the reconcile that
+// finds it does, and writes its record (flushRecord).
+func applyAnswer(t *testing.T, r *ConversationWebhookReconciler, want desired, view *v1alpha1.ConversationWebhook) {
+	t.Helper()
+	apply := &reconcileState{obj: view.DeepCopy(), base: view.DeepCopy()}
+	led, err := readLedger(apply.obj, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, applied, err := r.resumeCreate(t.Context(), apply, &led); !applied || err != nil {
+		t.Fatalf("applying the answer: applied %v, err %v", applied, err)
+	}
+	if err := r.flushRecord(t.Context(), apply); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A cache that lags behind the manager's own writes by more than staleViewWait
 // (an API server or a manager short of CPU): a dispatched create's answer waits
 // for a view that shows its pending record, and once applied for one that
@@ -76,17 +93,7 @@ func TestAnswerWaitsForACacheLaggingPastStaleViewWait(t *testing.T) {
 	}
 
 	// The view shows the pending record: the answer is applied and recorded.
-	apply := &reconcileState{obj: withPending.DeepCopy(), base: withPending.DeepCopy()}
-	applyLed, err := readLedger(apply.obj, want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, applied, err := r.resumeCreate(t.Context(), apply, &applyLed); !applied || err != nil {
-		t.Fatalf("applying the answer: applied %v, err %v", applied, err)
-	}
-	if err := r.flushRecord(t.Context(), apply); err != nil {
-		t.Fatal(err)
-	}
+	applyAnswer(t, r, want, withPending)
 	recorded := stored(t, r, rs)
 	if recorded.Status.Sid != planOther || recorded.Status.PendingCreate != nil {
 		t.Fatalf("answer not recorded: %+v", recorded.Status)
