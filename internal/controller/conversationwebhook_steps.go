@@ -469,13 +469,14 @@ func (r *ConversationWebhookReconciler) resumeCreate(ctx context.Context, rs *re
 		// The wake overtook the watch events of the pending record (a cache
 		// that lags by more than staleViewWait included): the watch's view
 		// of it wakes the object.
-		r.creates.awaitView(rs.obj.UID)
+		r.creates.awaitView(rs.obj.UID, true)
 		return observation{}, false, staleView(job.doneAt)
 	}
 	if !job.matches(led.pending) {
 		r.creates.forget(rs.obj.UID)
 		return observation{}, false, nil
 	}
+	r.creates.awaitView(rs.obj.UID, false)
 	obs, err := r.created(ctx, rs, led, job, job.wh, job.err)
 	switch {
 	case rs.flush != nil && err == nil:

@@ -264,12 +264,13 @@ func (d *createDispatcher) seen(uid types.UID, rv string) bool {
 }
 
 // awaitView records that a reconcile found the view older than the pending
-// record of the object's answer (see seen).
-func (d *createDispatcher) awaitView(uid types.UID) {
+// record of the object's answer (awaiting true; see seen), or that one is
+// applying the answer (false): no view wakes it since.
+func (d *createDispatcher) awaitView(uid types.UID, awaiting bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if job := d.jobs[uid]; job != nil && job.done && job.appliedAt.IsZero() {
-		job.awaiting = true
+		job.awaiting = awaiting
 	}
 }
 

@@ -1,11 +1,17 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/twilio-operator/conversation-webhook-operator/api/v1alpha1"
 	"github.com/twilio-operator/conversation-webhook-operator/internal/twilio"
@@ -191,5 +197,40 @@ func TestStaleViewLooksAgainLessOftenAsItWaits(t *testing.T) {
 				t.Fatalf("later = %v, %v; want %v to %v", after, ok, tc.min, tc.max)
 			}
 		})
+	}
+}
+
+// A reconcile that found the view too old, then one that applies the answer
+// on a view the watch has not told of yet (the cache is updated before its
+// handlers run): the watch's view of the pending record, arriving while the
+// answer is written, wakes nothing (an extra reconcile would retry a refusal
+// that stalled the object).
+func TestAnswerBeingAppliedIsNotWoken(t *testing.T) {
+	r, rs, want, before, withPending := answeredCreate(t)
+	key := client.ObjectKeyFromObject(rs.obj)
+	r.creates.takeWoken(key) // the answer's own wake
+	if applied, err := attackResume(t, r, want, before); applied || !errors.Is(err, errStaleView) {
+		t.Fatalf("on a view older than the pending record: applied %v, err %v", applied, err)
+	}
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	h := r.creates.seenHandler()
+	told := false
+	r.Client = interceptor.NewClient(r.Client.(client.WithWatch), interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
+			opts ...client.SubResourcePatchOption) error {
+			if !told {
+				told = true
+				h.Update(ctx, event.UpdateEvent{ObjectOld: before, ObjectNew: withPending}, q)
+			}
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+	applyAnswer(t, r, want, withPending)
+	if !told {
+		t.Fatal("setup: the watch was not told while the answer was written")
+	}
+	if q.Len() != 0 || r.creates.takeWoken(key) {
+		t.Fatal("the watch's view of the pending record woke an answer being applied")
 	}
 }
