@@ -112,6 +112,10 @@ type dispatchedCreate struct {
 	// awaiting says a reconcile found the view older than the pending
 	// record's write: the watch's first view that shows it wakes the object.
 	awaiting bool
+	// viewRV is the newest view the watch delivered before the answer was
+	// applied: the event of the write that records it can come before the
+	// write's own answer does.
+	viewRV string
 }
 
 // staleViewWait is how long an answer waits for the cache to show the pending
@@ -240,7 +244,8 @@ func (d *createDispatcher) seenHandler() handler.EventHandler {
 }
 
 // seen records a view of the object (its resourceVersion rv): an applied
-// answer whose record it shows is marked seen; an answer a reconcile found the
+// answer whose record it shows is marked seen (or, for a view that came before
+// the answer was marked applied, is once it is); an answer a reconcile found the
 // view too old for is woken (true) by the first view that shows its pending
 // record — once, so that the operator's own writes while it applies the
 // answer wake nothing.
@@ -256,7 +261,11 @@ func (d *createDispatcher) seen(uid types.UID, rv string) bool {
 			job.seen = true
 		}
 		return false
-	case job.awaiting && atOrPast(rv, job.writtenRV):
+	}
+	if !atOrPast(job.viewRV, rv) {
+		job.viewRV = rv
+	}
+	if job.awaiting && atOrPast(rv, job.writtenRV) {
 		job.awaiting = false
 		return true
 	}
@@ -396,6 +405,7 @@ func (d *createDispatcher) applied(uid types.UID, rv string) {
 	defer d.mu.Unlock()
 	if job := d.jobs[uid]; job != nil && job.done && job.appliedAt.IsZero() {
 		job.appliedAt, job.appliedRV = time.Now(), rv
+		job.seen = atOrPast(job.viewRV, rv)
 	}
 }
 

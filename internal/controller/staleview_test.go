@@ -234,3 +234,41 @@ func TestAnswerBeingAppliedIsNotWoken(t *testing.T) {
 		t.Fatal("the watch's view of the pending record woke an answer being applied")
 	}
 }
+
+// The watch event of the write that records an answer can come before the
+// write's own answer, so before the answer is marked applied: that view still
+// counts, and the answer is swept staleViewWait after it was applied (without
+// it, no later update came and the answer stayed until forgetAfter, walked by
+// every create's sweep).
+func TestRecordSeenBeforeMarkedApplied(t *testing.T) {
+	r, rs, want, _, withPending := answeredCreate(t)
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	h := r.creates.seenHandler()
+	r.Client = interceptor.NewClient(r.Client.(client.WithWatch), interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
+			opts ...client.SubResourcePatchOption) error {
+			if err := c.SubResource(sub).Patch(ctx, obj, patch, opts...); err != nil {
+				return err
+			}
+			// The watch delivers the write before the patch returns.
+			cur := &v1alpha1.ConversationWebhook{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
+				return err
+			}
+			h.Update(ctx, event.UpdateEvent{ObjectOld: withPending, ObjectNew: cur}, q)
+			return nil
+		},
+	})
+	applyAnswer(t, r, want, withPending)
+	if got := stored(t, r, rs); got.Status.Sid != planOther {
+		t.Fatalf("answer not recorded: %+v", got.Status)
+	}
+	ageJob(r, withPending.UID, 3*staleViewWait)
+	r.creates.mu.Lock()
+	r.creates.sweepLocked()
+	r.creates.mu.Unlock()
+	if r.creates.peek(withPending.UID) != nil {
+		t.Fatal("an answer whose record the watch showed before it was marked applied is kept past staleViewWait")
+	}
+}
