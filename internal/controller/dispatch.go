@@ -234,12 +234,7 @@ func (d *createDispatcher) seenHandler() handler.EventHandler {
 		}
 		key := client.ObjectKeyFromObject(e.ObjectNew)
 		d.markWoken(key)
-		req := reconcile.Request{NamespacedName: key}
-		if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
-			pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(wakePriority)}, req)
-			return
-		}
-		q.Add(req)
+		enqueueWoken(q, key)
 	}}
 }
 
@@ -286,13 +281,19 @@ func (d *createDispatcher) awaitView(uid types.UID, awaiting bool) {
 // wakeHandler enqueues woken objects at wakePriority.
 func wakeHandler() handler.EventHandler {
 	return handler.Funcs{GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}
-		if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
-			pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(wakePriority)}, req)
-			return
-		}
-		q.Add(req)
+		enqueueWoken(q, client.ObjectKeyFromObject(e.Object))
 	}}
+}
+
+// enqueueWoken adds a woken object to the queue at wakePriority (a queue
+// without priorities takes it as any other).
+func enqueueWoken(q workqueue.TypedRateLimitingInterface[reconcile.Request], key types.NamespacedName) {
+	req := reconcile.Request{NamespacedName: key}
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: new(wakePriority)}, req)
+		return
+	}
+	q.Add(req)
 }
 
 func (d *createDispatcher) wake(key types.NamespacedName) {
