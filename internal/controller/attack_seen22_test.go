@@ -155,11 +155,24 @@ func TestAttackSeen22RecreatedSameNameNotWoken(t *testing.T) {
 	// The answer's own wake (start's goroutine) marked the key: taken, as the
 	// reconcile it caused would have.
 	r.creates.takeWoken(client.ObjectKeyFromObject(rs.obj))
+	// A reconcile found the view too old for the answer: a view of this
+	// object that shows its pending record would wake it (the control below).
+	older := withPending.DeepCopy()
+	older.ResourceVersion = "1"
+	older.Status.PendingCreate = nil
+	if _, err := attackResume(t, r, desiredOf(&withPending.Spec), older); !errors.Is(err, errStaleView) {
+		t.Fatalf("setup: %v, want errStaleView", err)
+	}
 	again := withPending.DeepCopy()
 	again.UID = "recreated"
 	again.ResourceVersion = "999999"
 	r.creates.seenHandler().Update(t.Context(), event.UpdateEvent{ObjectOld: again, ObjectNew: again}, q)
 	if q.Len() != 0 || r.creates.takeWoken(client.ObjectKeyFromObject(rs.obj)) {
 		t.Fatal("a recreated object was woken by its predecessor's answer")
+	}
+	// Control: the same view under the object's own UID wakes it.
+	r.creates.seenHandler().Update(t.Context(), event.UpdateEvent{ObjectOld: withPending, ObjectNew: withPending}, q)
+	if q.Len() != 1 {
+		t.Fatal("control: the object's own view of its pending record did not wake it")
 	}
 }
