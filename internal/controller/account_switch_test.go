@@ -110,8 +110,8 @@ var _ = Describe("Account switches", func() {
 		// The create is processed, its answer lost; listing the conversation
 		// fails for a while, so the pending record stays in status.
 		fake.InjectFaults(
-			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversation: t.convs[0]},
-			twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Conversation: t.convs[0], Sticky: true},
+			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversations: t.convs[:1]},
+			twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Conversations: t.convs[:1], Sticky: true},
 		)
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		Eventually(func() int { return len(fakeHooks(t.convs[0])) }).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Equal(1))

@@ -26,7 +26,7 @@ var _ = Describe("Twilio's answers", func() {
 		}}, mods...)...)
 	}
 	html404 := func(op string) twiliofake.Fault {
-		return twiliofake.Fault{Kind: twiliofake.FaultHTML404, Operation: op, Sticky: true}
+		return twiliofake.Fault{Kind: twiliofake.FaultHTML404, Operation: op, Sticky: true, Conversations: t.convs}
 	}
 
 	It("a 404 that is not Twilio's never makes a sync create: transient, with a warning naming --twilio-api-url", func() {
@@ -85,7 +85,7 @@ var _ = Describe("Twilio's answers", func() {
 		Consistently(func() int { return countInConversation(t.convs[0], twiliofake.OpUpdate) }).
 			WithTimeout(3 * syncPeriod).WithPolling(200 * time.Millisecond).Should(BeZero())
 
-		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate})
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversations: t.convs})
 		lost := trigger("keywords-lost", func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/lost" })
 		Expect(k8sClient.Create(ctx, lost)).To(Succeed())
 		gotLost := waitReady(lost)
@@ -127,7 +127,7 @@ var _ = Describe("Twilio's answers", func() {
 	})
 
 	It("a create answered without a sid is recovered by listing, never created twice", func() {
-		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultNullSid, Operation: twiliofake.OpCreate})
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultNullSid, Operation: twiliofake.OpCreate, Conversations: t.convs})
 		o := t.object("nullsid")
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		got := waitReady(o)

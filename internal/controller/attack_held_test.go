@@ -41,6 +41,7 @@ var _ = Describe("AttackHeld", func() {
 			o := t.object("interrupt")
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			waitReady(o)
+			f.Conversations = t.convs
 			fake.InjectFaults(f)
 			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
 			time.Sleep(300 * time.Millisecond)
@@ -69,8 +70,8 @@ var _ = Describe("AttackHeld", func() {
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		waitReady(o)
 		fake.InjectFaults(
-			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
-			twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
+			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversations: t.convs},
+			twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true, Conversations: t.convs},
 		)
 		patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
 		Eventually(func() *v1alpha1.PendingCreate { return get(o).Status.PendingCreate }).WithTimeout(10 * time.Second).ShouldNot(BeNil())
@@ -120,7 +121,7 @@ var _ = Describe("AttackHeld", func() {
 		wh1 := waitReady(o).Status.Sid
 		h := fake.CreateWebhook(twiliofake.Webhook{ConversationSid: t.convs[0], Target: "webhook",
 			URL: "https://x.example.com", Method: "post", Filters: []string{"onMessageAdded"}})
-		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpDelete, Sticky: true})
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpDelete, Sticky: true, Conversations: t.convs})
 		setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: h})
 		Eventually(func() string { return get(o).Status.Sid }).WithTimeout(10 * time.Second).Should(Equal(h))
 		setAnnotations(o, map[string]string{v1alpha1.AnnotationWebhookSid: wh1})

@@ -45,7 +45,7 @@ var _ = Describe("Attack", func() {
 		o := t.object("replay", func(o *v1alpha1.ConversationWebhook) { o.Spec.ReplayAfter = ptr.To[int32](5) })
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		wh1 := waitReady(o).Status.Sid
-		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate})
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversations: t.convs})
 		patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.ReplayAfter = ptr.To[int32](10) })
 		Eventually(func(g Gomega) {
 			got := get(o)
@@ -70,7 +70,7 @@ var _ = Describe("Attack", func() {
 			w.DateCreated = time.Now().Add(-24 * time.Hour).Truncate(time.Second)
 			w.DateUpdated = w.DateCreated
 		})).To(BeTrue())
-		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpCreate})
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpCreate, Conversations: t.convs})
 		Expect(k8sClient.Create(ctx, spec)).To(Succeed())
 		got := waitReady(spec)
 		Expect(got.Status.Sid).NotTo(Equal(handMade),
@@ -112,7 +112,7 @@ var _ = Describe("Attack", func() {
 		a := t.object("replaced")
 		Expect(k8sClient.Create(ctx, a)).To(Succeed())
 		wh1 := waitReady(a).Status.Sid
-		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpDelete, Sticky: true})
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpDelete, Sticky: true, Conversations: t.convs})
 		patchSpec(a, func(o *v1alpha1.ConversationWebhook) { o.Spec.ConversationSid = t.convs[1] })
 		Eventually(func(g Gomega) {
 			got := get(a)
@@ -252,7 +252,7 @@ var _ = Describe("Attack", func() {
 		o := t.object("orphan-mid-replacement")
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		wh1 := waitReady(o).Status.Sid
-		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpDelete, Sticky: true})
+		fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpDelete, Sticky: true, Conversations: t.convs})
 		patchSpec(o, func(o *v1alpha1.ConversationWebhook) {
 			o.Spec.ConversationSid = t.convs[1]
 			o.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
@@ -279,9 +279,9 @@ var _ = Describe("Attack", func() {
 	twins := func() (a, b *v1alpha1.ConversationWebhook) {
 		GinkgoHelper()
 		fake.InjectFaults(
-			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
-			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate},
-			twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true},
+			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversations: t.convs},
+			twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversations: t.convs},
+			twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true, Conversations: t.convs},
 		)
 		same := func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/twin" }
 		a, b = t.object("twin-a", same), t.object("twin-b", same)

@@ -179,7 +179,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 			o := t.object("gone-midway")
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			old := waitReady(o).Status.Sid
-			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultDeletedFirst, Operation: twiliofake.OpUpdate})
+			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultDeletedFirst, Operation: twiliofake.OpUpdate, Conversations: t.convs})
 			DeferCleanup(fake.ClearFaults)
 			patchSpec(o, func(o *v1alpha1.ConversationWebhook) { o.Spec.URL = "https://hooks.example.com/moved" })
 			got := waitReady(o)
@@ -432,7 +432,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 
 		DescribeTable("maps each Twilio 4xx answer to Stalled with its code, leaving no webhook",
 			func(code int, reason string) {
-				fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultError, Operation: twiliofake.OpCreate, Status: 400, Code: code, Sticky: true})
+				fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultError, Operation: twiliofake.OpCreate, Status: 400, Code: code, Sticky: true, Conversations: t.convs})
 				o := t.object(fmt.Sprintf("code-%d", code))
 				Expect(k8sClient.Create(ctx, o)).To(Succeed())
 				got := waitStalled(o, reason)
@@ -467,7 +467,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 		)
 
 		It("leaves the Stalled state when the spec changes", func() {
-			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultError, Operation: twiliofake.OpCreate, Status: 400, Code: 50365})
+			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultError, Operation: twiliofake.OpCreate, Status: 400, Code: 50365, Conversations: t.convs})
 			o := t.object("fixme")
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			waitStalled(o, v1alpha1.ReasonConfigurationRejected)
@@ -478,7 +478,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 
 	Describe("crash safety", func() {
 		It("converges with exactly one webhook when a create's answer is lost", func() {
-			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate})
+			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversations: t.convs})
 			o := t.object("lost")
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			got := waitReady(o)
@@ -619,8 +619,8 @@ func pendingCreate(t *tenant, name string) *v1alpha1.ConversationWebhook {
 	// Scoped to the test's conversation: an object of an earlier test still
 	// retrying must not take the lost answer.
 	fake.InjectFaults(
-		twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversation: t.convs[0]},
-		twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true, Conversation: t.convs[0]},
+		twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversations: t.convs[:1]},
+		twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Sticky: true, Conversations: t.convs[:1]},
 	)
 	DeferCleanup(fake.ClearFaults)
 	before := len(fakeHooks(t.convs[0]))

@@ -86,7 +86,7 @@ var _ = Describe("Creates sent off the workers", func() {
 	It("a create the client gave up on after 429s is recorded as if it were sent inline: pending dropped, made again, nothing listed", func() {
 		// The client retries a 429 itself (four attempts in all): four make it give up.
 		for range 4 {
-			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, Operation: twiliofake.OpCreate, Conversation: t.convs[0]})
+			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, Operation: twiliofake.OpCreate, Conversations: t.convs[:1]})
 		}
 		o := t.object("throttled-create")
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())

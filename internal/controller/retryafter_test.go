@@ -33,7 +33,7 @@ func refusedCreates(name, acct, key, secret string, retryAfter time.Duration) (s
 	slow, other := newTenant(1), newTenant(1)
 	conv := slow.ownAccount(name, acct, key, secret, 10, 1)[0]
 	fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultRateLimited, Operation: twiliofake.OpCreate,
-		Conversation: conv, RetryAfter: retryAfter, Sticky: true})
+		Conversations: []string{conv}, RetryAfter: retryAfter, Sticky: true})
 	o := slow.object(name, func(o *v1alpha1.ConversationWebhook) {
 		o.Spec.ConversationSid, o.Spec.AccountRef = conv, &v1alpha1.AccountReference{Name: name}
 		o.Annotations = map[string]string{v1alpha1.AnnotationPollInterval: "1m"}

@@ -151,6 +151,10 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	fake = twiliofake.New()
+	// Objects of earlier specs may still be reconciling (one refused with
+	// 20003 is retried once a poll period): a fault that another spec's
+	// request could take is refused, so that each spec's faults are its own.
+	fake.RequireScopedFaults()
 	fake.AddAccount(testAccount, testAuthToken)
 	fake.AddAPIKey(testAccount, testKeySid, testKeySecret)
 	fake.AddAPIKey(testAccount, testDefaultKeySid, testDefaultKeySecret)

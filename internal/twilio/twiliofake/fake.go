@@ -104,6 +104,7 @@ type Server struct {
 	burst         int
 	retryAfter429 time.Duration
 	script        []Fault
+	requireScoped bool
 	random        *randomFaults
 	injected      map[FaultKind]int
 	counts        map[string]int

@@ -388,19 +388,60 @@ func TestStickyFaultsLastUntilCleared(t *testing.T) {
 	}
 }
 
-func TestFaultScopedToAConversation(t *testing.T) {
+func TestFaultScopedToConversations(t *testing.T) {
 	e := newEnv(t)
-	other := "CH0000000000000000000000000000000b"
+	other, third := "CH0000000000000000000000000000000b", "CH0000000000000000000000000000000c"
 	e.fake.AddConversation(account, other)
-	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Conversation: conv})
-	if got := e.do(t, http.MethodGet, "/v1/Conversations/"+other+"/Webhooks", nil, account, token); got.Status != 200 {
-		t.Fatalf("list of another conversation answered %d: the fault is for %s only", got.Status, conv)
+	e.fake.AddConversation(account, third)
+	list := func(c string) int {
+		return e.do(t, http.MethodGet, "/v1/Conversations/"+c+"/Webhooks", nil, account, token).Status
 	}
-	if got := e.do(t, http.MethodGet, "/v1/Conversations/"+conv+"/Webhooks", nil, account, token); got.Status != 500 {
-		t.Fatalf("list of the fault's conversation answered %d, want 500", got.Status)
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Conversations: []string{conv}})
+	if got := list(other); got != 200 {
+		t.Fatalf("list of another conversation answered %d: the fault is for %s only", got, conv)
 	}
-	if got := e.do(t, http.MethodGet, "/v1/Conversations/"+conv+"/Webhooks", nil, account, token); got.Status != 200 {
-		t.Fatalf("a second list answered %d: the fault applies once", got.Status)
+	if got := list(conv); got != 500 {
+		t.Fatalf("list of the fault's conversation answered %d, want 500", got)
+	}
+	if got := list(conv); got != 200 {
+		t.Fatalf("a second list answered %d: the fault applies once", got)
+	}
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Conversations: []string{conv, other}})
+	if got := list(third); got != 200 {
+		t.Fatalf("list of a conversation the fault does not name answered %d", got)
+	}
+	if got := list(other); got != 500 {
+		t.Fatalf("list of the fault's second conversation answered %d, want 500", got)
+	}
+}
+
+func TestRequireScopedFaults(t *testing.T) {
+	e := newEnv(t)
+	e.fake.RequireScopedFaults()
+	refused := func(f twiliofake.Fault) (panicked bool) {
+		defer func() { panicked = recover() != nil }()
+		e.fake.InjectFaults(f)
+		return false
+	}
+	cases := []struct {
+		name  string
+		fault twiliofake.Fault
+		want  bool
+	}{
+		{"create naming no conversation", twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate}, true},
+		{"any operation naming no conversation", twiliofake.Fault{Kind: twiliofake.FaultServerError}, true},
+		{"create limited to a conversation", twiliofake.Fault{Kind: twiliofake.FaultLoseResponse, Operation: twiliofake.OpCreate, Conversations: []string{conv}}, false},
+		{"configuration (no conversation in its path)", twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpConfiguration}, false},
+	}
+	for _, tc := range cases {
+		if got := refused(tc.fault); got != tc.want {
+			t.Errorf("%s: refused %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	e.fake.ClearFaults()
+	e.fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Operation: twiliofake.OpList, Conversations: []string{conv}})
+	if got := e.do(t, http.MethodGet, "/v1/Conversations/"+conv+"/Webhooks", nil, account, token).Status; got != 500 {
+		t.Fatalf("an accepted fault did not apply: list answered %d", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package twiliofake
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"strings"
@@ -62,10 +63,30 @@ type Fault struct {
 	Code   int
 	// Sticky faults apply to every matching request until ClearFaults.
 	Sticky bool
-	// Conversation, when set, limits the fault to requests under that
-	// conversation (a test's own), so that another object's request (one still
-	// retrying from an earlier test) never takes it.
-	Conversation string
+	// Conversations, when set, limits the fault to requests under one of these
+	// conversations (a test's own), so that another object's request (one
+	// still retrying from an earlier test) never takes it.
+	Conversations []string
+}
+
+// scoped says whether a fault's operation names a conversation in its path
+// (the configuration's does not), and so can be limited to conversations.
+func (f Fault) scoped() bool {
+	return f.Operation != OpConfiguration
+}
+
+// under says whether path is under one of the fault's conversations, or the
+// fault is not limited to any.
+func (f Fault) under(path string) bool {
+	if len(f.Conversations) == 0 {
+		return true
+	}
+	for _, c := range f.Conversations {
+		if strings.Contains(path, "/Conversations/"+c+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 type randomFaults struct {
@@ -75,11 +96,28 @@ type randomFaults struct {
 }
 
 // InjectFaults queues scripted faults; each applies once, in order, to the next
-// request of its operation.
+// request of its operation. With RequireScopedFaults, it panics on a fault
+// that could apply to a conversation and names none.
 func (s *Server) InjectFaults(faults ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.requireScoped {
+		for _, f := range faults {
+			if f.scoped() && len(f.Conversations) == 0 {
+				panic(fmt.Sprintf("twiliofake: fault %s on %q names no conversation: with many tests' objects on one fake, another test's request would take it", f.Kind, f.Operation))
+			}
+		}
+	}
 	s.script = append(s.script, faults...)
+}
+
+// RequireScopedFaults makes InjectFaults refuse (panic on) a fault that could
+// apply to requests under a conversation and is not limited to any: for a fake
+// shared by tests whose objects outlive them.
+func (s *Server) RequireScopedFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requireScoped = true
 }
 
 // ClearFaults removes every queued and sticky fault.
@@ -147,8 +185,7 @@ func (s *Server) FaultCounts() map[FaultKind]int {
 // pickFaultLocked decides the fault for a request, scripted faults first.
 func (s *Server) pickFaultLocked(op, path string) Fault {
 	for i, f := range s.script {
-		if (f.Operation == "" || f.Operation == op) &&
-			(f.Conversation == "" || strings.Contains(path, "/Conversations/"+f.Conversation+"/")) {
+		if (f.Operation == "" || f.Operation == op) && f.under(path) {
 			if !f.Sticky {
 				s.script = append(s.script[:i], s.script[i+1:]...)
 			}
