@@ -104,7 +104,8 @@ func (s *Server) InjectFaults(faults ...Fault) {
 	if s.requireScoped {
 		for _, f := range faults {
 			if f.scoped() && len(f.Conversations) == 0 {
-				panic(fmt.Sprintf("twiliofake: fault %s on %q names no conversation: with many tests' objects on one fake, another test's request would take it", f.Kind, f.Operation))
+				panic(fmt.Sprintf("twiliofake: fault %s on %q names no conversation: "+
+					"with many tests' objects on one fake, another test's request would take it", f.Kind, f.Operation))
 			}
 		}
 	}
