@@ -154,6 +154,16 @@ var _ = Describe("Account wakes", func() {
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())
 		waitReady(o)
 		fetches := countInConversation(t.convs[0], twiliofake.OpFetch)
+		// The tenant's account is the suite's shared Twilio account, whose
+		// limiter takes the smallest limit of its account objects: the limit
+		// goes with the spec, or later specs' requests would run under it.
+		DeferCleanup(func() {
+			Eventually(func() error {
+				a := account()
+				a.Spec.Limits = nil
+				return k8sClient.Update(ctx, a)
+			}).WithTimeout(waitTimeout).WithPolling(waitPoll).Should(Succeed())
+		})
 		Eventually(func() error {
 			a := account()
 			a.Spec.Limits = &v1alpha1.AccountLimits{MaxInFlight: new(int32(7))}

@@ -394,7 +394,8 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 
 	Describe("failures", func() {
 		It("keeps Reconciling while Twilio fails transiently, then converges", func() {
-			fake.SetRandomFaults(1, 1, twiliofake.FaultServerError)
+			// Every request under the spec's conversations, not every object's.
+			fake.InjectFaults(twiliofake.Fault{Kind: twiliofake.FaultServerError, Sticky: true, Conversations: t.convs})
 			o := t.object("flaky")
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			Eventually(func(g Gomega) {
@@ -403,7 +404,7 @@ var _ = Describe("ConversationWebhook reconciler", func() {
 				g.Expect(condition(got, v1alpha1.ConditionReady)).To(Equal("False/Creating"))
 				g.Expect(kstatus(got)).To(Equal(status.InProgressStatus))
 			}).WithTimeout(10 * time.Second).WithPolling(waitPoll).Should(Succeed())
-			fake.SetRandomFaults(0, 0)
+			fake.ClearFaults()
 			got := waitReady(o)
 			Expect(kstatus(got)).To(Equal(status.CurrentStatus))
 			Expect(fakeHooks(t.convs[0])).To(HaveLen(1))

@@ -111,6 +111,12 @@ func (a *authRecorder) wrap(next http.Handler) http.Handler {
 	})
 }
 
+func (a *authRecorder) reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.entries = nil
+}
+
 // usersFor lists, once each, the users that authenticated requests under a conversation.
 func (a *authRecorder) usersFor(conv string) []string {
 	a.mu.Lock()
@@ -312,6 +318,10 @@ func stopSuiteManager() {
 
 // resetFake takes away every fault, latency and limit a spec may have set.
 func resetFake() {
+	// The logs would otherwise grow with every earlier spec's objects, and be
+	// copied whole, under the fake's lock, by each count a spec polls.
+	fake.ResetLog()
+	authLog.reset()
 	fake.ClearFaults()
 	fake.SetRandomFaults(0, 0)
 	fake.SetLatency(0)
