@@ -14,7 +14,7 @@ const OpConfiguration = "configuration"
 // credentials act for (an API key's account, whatever else the caller claims).
 func (s *Server) serveConfiguration(w http.ResponseWriter, r *http.Request) {
 	entry := Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path, Operation: OpConfiguration}
-	fault, release := s.admit(r, OpConfiguration)
+	fault, release := s.admit(r, OpConfiguration, "")
 	defer release()
 	status, out := s.configurationAnswer(r, fault)
 	code := 0

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"strings"
+	"slices"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -75,18 +75,10 @@ func (f Fault) scoped() bool {
 	return f.Operation != OpConfiguration
 }
 
-// under says whether path is under one of the fault's conversations, or the
-// fault is not limited to any.
-func (f Fault) under(path string) bool {
-	if len(f.Conversations) == 0 {
-		return true
-	}
-	for _, c := range f.Conversations {
-		if strings.Contains(path, "/Conversations/"+c+"/") {
-			return true
-		}
-	}
-	return false
+// in says whether a request under conversation (its parsed route's; "" for
+// none) is one the fault may apply to: any, when it names no conversation.
+func (f Fault) in(conversation string) bool {
+	return len(f.Conversations) == 0 || slices.Contains(f.Conversations, conversation)
 }
 
 type randomFaults struct {
@@ -184,9 +176,9 @@ func (s *Server) FaultCounts() map[FaultKind]int {
 }
 
 // pickFaultLocked decides the fault for a request, scripted faults first.
-func (s *Server) pickFaultLocked(op, path string) Fault {
+func (s *Server) pickFaultLocked(op, conversation string) Fault {
 	for i, f := range s.script {
-		if (f.Operation == "" || f.Operation == op) && f.under(path) {
+		if (f.Operation == "" || f.Operation == op) && f.in(conversation) {
 			if !f.Sticky {
 				s.script = append(s.script[:i], s.script[i+1:]...)
 			}

@@ -111,7 +111,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.arrived[arrival{rt.conversation, op}]++
 		s.mu.Unlock()
 	}
-	fault, release := s.admit(r, op)
+	fault, release := s.admit(r, op, rt.conversation)
 	defer release()
 	if s.latencyFor() > 0 {
 		select {
@@ -178,9 +178,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, out)
 }
 
-// admit applies the concurrency and rate limits and picks a fault. The returned
-// function ends the request's time in flight.
-func (s *Server) admit(r *http.Request, op string) (Fault, func()) {
+// admit applies the concurrency and rate limits and picks a fault for a request
+// of op under conversation (its route's; "" for none). The returned function
+// ends the request's time in flight.
+func (s *Server) admit(r *http.Request, op, conversation string) (Fault, func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts[op]++
@@ -202,7 +203,7 @@ func (s *Server) admit(r *http.Request, op string) (Fault, func()) {
 		}
 	}
 	s.inFlight[acct]++
-	f := s.pickFaultLocked(op, r.URL.Path)
+	f := s.pickFaultLocked(op, conversation)
 	if f.Kind != FaultNone {
 		s.injected[f.Kind]++
 	}
